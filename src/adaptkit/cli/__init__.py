@@ -1,0 +1,49 @@
+"""The ``adaptkit`` command line. Each subcommand lives in its own module with
+``add_parser(subparsers)`` and a handler; this module only wires them and turns
+:class:`~adaptkit.errors.UserError` into one line per problem and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from adaptkit import __version__
+from adaptkit.errors import UserError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("run", "validate", "plugins", "data", "sample")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaptkit",
+        description="Adapt Stable Diffusion to a visual style (full fine-tune, LoRA, LoHa or a plugin's method).",
+        epilog="Start with: adaptkit run recipes/demo.toml",
+    )
+    parser.add_argument("--version", action="version", version=f"adaptkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"adaptkit.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        for line in exc.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

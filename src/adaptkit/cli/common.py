@@ -1,0 +1,22 @@
+"""Arguments and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+console = Console(highlight=False)
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """``RECIPE`` and repeatable ``--set KEY.PATH=VALUE``."""
+    parser.add_argument("recipe", metavar="RECIPE", help="path to a TOML recipe, e.g. recipes/demo.toml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a recipe value (TOML syntax), e.g. --set train.steps=10; repeatable",
+    )

@@ -1,0 +1,139 @@
+"""The component contracts every plugin implements: datasets, methods, samplers, metrics.
+
+A component is a small class with a stable ``name``, a one-line ``description`` and a
+nested pydantic ``Options`` model (``extra="forbid"``), so a recipe's ``options`` table is
+validated by the component that owns it and a typo is an error naming the key.
+Plugins register component *classes*; the core instantiates them with validated options.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import SchedulerMixin, StableDiffusionPipeline
+    from PIL import Image
+
+    from adaptkit.models import SDComponents
+
+
+class Options(BaseModel):
+    """Base for every component's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """Common shape of all components."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@dataclass
+class Example:
+    """One training example: an RGB image and one or more captions.
+
+    ``key`` is a stable identity (used for deduplication, held-out splits and caching).
+    """
+
+    image: "Image.Image"
+    captions: list[str]
+    key: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetAdapter(Component):
+    """Maps one dataset (a Hub id or a local copy) to :class:`Example` rows.
+
+    Adapters only *map*; resizing, cropping, flipping and normalising is done by one shared
+    image pipeline (:mod:`adaptkit.data.pipeline`).
+    """
+
+    @abstractmethod
+    def load(self, split: str = "train") -> "StyleDataset":
+        """Load the dataset and return a random-access sequence of examples."""
+
+
+class StyleDataset(ABC):
+    """A random-access sequence of :class:`Example` with load statistics."""
+
+    name: str
+    skipped: int = 0
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> Example: ...
+
+
+# --------------------------------------------------------------------------- methods
+
+
+class Method(Component):
+    """An adaptation method: which weights train, and how they are saved and loaded.
+
+    The trainer calls, in order: :meth:`prepare` (freeze the base, inject adapters, return the
+    trainable parameters), then at the end :meth:`save` into ``run_dir / "adapter"``.
+    :meth:`apply` puts a saved result onto a pipeline for sampling.
+    """
+
+    #: True when the method trains the text encoder (text-embedding caching is then refused).
+    trains_text_encoder: bool = False
+
+    @abstractmethod
+    def prepare(self, components: "SDComponents") -> list["torch.nn.Parameter"]:
+        """Freeze what must not train, add adapter layers, return the trainable parameters."""
+
+    @abstractmethod
+    def save(self, components: "SDComponents", out_dir: Path) -> None:
+        """Write the trained result (adapter weights or a whole pipeline) into ``out_dir``."""
+
+    @abstractmethod
+    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+        """Return ``pipeline`` with the result saved in ``saved_dir`` applied."""
+
+    def trainable_state_dict(self, components: "SDComponents") -> dict[str, "torch.Tensor"]:
+        """The trainable weights by name (used by checkpoints and EMA)."""
+        return {
+            f"{prefix}.{name}": param.detach()
+            for prefix, module in (("unet", components.unet), ("text_encoder", components.text_encoder))
+            for name, param in module.named_parameters()
+            if param.requires_grad
+        }
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+class Sampler(Component):
+    """Builds a diffusers scheduler from the base model's scheduler config plus options."""
+
+    @abstractmethod
+    def build(self, scheduler_config: dict[str, Any]) -> "SchedulerMixin":
+        """Return a scheduler made with ``SchedulerClass.from_config(scheduler_config, ...)``."""
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metric(Component):
+    """Scores generated images (against prompts, a style reference set, or base images)."""
+
+    @abstractmethod
+    def compute(self, context: Any) -> dict[str, float]:
+        """Return named figures for one evaluation context."""

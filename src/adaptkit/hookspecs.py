@@ -1,0 +1,93 @@
+"""Every adaptkit hook, typed and documented.
+
+Built-in components register through these same hooks (see :mod:`adaptkit.builtins`), exactly
+as a third-party plugin does. Registration hooks receive a ``register`` callback (llm style):
+the core owns name resolution, so two components with one name is an error naming both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from adaptkit.component import DatasetAdapter, Method, Metric, Sampler
+    from adaptkit.run import Run
+
+PROJECT = "adaptkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@hookspec
+def register_datasets(register: Callable[[type[DatasetAdapter]], None]) -> None:
+    """Register dataset adapters.
+
+    Called once when the plugin manager is built. Call ``register(AdapterClass)`` for each
+    :class:`adaptkit.DatasetAdapter` subclass; its ``name`` is what a recipe's
+    ``[data] adapter = "…"`` refers to.
+    """
+
+
+@hookspec
+def register_methods(register: Callable[[type[Method]], None]) -> None:
+    """Register adaptation methods (``[method] name = "…"``).
+
+    Call ``register(MethodClass)`` for each :class:`adaptkit.Method` subclass.
+    """
+
+
+@hookspec
+def register_samplers(register: Callable[[type[Sampler]], None]) -> None:
+    """Register samplers (``[sample] sampler = "…"``).
+
+    Call ``register(SamplerClass)`` for each :class:`adaptkit.Sampler` subclass.
+    """
+
+
+@hookspec
+def register_metrics(register: Callable[[type[Metric]], None]) -> None:
+    """Register evaluation metrics.
+
+    Call ``register(MetricClass)`` for each :class:`adaptkit.Metric` subclass.
+    """
+
+
+# --------------------------------------------------------------------------- training lifecycle
+
+
+@hookspec
+def on_train_start(run: Run) -> None:
+    """Called once on every process after setup, before the first training step.
+
+    ``run`` exposes the recipe, the run directory and the accelerator.
+    """
+
+
+@hookspec
+def on_step_end(run: Run, step: int, logs: dict[str, Any]) -> None:
+    """Called after each optimizer step that is logged (every ``train.log_every`` steps).
+
+    ``step`` counts optimizer steps from 1; ``logs`` holds the figures written to
+    ``metrics.jsonl`` (loss, lr, images_per_s, peak memory). Keep it cheap: it is on the hot path.
+    """
+
+
+@hookspec
+def on_checkpoint(run: Run, path: Path) -> None:
+    """Called on the main process after a complete checkpoint was written at ``path``."""
+
+
+@hookspec
+def on_train_end(run: Run, result: dict[str, Any]) -> None:
+    """Called once on the main process after the final result was saved.
+
+    ``result`` holds ``steps``, ``wall_time_s``, ``images_per_s`` and ``adapter_dir``.
+    """

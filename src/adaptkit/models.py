@@ -1,0 +1,45 @@
+"""The Stable Diffusion components a run trains and samples with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, SchedulerMixin, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+
+@dataclass
+class SDComponents:
+    """The parts of a Stable Diffusion v1.x pipeline, loaded once per run.
+
+    ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
+    model's scheduler config, from which samplers build their schedulers.
+    """
+
+    unet: "UNet2DConditionModel"
+    vae: "AutoencoderKL"
+    text_encoder: "CLIPTextModel"
+    tokenizer: "CLIPTokenizer"
+    noise_scheduler: "SchedulerMixin"
+    scheduler_config: dict[str, Any]
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pipeline(self, scheduler: "SchedulerMixin") -> "StableDiffusionPipeline":
+        """A pipeline sharing these modules (no copies), with ``scheduler`` and no safety checker."""
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline(
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            tokenizer=self.tokenizer,
+            unet=self.unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe

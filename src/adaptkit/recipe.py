@@ -1,0 +1,267 @@
+"""TOML recipes -> a typed, validated :class:`Recipe`.
+
+Every error is collected and reported one per line, e.g.::
+
+    recipe.toml: train.stepz: unknown key (valid: steps, batch_size, ...)
+
+Each component's ``options`` table is validated by that component's own ``Options`` model.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adaptkit.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(Section):
+    """Where the run's files go: ``<output_dir>/<name>``."""
+
+    name: str | None = Field(None, description="Run name; defaults to the recipe file's stem.")
+    output_dir: str = Field("runs", description="Folder (relative to the working directory) that holds runs.")
+
+
+class ModelSection(Section):
+    """The base model."""
+
+    base: str = Field(
+        "embedded:tiny-sd",
+        description="Hub id, local diffusers folder, single .safetensors file, or 'embedded:<name>'.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    variant: str | None = Field(None, description="Weights variant, e.g. 'fp16'.")
+    allow_pickle: bool = Field(False, description="Allow loading pickle checkpoints (.ckpt/.bin); unsafe.")
+    trust_remote_code: bool = Field(False, description="Allow code shipped with a dataset or model to run; unsafe.")
+
+
+class DataSection(Section):
+    """The style dataset and the shared image pipeline."""
+
+    adapter: str = Field(..., description="Dataset adapter name (see `adaptkit plugins`).")
+    resolution: int = Field(512, ge=8, le=4096, description="Training resolution in pixels (multiple of 8).")
+    center_crop: bool = Field(True, description="Center crop (true) or random crop (false).")
+    random_flip: bool = Field(False, description="Random horizontal flip.")
+    max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The adapter's own options.")
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8, got {value}")
+        return value
+
+
+class MethodSection(Section):
+    """The adaptation method."""
+
+    name: str = Field(..., description="Method name: full, lora, loha, or a plugin's.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The method's own options.")
+
+
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+
+
+class TrainSection(Section):
+    """The training loop."""
+
+    steps: int = Field(1000, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(1, ge=1, description="Images per process per micro-batch.")
+    gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(1e-4, gt=0, le=1, description="Peak learning rate.")
+    lr_scheduler: Literal[
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
+    ] = Field("constant", description="diffusers get_scheduler name.")
+    lr_warmup_steps: int = Field(0, ge=0, description="Warm-up steps.")
+    optimizer: Literal["adamw", "adamw8bit"] = Field("adamw", description="adamw (torch) or adamw8bit (bitsandbytes).")
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping norm; omit to disable.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision.")
+    attention: Literal["sdpa", "xformers"] = Field("sdpa", description="Attention backend.")
+    gradient_checkpointing: bool = False
+    prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
+        None, description="Training target; default: the base model scheduler's."
+    )
+    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR weighting gamma (5.0 is usual).")
+    noise_offset: float = Field(0.0, ge=0, le=1)
+    input_perturbation: float = Field(0.0, ge=0, le=1)
+    caption_dropout: float = Field(0.0, ge=0, le=1, description="Probability of training on an empty caption.")
+    seed: int = Field(0, ge=0)
+    log_every: int = Field(10, ge=1, description="Read the loss and log every N steps.")
+    num_workers: int = Field(0, ge=0, le=64, description="Data-loader worker processes.")
+
+
+class EmaSection(Section):
+    """Exponential moving average of the trainable weights (diffusers EMAModel)."""
+
+    enabled: bool = False
+    decay: float = Field(0.9999, gt=0, lt=1)
+    offload: bool = Field(False, description="Keep EMA weights in CPU memory between updates.")
+    foreach: bool = Field(False, description="Use torch._foreach ops for the update.")
+
+
+class CheckpointSection(Section):
+    """Periodic checkpoints for resume."""
+
+    every: int = Field(0, ge=0, description="Write a checkpoint every N steps (0 = only at the end).")
+    keep: int = Field(3, ge=1, description="Keep the newest K checkpoints.")
+
+
+class SampleSection(Section):
+    """Sample grids during and after training."""
+
+    sampler: str = Field("dpm-solver", description="Sampler name (see `adaptkit plugins`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The sampler's own options.")
+    steps: int = Field(25, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0, le=50)
+    every: int = Field(0, ge=0, description="Sample every N steps (0 = only before and after).")
+    prompts: list[str] = Field(default_factory=list)
+    negative_prompt: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    resolution: int | None = Field(None, ge=8, le=4096, description="Default: data.resolution.")
+
+
+class PluginsSection(Section):
+    """Local plugin modules (dotted names or .py paths relative to the recipe)."""
+
+    modules: list[str] = Field(default_factory=list)
+
+
+class Recipe(Section):
+    """A whole recipe."""
+
+    run: RunSection = Field(default_factory=RunSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection
+    method: MethodSection
+    train: TrainSection = Field(default_factory=TrainSection)
+    ema: EmaSection = Field(default_factory=EmaSection)
+    checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
+    sample: SampleSection = Field(default_factory=SampleSection)
+    plugins: PluginsSection = Field(default_factory=PluginsSection)
+
+    @model_validator(mode="after")
+    def _warmup_within_steps(self) -> "Recipe":
+        if self.train.lr_warmup_steps > self.train.steps:
+            raise ValueError(
+                f"train.lr_warmup_steps ({self.train.lr_warmup_steps}) exceeds train.steps ({self.train.steps})"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.steps=10`` -> (["train", "steps"], 10). Values are TOML; bare words are strings."""
+    if "=" not in text:
+        raise UserError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set train.steps=10")
+    key, raw = text.split("=", 1)
+    path = [part.strip() for part in key.strip().split(".")]
+    if not all(path):
+        raise UserError(f"--set {text}: empty key in {key!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {text}: {'.'.join(path[: depth + 1])} is not a table")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The valid keys of the model at ``loc`` (for 'unknown key' messages)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per error: ``source: key.path: message``."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc)
+        full_key = f"{prefix}{key}" if key else prefix.rstrip(".") or "(top level)"
+        if error["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1])
+            hint = f" (valid: {', '.join(valid)})" if valid else ""
+            lines.append(f"{source}: {full_key}: unknown key{hint}")
+        elif error["type"] == "missing":
+            lines.append(f"{source}: {full_key}: required key is missing")
+        else:
+            message = error["msg"]
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            given = error.get("input")
+            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            lines.append(f"{source}: {full_key}: {message}{shown}")
+    return lines
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: no such recipe file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def parse_recipe(data: dict[str, Any], source: str) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise UserError.collect(format_validation_error(source, exc, Recipe)) from exc
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe file (component options are checked by :func:`resolve`)."""
+    path = Path(path)
+    data = apply_overrides(read_toml(path), list(overrides or []))
+    return parse_recipe(data, str(path))

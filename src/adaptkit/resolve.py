@@ -1,0 +1,81 @@
+"""A recipe plus the plugin manager -> instantiated, validated components.
+
+All problems (unknown component names, bad options) are collected and raised together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from adaptkit.component import Component, DatasetAdapter, Method, Sampler
+from adaptkit.errors import UserError
+from adaptkit.plugins import Components, PluginManager, Registry, get_plugin_manager
+from adaptkit.recipe import Recipe, format_validation_error, load_recipe
+
+C = TypeVar("C", bound=Component)
+
+
+@dataclass
+class ResolvedRecipe:
+    """A validated recipe with its components built."""
+
+    recipe: Recipe
+    path: Path
+    manager: PluginManager
+    registries: Components
+    dataset: DatasetAdapter
+    method: Method
+    sampler: Sampler
+
+    @property
+    def run_name(self) -> str:
+        return self.recipe.run.name or self.path.stem
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.recipe.run.output_dir) / self.run_name
+
+
+def build_component(
+    registry: Registry[C], name: str, options: dict[str, Any], source: str, key: str, errors: list[str]
+) -> C | None:
+    """Instantiate ``name`` from ``registry`` with ``options`` validated; append problems to ``errors``."""
+    if name not in registry:
+        errors.append(f"{source}: {key}: {registry.unknown_message(name)}")
+        return None
+    cls = registry.get(name).cls
+    options_key = key.rsplit(".", 1)[0] + ".options."
+    try:
+        parsed = cls.Options.model_validate(options)
+    except ValidationError as exc:
+        errors.extend(format_validation_error(source, exc, cls.Options, prefix=options_key))
+        return None
+    return cls(parsed)
+
+
+def resolve_recipe(recipe: Recipe, path: Path, manager: PluginManager | None = None) -> ResolvedRecipe:
+    source = str(path)
+    if manager is None:
+        manager = get_plugin_manager(recipe.plugins.modules, base_dir=path.parent, source=source)
+    registries = manager.collect()
+    errors: list[str] = []
+    dataset = build_component(registries.datasets, recipe.data.adapter, recipe.data.options, source, "data.adapter", errors)
+    method = build_component(registries.methods, recipe.method.name, recipe.method.options, source, "method.name", errors)
+    sampler = build_component(
+        registries.samplers, recipe.sample.sampler, recipe.sample.options, source, "sample.sampler", errors
+    )
+    if errors:
+        raise UserError.collect(errors)
+    assert dataset is not None and method is not None and sampler is not None
+    return ResolvedRecipe(recipe, path, manager, registries, dataset, method, sampler)
+
+
+def load_and_resolve(path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:
+    """Read, validate and resolve a recipe file; raise :class:`UserError` listing every problem."""
+    path = Path(path)
+    recipe = load_recipe(path, overrides)
+    return resolve_recipe(recipe, path)
