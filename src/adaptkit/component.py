@@ -108,13 +108,43 @@ class Method(Component):
         """Return ``pipeline`` with the result saved in ``saved_dir`` applied."""
 
     def trainable_state_dict(self, components: "SDComponents") -> dict[str, "torch.Tensor"]:
-        """The trainable weights by name (used by checkpoints and EMA)."""
+        """The trainable weights by name (used by checkpoints and EMA).
+
+        The tensors share storage with the parameters (no copies): clone them to keep a snapshot.
+        An override must keep that property, since :meth:`load_trainable_state_dict` writes through it.
+        """
         return {
             f"{prefix}.{name}": param.detach()
             for prefix, module in (("unet", components.unet), ("text_encoder", components.text_encoder))
             for name, param in module.named_parameters()
             if param.requires_grad
         }
+
+    def load_trainable_state_dict(self, components: "SDComponents", state: dict[str, "torch.Tensor"]) -> None:
+        """Copy ``state`` (as from :meth:`trainable_state_dict`) into the trainable weights, in place.
+
+        The names and shapes must match exactly; otherwise a one-line :class:`UserError` says what differs.
+        """
+        import torch
+
+        from adaptkit.errors import UserError
+
+        current = self.trainable_state_dict(components)
+        missing, unexpected = sorted(set(current) - set(state)), sorted(set(state) - set(current))
+        if missing or unexpected:
+            raise UserError(
+                f"method {self.name}: saved trainable weights do not match the model: {len(missing)} missing"
+                f"{f' (e.g. {missing[0]})' if missing else ''}, {len(unexpected)} unexpected"
+                f"{f' (e.g. {unexpected[0]})' if unexpected else ''}"
+            )
+        with torch.no_grad():
+            for name, target in current.items():
+                if tuple(state[name].shape) != tuple(target.shape):
+                    raise UserError(
+                        f"method {self.name}: saved weight {name} has shape {tuple(state[name].shape)}, "
+                        f"the model's has {tuple(target.shape)}"
+                    )
+                target.copy_(state[name])
 
 
 # --------------------------------------------------------------------------- samplers

@@ -41,6 +41,9 @@ class ModelSection(Section):
         "embedded:tiny-sd",
         description="Hub id, local diffusers folder, single .safetensors file, or 'embedded:<name>'.",
     )
+    config: str | None = Field(
+        None, description="For a single-file base: the diffusers folder or Hub id giving its architecture."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     variant: str | None = Field(None, description="Weights variant, e.g. 'fp16'.")
     allow_pickle: bool = Field(False, description="Allow loading pickle checkpoints (.ckpt/.bin); unsafe.")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from adaptkit import __version__
 from adaptkit.errors import UserError
+from adaptkit.quiet import quiet_third_party
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("run", "validate", "plugins", "data", "sample")
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_third_party()
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

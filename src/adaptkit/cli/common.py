@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:

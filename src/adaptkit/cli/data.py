@@ -1,9 +1,104 @@
-"""Placeholder wiring for `adaptkit data` (filled in by its own module)."""
+"""``adaptkit data preview RECIPE``: the first rows of a recipe's dataset, and a contact sheet."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from adaptkit.cli.common import add_recipe_arguments, console
+from adaptkit.component import DatasetAdapter
+from adaptkit.recipe import Recipe, load_recipe
+
+CAPTION_WIDTH = 80
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("data", help="(not yet available)")
+    """``adaptkit data`` and its ``preview`` subcommand."""
+    parser = subparsers.add_parser(
+        "data",
+        help="inspect a recipe's dataset",
+        description="Inspect the dataset a recipe trains on.",
+    )
+    commands = parser.add_subparsers(dest="data_command", metavar="COMMAND")
+    preview = commands.add_parser(
+        "preview",
+        help="show the first rows and write a contact sheet of them as training sees them",
+        description="Load the recipe's dataset, list the first rows (captions, original size and mode) "
+        "and write a PNG contact sheet of those images after resizing, cropping and flipping.",
+    )
+    add_recipe_arguments(preview)
+    preview.add_argument("--rows", type=_positive, default=8, metavar="N", help="how many rows to show (default 8)")
+    preview.add_argument(
+        "--out", type=Path, default=None, metavar="PATH", help="PNG to write (default: <recipe stem>-data-preview.png)"
+    )
+    preview.add_argument("--thumb", type=_positive, default=128, metavar="PX", help="cell size in pixels (default 128)")
+    preview.set_defaults(handler=handle_preview)
+    parser.set_defaults(handler=lambda args: _usage(parser))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def resolve_dataset(recipe: Recipe, path: Path) -> DatasetAdapter:
+    """Only the recipe's dataset adapter (plugins loaded as for a run); methods and samplers are not built."""
+    from adaptkit.data.loading import build_adapter
+
+    return build_adapter(
+        recipe.data.adapter, recipe.data.options, modules=recipe.plugins.modules, base_dir=path.parent, source=str(path)
+    )
+
+
+def _shorten(text: str, width: int = CAPTION_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def handle_preview(args: argparse.Namespace) -> int:
+    """Load the dataset, print the first rows as a table, write the contact sheet and say where."""
+    from adaptkit.data.pipeline import ImagePipeline
+    from adaptkit.data.preview import preview
+
+    path = Path(args.recipe)
+    recipe = load_recipe(path, args.overrides)
+    dataset = resolve_dataset(recipe, path).load()
+    pipeline = ImagePipeline.from_data_section(recipe.data)
+    result = preview(dataset, pipeline, rows=args.rows, seed=recipe.train.seed, thumb=args.thumb)
+
+    table = Table(title=f"{recipe.data.adapter}: first {len(result.examples)} of {len(dataset)} examples")
+    for column in ("#", "key", "caption", "size", "mode"):
+        table.add_column(column, overflow="fold" if column == "caption" else "ellipsis")
+    for index, example in enumerate(result.examples):
+        width, height = example.meta.get("original_size", example.image.size)
+        more = f" (+{len(example.captions) - 1} more)" if len(example.captions) > 1 else ""
+        table.add_row(
+            str(index),
+            example.key,
+            _shorten(example.captions[0]) + more,
+            f"{width}×{height}",
+            str(example.meta.get("original_mode", example.image.mode)),
+        )
+    console.print(table)
+
+    out = args.out or Path(f"{path.stem}-data-preview.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.sheet.save(out, format="PNG")
+    skipped = f", {dataset.skipped} rows skipped" if dataset.skipped else ""
+    console.print(
+        f"{len(dataset)} examples{skipped}; contact sheet of {len(result.examples)} at "
+        f"{pipeline.resolution} px ({result.sheet.width}×{result.sheet.height}) written to {out}",
+        soft_wrap=True,
+    )
+    return 0

@@ -1,9 +1,51 @@
-"""Placeholder wiring for `adaptkit run` (filled in by its own module)."""
+"""``adaptkit run RECIPE``: train, checkpoint, sample and save."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
+from adaptkit.cli.common import add_recipe_arguments, console
+from adaptkit.resolve import load_and_resolve
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("run", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "run",
+        help="train a recipe (e.g. adaptkit run recipes/demo.toml)",
+        description="Train a recipe end to end: load the base model and dataset, train the method, "
+        "write checkpoints, sample grids and the result into runs/<name>/.",
+    )
+    add_recipe_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="CHECKPOINT",
+        help="resume from the newest complete checkpoint of this run, or from CHECKPOINT",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    parser.add_argument("--force", action="store_true", help="resume even if the recipe changed what is trained")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from adaptkit.trainer import train_recipe
+
+    resolved = load_and_resolve(args.recipe, args.overrides)
+    result = train_recipe(
+        resolved, resume=args.resume, overwrite=args.overwrite, force=args.force, show_progress=not args.no_progress
+    )
+    table = Table(title=f"run {resolved.run_name}", show_header=False)
+    table.add_row("steps", str(result["steps"]))
+    table.add_row("final loss", f"{result['final_loss']:.4f}")
+    table.add_row("wall time", f"{result['wall_time_s']:.1f} s")
+    table.add_row("throughput", f"{result['images_per_s']:.2f} images/s")
+    table.add_row("examples", f"{result['examples']} (skipped {result['skipped_examples']})")
+    table.add_row("result", result["adapter_dir"])
+    table.add_row("samples", str(resolved.run_dir / "samples"))
+    console.print(table)
+    return 0

@@ -15,7 +15,8 @@ class SDComponents:
     """The parts of a Stable Diffusion v1.x pipeline, loaded once per run.
 
     ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
-    model's scheduler config, from which samplers build their schedulers.
+    model's scheduler config, from which samplers build their schedulers. ``source`` is the
+    recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``).
     """
 
     unet: "UNet2DConditionModel"
@@ -26,6 +27,24 @@ class SDComponents:
     scheduler_config: dict[str, Any]
     source: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: "StableDiffusionPipeline", source: str, **extra: Any) -> "SDComponents":
+        """The components of a loaded pipeline (shared, not copied); the training scheduler is DDPM
+        built from the pipeline's scheduler config, as in diffusers' training examples."""
+        from diffusers import DDPMScheduler
+
+        scheduler_config = dict(pipeline.scheduler.config)
+        return cls(
+            unet=pipeline.unet,
+            vae=pipeline.vae,
+            text_encoder=pipeline.text_encoder,
+            tokenizer=pipeline.tokenizer,
+            noise_scheduler=DDPMScheduler.from_config(scheduler_config),
+            scheduler_config=scheduler_config,
+            source=source,
+            extra=dict(extra),
+        )
 
     def pipeline(self, scheduler: "SchedulerMixin") -> "StableDiffusionPipeline":
         """A pipeline sharing these modules (no copies), with ``scheduler`` and no safety checker."""

@@ -1,0 +1,151 @@
+"""LoRA through peft, saved in the diffusers format that ``pipe.load_lora_weights`` reads.
+
+The adapter configs (rank, alpha, targets) are stored in the safetensors metadata, so a
+non-default alpha loads back exactly, with diffusers' own loader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from adaptkit.builtins.methods.peft_common import TEXT_ENCODER_MODULES, AdapterOptions, PeftMethod, has_adapter
+from adaptkit.builtins.methods.peft_io import (
+    adapter_config_dict,
+    adapter_state_dict,
+    keep_training_mode,
+    load_adapter,
+    read_safetensors,
+    refuse_pickles,
+)
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+
+    from adaptkit.models import SDComponents
+
+#: The file diffusers' ``save_lora_weights`` writes and ``load_lora_weights`` reads.
+WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+#: The safetensors header entry holding the adapter configs (diffusers' ``LORA_ADAPTER_METADATA_KEY``).
+METADATA_KEY = "lora_adapter_metadata"
+#: Key prefixes of the two parts in a diffusers LoRA file.
+UNET, TEXT_ENCODER = "unet", "text_encoder"
+
+
+class LoraOptions(AdapterOptions):
+    """LoRA options (peft ``LoraConfig``)."""
+
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA path during training.")
+    text_encoder: bool = Field(False, description="Also train LoRA on the text encoder's q/k/v/out projections.")
+    init_weights: bool | Literal["gaussian"] = Field(
+        True, description="peft init_lora_weights: true (B = 0), 'gaussian', or false (random; for tests)."
+    )
+
+
+class LoraMethod(PeftMethod):
+    """Low-rank adapters (LoRA) on the UNet's attention, optionally its convs and the text encoder."""
+
+    name = "lora"
+    description = "LoRA adapters via peft; saved in the diffusers LoRA format (pipe.load_lora_weights)."
+    Options: ClassVar[type[LoraOptions]] = LoraOptions
+    options: LoraOptions
+
+    def __init__(self, options: LoraOptions | None = None) -> None:
+        super().__init__(options)
+        self.trains_text_encoder = self.options.text_encoder
+
+    def _config(self, targets: list[str]) -> "LoraConfig":
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.options.rank,
+            lora_alpha=self.options.scale_alpha,
+            lora_dropout=self.options.dropout,
+            target_modules=targets,
+            init_lora_weights=self.options.init_weights,
+        )
+
+    def unet_config(self) -> "LoraConfig":
+        """LoRA on the configured UNet targets."""
+        return self._config(self.options.unet_targets())
+
+    def text_encoder_config(self) -> "LoraConfig | None":
+        """LoRA on the text encoder's attention projections when ``text_encoder`` is on."""
+        return self._config(list(TEXT_ENCODER_MODULES)) if self.options.text_encoder else None
+
+    def save(self, components: "SDComponents", out_dir: Path) -> None:
+        """Write ``pytorch_lora_weights.safetensors`` with ``save_lora_weights`` (peft configs as metadata).
+
+        Keys stay in peft naming (``lora_A``/``lora_B``), as diffusers' own ``save_lora_adapter`` writes
+        them: ``convert_state_dict_to_diffusers`` renames only the attention keys, and a file mixing
+        both namings (conv LoRA) loses its attention weights in diffusers' loader, which checks one key.
+        """
+        from diffusers import StableDiffusionPipeline
+
+        if not has_adapter(components.unet):
+            raise RuntimeError("lora.save: the UNet has no LoRA adapter (was prepare() called?)")
+        text_encoder = components.text_encoder if has_adapter(components.text_encoder) else None
+        StableDiffusionPipeline.save_lora_weights(
+            Path(out_dir),
+            unet_lora_layers=adapter_state_dict(components.unet),
+            text_encoder_lora_layers=adapter_state_dict(text_encoder) if text_encoder is not None else None,
+            unet_lora_adapter_metadata=adapter_config_dict(components.unet),
+            text_encoder_lora_adapter_metadata=adapter_config_dict(text_encoder) if text_encoder is not None else None,
+            weight_name=WEIGHT_NAME,
+            safe_serialization=True,
+        )
+
+    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+        """Load the saved LoRA onto ``pipeline`` (diffusers' ``load_lora_weights`` for a UNet-only LoRA)."""
+        saved_dir = Path(saved_dir)
+        weights = saved_dir / WEIGHT_NAME
+        if not weights.is_file():
+            refuse_pickles(saved_dir)
+            raise UserError(f"{saved_dir}: no {WEIGHT_NAME} (not a LoRA result folder)")
+        state, header = read_safetensors(weights)
+        try:
+            with keep_training_mode(pipeline.unet, pipeline.text_encoder):
+                if any(key.startswith(f"{TEXT_ENCODER}.") for key in state):
+                    _load_with_text_encoder(pipeline, state, header, weights)
+                else:
+                    pipeline.load_lora_weights(str(saved_dir), weight_name=WEIGHT_NAME)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise UserError(f"{weights}: cannot load this LoRA onto the model ({str(exc).splitlines()[0]})") from exc
+        return pipeline
+
+
+def _load_with_text_encoder(
+    pipeline: "StableDiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path
+) -> None:
+    """The UNet part through diffusers' ``load_lora_adapter``, the text-encoder part through peft.
+
+    diffusers loads a text-encoder LoRA with transformers' ``load_adapter``, which in
+    transformers 5.24 refuses peft < 0.22; the result is the same LoRA (same config, same weights).
+    """
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
+    from diffusers.utils.peft_utils import get_adapter_name
+    from peft import LoraConfig
+
+    metadata = json.loads(header.get(METADATA_KEY, "{}"))
+    adapter_name = get_adapter_name(pipeline.unet)
+    pipeline.unet.load_lora_adapter(
+        {k: v for k, v in state.items() if k.startswith(f"{UNET}.")},
+        prefix=UNET,
+        metadata=metadata or None,
+        adapter_name=adapter_name,
+    )
+    text_config = _unprefixed(metadata, TEXT_ENCODER)
+    if not text_config:
+        raise UserError(f"{weights}: the text-encoder LoRA has no adapter config in the file's metadata")
+    # Normalise any naming (peft, diffusers, old diffusers) to peft, as diffusers' own loader does.
+    text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(_unprefixed(state, TEXT_ENCODER)))
+    load_adapter(pipeline.text_encoder, LoraConfig(**text_config), text_state, weights, "text encoder", adapter_name)
+
+
+def _unprefixed(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {key[len(prefix) + 1 :]: value for key, value in data.items() if key.startswith(f"{prefix}.")}

@@ -1,0 +1,122 @@
+"""What the peft-based methods (LoRA, LoHa) share: options, target names, adapter injection.
+
+A :class:`PeftMethod` freezes the base model, injects one adapter named :data:`ADAPTER_NAME`
+into the UNet (and optionally the text encoder), and trains only the adapter weights, in
+float32 as diffusers' training examples do under mixed precision. Subclasses only say which
+peft config to inject and how to save and apply the result (with :mod:`.peft_io`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import Field
+
+from adaptkit.component import Method, Options
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftConfig
+
+    from adaptkit.models import SDComponents
+
+ADAPTER_NAME = "default"
+#: The UNet's attention projections (self- and cross-attention), as in diffusers' LoRA examples.
+ATTENTION_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
+#: The UNet's convolutions: ResNet convs and shortcuts, and the transformer blocks' in/out projections
+#: (1x1 convs in SD v1), as LoCon/LyCORIS "conv" adapters do.
+CONV_MODULES = ("conv1", "conv2", "conv_shortcut", "proj_in", "proj_out")
+#: The CLIP text encoder's attention projections.
+TEXT_ENCODER_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+class AdapterOptions(Options):
+    """Options every peft adapter method shares."""
+
+    rank: int = Field(4, ge=1, le=1024, description="Adapter rank.")
+    alpha: float | None = Field(None, gt=0, description="Scale numerator (update scaled by alpha/rank); default: rank.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(ATTENTION_MODULES),
+        min_length=1,
+        description="UNet module names (suffixes) that get an adapter.",
+    )
+    conv: bool = Field(False, description=f"Also adapt the UNet's convolutions ({', '.join(CONV_MODULES)}).")
+
+    @property
+    def scale_alpha(self) -> float:
+        """``alpha``, or ``rank`` when unset (scale 1)."""
+        return float(self.alpha) if self.alpha is not None else float(self.rank)
+
+    def unet_targets(self) -> list[str]:
+        """``target_modules`` plus the conv modules when ``conv`` is on, without duplicates."""
+        extra = CONV_MODULES if self.conv else ()
+        return list(dict.fromkeys([*self.target_modules, *extra]))
+
+
+class PeftMethod(Method):
+    """A method that trains a peft adapter injected into the UNet (and maybe the text encoder)."""
+
+    Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    options: AdapterOptions
+
+    @abstractmethod
+    def unet_config(self) -> "PeftConfig":
+        """The peft config injected into the UNet."""
+
+    def text_encoder_config(self) -> "PeftConfig | None":
+        """The peft config injected into the text encoder, or None to leave it frozen."""
+        return None
+
+    def prepare(self, components: "SDComponents") -> list["torch.nn.Parameter"]:
+        """Freeze the base, inject the adapter(s), return the adapter parameters (cast to float32)."""
+        import torch
+
+        for module in (components.vae, components.text_encoder, components.unet):
+            module.requires_grad_(False)
+        inject(components.unet, self.unet_config(), "UNet")
+        text_config = self.text_encoder_config()
+        if text_config is not None:
+            inject(components.text_encoder, text_config, "text encoder")
+        params = [
+            param
+            for module in (components.unet, components.text_encoder)
+            for param in module.parameters()
+            if param.requires_grad
+        ]
+        for param in params:
+            param.data = param.data.to(torch.float32)
+        return params
+
+
+def add_adapter(module: "torch.nn.Module", config: "PeftConfig", adapter_name: str = ADAPTER_NAME) -> None:
+    """Inject ``config`` into ``module``: diffusers models through ``add_adapter``, others through peft.
+
+    The text encoder goes through ``peft.inject_adapter_in_model`` directly: transformers 5.24's own
+    ``add_adapter``/``load_adapter`` demand peft >= 0.22, newer than the peft this project runs.
+    """
+    from diffusers import ModelMixin
+    from peft import inject_adapter_in_model
+
+    if isinstance(module, ModelMixin):
+        module.add_adapter(config, adapter_name=adapter_name)
+    else:
+        inject_adapter_in_model(config, module, adapter_name=adapter_name)
+
+
+def inject(module: "torch.nn.Module", config: "PeftConfig", what: str) -> None:
+    """:func:`add_adapter` for training; a target that matches nothing is a one-line UserError."""
+    try:
+        add_adapter(module, config)
+    except ValueError as exc:
+        targets = sorted(config.target_modules) if config.target_modules else []
+        raise UserError(
+            f"method.options.target_modules: cannot add the adapter to the {what} (targets {targets}): "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def has_adapter(module: "torch.nn.Module") -> bool:
+    """True when :data:`ADAPTER_NAME` is injected into ``module``."""
+    return ADAPTER_NAME in getattr(module, "peft_config", {})

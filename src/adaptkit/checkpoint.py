@@ -1,0 +1,161 @@
+"""Checkpoints: atomic writes, a manifest that marks completion, retention, resume lookup.
+
+A checkpoint folder is written under a temporary name, every file is flushed to disk, the
+manifest (step, recipe hash, package versions, file hashes) is written last, and the folder is
+renamed into place. Only a folder whose manifest exists and whose files match their hashes is
+*complete*; resume uses the newest complete one, and retention never deletes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from adaptkit.errors import UserError
+
+MANIFEST = "manifest.json"
+TRAINABLE = "trainable.safetensors"
+STATE = "training_state.pt"
+PREFIX = "step-"
+
+
+@dataclass(frozen=True)
+class CheckpointContents:
+    """What a checkpoint holds, in memory."""
+
+    step: int
+    trainable: dict[str, torch.Tensor]
+    state: dict[str, Any]  # optimizer, lr_scheduler, ema, rng
+    manifest: dict[str, Any]
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step:06d}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(
+    root: Path,
+    step: int,
+    trainable: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    manifest_extra: dict[str, Any],
+) -> Path:
+    """Write ``root/step-NNNNNN`` atomically and return its path."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / TRAINABLE))
+        torch.save(state, tmp / STATE)
+        files = {}
+        for name in (TRAINABLE, STATE):
+            _fsync_file(tmp / name)
+            files[name] = _sha256(tmp / name)
+        manifest = {"step": step, "created": time.time(), "files": files, **manifest_extra}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _fsync_file(tmp / MANIFEST)
+        _fsync_dir(tmp)
+        if final.exists():  # a stale checkpoint of the same step (e.g. a resumed run)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(path: Path, verify_hashes: bool = True) -> bool:
+    manifest = read_manifest(path)
+    if manifest is None or not isinstance(manifest.get("files"), dict):
+        return False
+    for name, digest in manifest["files"].items():
+        file = path / name
+        if not file.is_file() or (verify_hashes and _sha256(file) != digest):
+            return False
+    return True
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Checkpoint folders (complete or not) under ``root``, oldest step first."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        if path.is_dir() and path.name.startswith(PREFIX) and path.name[len(PREFIX) :].isdigit():
+            found.append(path)
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def newest_complete(root: Path) -> Path | None:
+    for path in reversed(list_checkpoints(root)):
+        if is_complete(path):
+            return path
+    return None
+
+
+def apply_retention(root: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` complete checkpoints, incomplete ones and stale temp folders."""
+    removed = []
+    complete = [p for p in list_checkpoints(root) if is_complete(p, verify_hashes=False)]
+    protected = set(complete[-max(keep, 1) :])
+    for path in list_checkpoints(root):
+        if path not in protected:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    for stale in root.glob(".tmp-*") if root.is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+    return removed
+
+
+def load_checkpoint(path: Path) -> CheckpointContents:
+    """Load a complete checkpoint; an incomplete or corrupt one is a clear error."""
+    if not path.is_dir():
+        raise UserError(f"--resume {path}: no such checkpoint folder")
+    if not is_complete(path):
+        raise UserError(f"--resume {path}: checkpoint is incomplete or corrupt (manifest or file hashes do not match)")
+    manifest = read_manifest(path)
+    assert manifest is not None
+    trainable = load_file(str(path / TRAINABLE))
+    state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+    return CheckpointContents(int(manifest["step"]), trainable, state, manifest)

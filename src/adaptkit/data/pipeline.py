@@ -1,0 +1,165 @@
+"""The one image pipeline every dataset goes through: resize, crop, flip, normalise.
+
+It does what diffusers' ``train_text_to_image`` does with torchvision, in PIL + numpy: resize
+the shorter side to ``resolution``, crop a ``resolution``-square (centre or random), optionally
+mirror, and return a float tensor C×H×W in ``[-1, 1]`` plus where the crop was taken.
+All randomness comes from a generator passed in, so results are reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from adaptkit.data.images import to_rgb
+
+if TYPE_CHECKING:
+    from adaptkit.recipe import DataSection
+
+#: A source of randomness: ``random.Random`` or ``torch.Generator`` (``None`` = the global ``random``).
+Rng = random.Random | torch.Generator | None
+
+INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+
+
+def _randint(rng: Rng, low: int, high: int) -> int:
+    """An integer in ``[low, high]`` drawn from ``rng``."""
+    if isinstance(rng, torch.Generator):
+        return int(torch.randint(low, high + 1, (1,), generator=rng).item())
+    return (rng or random).randint(low, high)
+
+
+def _coin(rng: Rng) -> bool:
+    """True with probability 1/2."""
+    if isinstance(rng, torch.Generator):
+        return bool(torch.rand((1,), generator=rng).item() < 0.5)
+    return (rng or random).random() < 0.5
+
+
+def choose_caption(captions: str | Sequence[str], rng: random.Random | torch.Generator | None = None) -> str:
+    """One caption out of several: a random one drawn from ``rng`` when training, the first when ``rng`` is None.
+
+    A single string is returned as is.
+    """
+    if isinstance(captions, str):
+        return captions
+    if not captions:
+        raise ValueError("choose_caption: no captions to choose from")
+    if rng is None or len(captions) == 1:
+        return captions[0]
+    return captions[_randint(rng, 0, len(captions) - 1)]
+
+
+@dataclass(frozen=True)
+class PipelineOutput:
+    """What the pipeline returns for one image.
+
+    ``pixel_values``: float32 tensor (3, resolution, resolution) in ``[-1, 1]``;
+    ``original_size``: (height, width) before resizing;
+    ``crop_top_left``: (top, left) of the crop in the resized (and, if ``flipped``, mirrored) image,
+    the SDXL micro-conditioning convention.
+    """
+
+    pixel_values: torch.Tensor
+    original_size: tuple[int, int]
+    crop_top_left: tuple[int, int]
+    flipped: bool
+
+
+class ImagePipeline:
+    """Resize the shorter side to ``resolution``, crop a square, maybe mirror, normalise to ``[-1, 1]``.
+
+    Args:
+        resolution: side of the square output, in pixels.
+        center_crop: centre crop (True) or a random crop (False).
+        random_flip: mirror horizontally with probability 1/2.
+        interpolation: ``"bicubic"`` (default) or ``"lanczos"``; PIL's resize is antialiased.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        center_crop: bool = True,
+        random_flip: bool = False,
+        interpolation: Literal["bicubic", "lanczos"] = "bicubic",
+    ) -> None:
+        if resolution < 1:
+            raise ValueError(f"resolution must be positive, got {resolution}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+        self.resolution = resolution
+        self.center_crop = center_crop
+        self.random_flip = random_flip
+        self.interpolation = interpolation
+
+    @classmethod
+    def from_data_section(cls, data: DataSection, **overrides: object) -> ImagePipeline:
+        """Build from a recipe's ``[data]`` section (``resolution``, ``center_crop``, ``random_flip``)."""
+        settings: dict[str, object] = {
+            "resolution": data.resolution,
+            "center_crop": data.center_crop,
+            "random_flip": data.random_flip,
+        }
+        settings.update(overrides)
+        return cls(**settings)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return (
+            f"ImagePipeline(resolution={self.resolution}, center_crop={self.center_crop}, "
+            f"random_flip={self.random_flip}, interpolation={self.interpolation!r})"
+        )
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """Scale so that the shorter side is exactly ``resolution`` (keeping the aspect ratio)."""
+        width, height = image.size
+        scale = self.resolution / min(width, height)
+        size = (max(self.resolution, round(width * scale)), max(self.resolution, round(height * scale)))
+        if size == image.size:
+            return image
+        return image.resize(size, INTERPOLATIONS[self.interpolation])
+
+    def crop_box(self, size: tuple[int, int], rng: Rng = None) -> tuple[int, int]:
+        """(top, left) of the crop for an image of ``size`` = (width, height) after resizing."""
+        width, height = size
+        if self.center_crop:
+            return round((height - self.resolution) / 2.0), round((width - self.resolution) / 2.0)
+        return _randint(rng, 0, height - self.resolution), _randint(rng, 0, width - self.resolution)
+
+    def __call__(self, image: Image.Image, rng: Rng = None) -> PipelineOutput:
+        """Transform one image (any mode; converted to RGB first). ``rng`` drives the crop and the flip."""
+        image = to_rgb(image)
+        original_size = (image.height, image.width)
+        image = self.resize(image)
+        flipped = self.random_flip and _coin(rng)
+        if flipped:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        top, left = self.crop_box(image.size, rng)
+        image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        return PipelineOutput(to_tensor(image), original_size, (top, left), flipped)
+
+    def pixels(self, image: Image.Image, rng: Rng = None) -> torch.Tensor:
+        """Only the ``pixel_values`` of :meth:`__call__` (a picklable transform for data-loader workers)."""
+        return self(image, rng).pixel_values
+
+
+def build_training_transform(data: DataSection) -> Callable[[Image.Image, Rng], torch.Tensor]:
+    """``transform(image, rng) -> pixel_values`` for the recipe's ``[data]`` section."""
+    return ImagePipeline.from_data_section(data).pixels
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB image -> float32 tensor (3, H, W) in ``[-1, 1]`` (``x / 127.5 - 1``)."""
+    array = np.asarray(to_rgb(image), dtype=np.float32)
+    return torch.from_numpy(array / 127.5 - 1.0).permute(2, 0, 1).contiguous()
+
+
+def to_image(pixel_values: torch.Tensor) -> Image.Image:
+    """Inverse of :func:`to_tensor`: a (3, H, W) tensor in ``[-1, 1]`` -> RGB image."""
+    array = ((pixel_values.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy())

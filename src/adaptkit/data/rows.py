@@ -1,0 +1,233 @@
+"""A lazily decoded :class:`~adaptkit.StyleDataset` over the rows of a ``datasets.Dataset``.
+
+Building it scans the rows once *without decoding pixels*: it reads the caption(s), hashes the
+encoded image bytes (the stable key, unless a key column is given), checks the image header
+(and PNG checksums), merges rows that share a key, and skips — and counts — rows with no
+caption or an unreadable image. Pixels are decoded only in ``__getitem__``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image as PILImage
+
+from adaptkit.component import Example, StyleDataset
+from adaptkit.data.columns import ColumnMap, check_column, is_image_feature
+from adaptkit.data.images import check_image, decode_rgb
+from adaptkit.data.loading import SourceSpec
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger("adaptkit.data")
+
+NO_CAPTION = "no caption"
+NO_IMAGE = "no image"
+BAD_IMAGE = "undecodable image"
+SCAN_BATCH = 256
+#: What PIL raises on broken or hostile image data.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError)
+
+
+@dataclass
+class Entry:
+    """One example found by the scan: its first row, key, captions and the header's size and mode."""
+
+    row: int
+    key: str
+    captions: list[str]
+    size: tuple[int, int]
+    mode: str
+    rows: int = 1
+
+
+def normalize_captions(value: Any) -> list[str]:
+    """A caption cell (string, list of strings, or None) -> the non-empty stripped captions."""
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [str(value)]
+    return [text.strip() for text in values if isinstance(text, str) and text.strip()]
+
+
+def image_bytes(value: Any) -> bytes | None:
+    """The encoded bytes of an image cell (``{bytes, path}``, bytes, or a path), or None if there is none."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if value.get("bytes") is not None:
+            return bytes(value["bytes"])
+        value = value.get("path")
+        if value is None:
+            return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return Path(value).expanduser().read_bytes()
+    raise TypeError(f"not an encoded image: {type(value).__name__}")
+
+
+def content_key(data: bytes) -> str:
+    """A stable key from image bytes: the first 16 hex digits of their SHA-256."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class RowsDataset(StyleDataset):
+    """Random access to examples over a ``datasets.Dataset``, decoded on demand.
+
+    Attributes: ``name`` (the adapter), ``source``, ``skipped`` (rows dropped, total),
+    ``skip_reasons`` (count per reason), ``merged`` (rows folded into an earlier row with the same key).
+    Build it with :meth:`from_rows`.
+    """
+
+    def __init__(self, spec: SourceSpec, images: datasets.Dataset, image_column: str, entries: list[Entry]) -> None:
+        self.name = spec.dataset
+        self.source = spec.source
+        self.spec = spec
+        self._images = images
+        self._image_column = image_column
+        self._entries = entries
+        self._bad: set[int] = set()
+        self.skip_reasons: Counter[str] = Counter()
+        self.skipped = 0
+        self._scan_failures = 0
+        self.merged = sum(entry.rows - 1 for entry in entries)
+
+    # -- building ------------------------------------------------------------------
+
+    @classmethod
+    def from_rows(cls, spec: SourceSpec, rows: datasets.Dataset, columns: ColumnMap) -> RowsDataset:
+        """Scan ``rows`` (no pixel decoding) and return the dataset; UserError if no row is usable."""
+        from datasets import Image
+
+        features = rows.features
+        check_column(features, columns.image, dataset=spec.label, role="image")
+        check_column(features, columns.caption, dataset=spec.label, role="caption")
+        if columns.key is not None:
+            check_column(features, columns.key, dataset=spec.label, role="key")
+        images = rows.select_columns([columns.image])
+        if is_image_feature(features[columns.image]):
+            images = images.cast_column(columns.image, Image(decode=False))
+        wanted = list(dict.fromkeys(c for c in (columns.caption, columns.key) if c is not None))
+        texts = rows.select_columns(wanted)
+        reasons: Counter[str] = Counter()
+        entries = _scan(_zip_batches(images, texts), columns, reasons)
+        dataset = cls(spec, images, columns.image, entries)
+        dataset.skip_reasons.update(reasons)
+        dataset.skipped = sum(reasons.values())
+        dataset._scan_failures = reasons[BAD_IMAGE]
+        if not entries:
+            skips = dataset.describe_skips(len(rows))
+            raise UserError(f"{spec.label}: no usable rows in split '{spec.split}' ({skips})")
+        if dataset.skipped:
+            logger.warning("%s: %s", spec.label, dataset.describe_skips(len(rows)))
+        return dataset
+
+    def describe_skips(self, total: int | None = None) -> str:
+        """``skipped 3 of 10 rows (undecodable image: 2, no caption: 1)``."""
+        of = f" of {total}" if total is not None else ""
+        if not self.skipped:
+            return f"skipped 0{of} rows"
+        detail = ", ".join(f"{reason}: {count}" for reason, count in self.skip_reasons.most_common())
+        return f"skipped {self.skipped}{of} rows ({detail})"
+
+    # -- access --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        """Every example's key, without decoding any image."""
+        return [entry.key for entry in self._entries]
+
+    def __getitem__(self, index: int) -> Example:
+        """The example at ``index``; an image that fails to decode only now is skipped (counted) for the next one."""
+        count = len(self._entries)
+        if not -count <= index < count:
+            raise IndexError(f"{self.name}: index {index} out of range for {count} examples")
+        index %= count
+        for offset in range(count):
+            position = (index + offset) % count
+            if position in self._bad:
+                continue
+            example = self._decode(position)
+            if example is not None:
+                return example
+        raise UserError(f"{self.spec.label}: no usable rows: every image failed to decode")
+
+    def _decode(self, position: int) -> Example | None:
+        entry = self._entries[position]
+        try:
+            image = decode_rgb(image_bytes(self._images[entry.row][self._image_column]) or b"")
+        except DECODE_ERRORS as exc:
+            self._bad.add(position)
+            self.skipped += 1
+            self.skip_reasons[BAD_IMAGE] += 1
+            first = self.skip_reasons[BAD_IMAGE] == self._scan_failures + 1
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
+                "%s: row %d: cannot decode its image (%s); skipping it%s",
+                self.spec.label,
+                entry.row,
+                exc,
+                " (further ones are only counted)" if first else "",
+            )
+            return None
+        meta = {"row": entry.row, "rows": entry.rows, "original_size": entry.size, "original_mode": entry.mode}
+        return Example(image=image, captions=list(entry.captions), key=entry.key, meta=meta)
+
+
+def _zip_batches(images: datasets.Dataset, texts: datasets.Dataset) -> Iterator[dict[str, Any]]:
+    """Rows as dicts, reading both column sets batch by batch."""
+    for image_batch, text_batch in zip(images.iter(SCAN_BATCH), texts.iter(SCAN_BATCH), strict=True):
+        batch = {**text_batch, **image_batch}
+        for i in range(len(next(iter(batch.values())))):
+            yield {name: values[i] for name, values in batch.items()}
+
+
+def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[str]) -> list[Entry]:
+    """Check every row, merge rows by key, count the skipped ones in ``reasons``."""
+    entries: list[Entry] = []
+    by_key: dict[str, Entry] = {}
+    for row_index, row in enumerate(rows):
+        captions = normalize_captions(row[columns.caption])
+        if not captions:
+            reasons[NO_CAPTION] += 1
+            continue
+        key_value = row.get(columns.key) if columns.key is not None else None
+        if key_value is not None and str(key_value) in by_key:  # another row of a known example
+            _merge(by_key[str(key_value)], captions)
+            continue
+        try:
+            data = image_bytes(row[columns.image])
+        except OSError:  # a path that does not exist
+            data = None
+        if data is None:
+            reasons[NO_IMAGE] += 1
+            continue
+        try:
+            size, mode = check_image(data)
+        except DECODE_ERRORS:
+            reasons[BAD_IMAGE] += 1
+            continue
+        key = str(key_value) if key_value is not None else content_key(data)
+        if key in by_key:  # the same image bytes as an earlier row
+            _merge(by_key[key], captions)
+            continue
+        entry = Entry(row_index, key, list(dict.fromkeys(captions)), size, mode)
+        by_key[key] = entry
+        entries.append(entry)
+    return entries
+
+
+def _merge(entry: Entry, captions: list[str]) -> None:
+    """Fold another row of ``entry`` into it: count it, keep its new captions."""
+    entry.rows += 1
+    entry.captions.extend(c for c in captions if c not in entry.captions)

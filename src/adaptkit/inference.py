@@ -1,0 +1,42 @@
+"""Build a sampling pipeline from a base model plus, optionally, a run's saved result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaptkit.component import Sampler
+from adaptkit.errors import UserError
+from adaptkit.plugins import Components
+from adaptkit.recipe import ModelSection, Recipe, load_recipe
+from adaptkit.resolve import build_component
+from adaptkit.run import ADAPTER_DIR, RECIPE_FILE
+
+
+def read_run_recipe(run_dir: Path) -> Recipe:
+    """The resolved recipe a run saved in its folder."""
+    path = run_dir / RECIPE_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not an adaptkit run directory (no {RECIPE_FILE})")
+    return load_recipe(path)
+
+
+def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components, run_dir: Path | None = None):
+    """A ``StableDiffusionPipeline`` for ``model`` with ``sampler``; with ``run_dir``, the run's
+    result (adapter or fine-tuned weights) applied by the method that produced it."""
+    from adaptkit.models import load_base_model
+
+    components = load_base_model(model)
+    pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
+    if run_dir is None:
+        return pipeline
+    recipe = read_run_recipe(run_dir)
+    errors: list[str] = []
+    method = build_component(
+        registries.methods, recipe.method.name, recipe.method.options, str(run_dir / RECIPE_FILE), "method.name", errors
+    )
+    if method is None:
+        raise UserError.collect(errors)
+    adapter = run_dir / ADAPTER_DIR
+    if not adapter.is_dir():
+        raise UserError(f"{run_dir}: the run has no {ADAPTER_DIR}/ folder (did it finish?)")
+    return method.apply(pipeline, adapter)

@@ -1,0 +1,12 @@
+"""The base Stable Diffusion model: where it comes from and the components a run uses.
+
+``from adaptkit.models import SDComponents, load_base_model`` is the public entry point;
+:mod:`~adaptkit.models.source` decides what ``[model] base`` names, and
+:mod:`~adaptkit.models.load` loads it.
+"""
+
+from adaptkit.models.components import SDComponents
+from adaptkit.models.load import load_base_model
+from adaptkit.models.source import BaseSource, available_embedded_models, resolve_base
+
+__all__ = ["BaseSource", "SDComponents", "available_embedded_models", "load_base_model", "resolve_base"]

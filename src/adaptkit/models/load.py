@@ -1,0 +1,113 @@
+"""Loading the base model: every source goes through diffusers' own pipeline loaders.
+
+Folders, Hub ids and embedded models load with ``StableDiffusionPipeline.from_pretrained``;
+single-file checkpoints with ``StableDiffusionPipeline.from_single_file``. The safety checker
+is off; weights load from safetensors only unless ``model.allow_pickle`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from adaptkit.errors import UserError
+from adaptkit.models.components import SDComponents
+from adaptkit.models.source import BaseSource, resolve_base
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+
+    from adaptkit.recipe import ModelSection
+
+#: Keyword arguments every load uses: no safety checker, no feature extractor.
+_NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def load_base_model(
+    model: "ModelSection", *, dtype: torch.dtype = torch.float32, config: str | Path | None = None
+) -> SDComponents:
+    """Load the base model a recipe's ``[model]`` section names, weights in ``dtype``.
+
+    ``config`` (default: the recipe's ``model.config``) only matters for a single-file checkpoint:
+    a diffusers folder (or Hub id) giving the architecture, tokenizer and scheduler; without it
+    diffusers infers a Hub repository from the checkpoint's keys, which needs the Hub or its cache.
+    Raises :class:`~adaptkit.errors.UserError` (one line) for every user mistake.
+    """
+    source = resolve_base(model)
+    if config is None:
+        config = model.config
+    if source.kind == "single_file":
+        pipeline = _from_single_file(source, model, dtype, config)
+    else:
+        pipeline = _from_pretrained(source, model, dtype)
+    pipeline.set_progress_bar_config(disable=True)
+    return SDComponents.from_pipeline(pipeline, model.base, kind=source.kind, location=source.location)
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, read at call time."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any((flag or "").strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags)
+
+
+def _from_pretrained(source: BaseSource, model: "ModelSection", dtype: torch.dtype) -> "StableDiffusionPipeline":
+    from diffusers import StableDiffusionPipeline
+
+    kwargs: dict[str, Any] = {
+        **_NO_SAFETY,
+        "dtype": dtype,
+        "variant": model.variant,
+        "use_safetensors": None if model.allow_pickle else True,
+    }
+    if source.kind == "hub":
+        kwargs.update(revision=model.revision, local_files_only=hub_offline())
+    try:
+        return StableDiffusionPipeline.from_pretrained(source.location, **kwargs)
+    except OSError as exc:
+        if source.kind == "hub":
+            raise UserError(_hub_message(source.location, exc, model.allow_pickle)) from exc
+        raise UserError(f"model.base: cannot load {source.location}: {_first_line(exc)}") from exc
+
+
+def _from_single_file(
+    source: BaseSource, model: "ModelSection", dtype: torch.dtype, config: str | Path | None
+) -> "StableDiffusionPipeline":
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    kwargs: dict[str, Any] = {**_NO_SAFETY, "dtype": dtype, "local_files_only": hub_offline()}
+    if config is not None:
+        kwargs["config"] = str(config)
+    try:
+        return StableDiffusionPipeline.from_single_file(source.location, **kwargs)
+    except (OSError, SingleFileComponentError, ValueError, KeyError, RuntimeError) as exc:
+        hint = "" if config is not None else " (without a config folder, diffusers needs the Hub or its cache)"
+        raise UserError(
+            f"model.base: cannot load single-file checkpoint {source.location}{hint}: {_first_line(exc)}"
+        ) from exc
+
+
+def _hub_message(repo_id: str, exc: OSError, allow_pickle: bool) -> str:
+    """One line: why a Hub id did not load, and how to provide a local copy."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if "safetensors" in str(exc) and not allow_pickle and not isinstance(exc, LocalEntryNotFoundError):
+        return (
+            f"model.base: Hub model {repo_id!r} has no safetensors weights; "
+            "set model.allow_pickle = true to load its pickle weights if you trust it"
+        )
+    return (
+        f"model.base: cannot load Hub model {repo_id!r}: it is not in the local Hugging Face cache and the Hub "
+        f"is unreachable or has no such model ({type(exc).__name__}); download it where the Hub is reachable "
+        f'(hf download {repo_id} --local-dir DIR) and set model.base = "DIR"'
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,125 @@
+"""The run directory and the :class:`Run` object lifecycle hooks receive."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptkit.errors import UserError
+from adaptkit.recipe import Recipe
+from adaptkit.recipe_dump import dump_toml
+
+RECIPE_FILE = "recipe.toml"
+METRICS_FILE = "metrics.jsonl"
+ADAPTER_DIR = "adapter"
+SAMPLES_DIR = "samples"
+CHECKPOINTS_DIR = "checkpoints"
+
+#: Recipe sections whose change makes a checkpoint meaningless for resume.
+IDENTITY_SECTIONS = ("model", "data", "method")
+
+TRACKED_PACKAGES = ("adaptkit", "torch", "diffusers", "transformers", "accelerate", "datasets", "peft", "bitsandbytes")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def recipe_hash(recipe: Recipe, sections: tuple[str, ...] = IDENTITY_SECTIONS) -> str:
+    """A hash of the recipe sections that define what is trained (model, data, method)."""
+    data = recipe.model_dump(mode="json")
+    picked = {name: data[name] for name in sections}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def identity_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys whose values differ between two recipe dumps, as ``section.key: old -> new``."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines.extend(identity_diff(a, b, f"{path}."))
+        elif a != b:
+            lines.append(f"{path}: {a!r} -> {b!r}")
+    return lines
+
+
+@dataclass
+class Run:
+    """One training run: its recipe, directory and (once set up) its live state.
+
+    Passed to lifecycle hooks. ``accelerator`` and ``components`` are set by the trainer.
+    """
+
+    recipe: Recipe
+    recipe_path: Path
+    run_dir: Path
+    accelerator: Any = None
+    components: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.run_dir / CHECKPOINTS_DIR
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.run_dir / ADAPTER_DIR
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.run_dir / SAMPLES_DIR
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite: bool) -> None:
+    """Create the run directory, refusing to mix two runs in one folder."""
+    saved = run_dir / RECIPE_FILE
+    if run_dir.exists() and any(run_dir.iterdir()) and not resuming:
+        if not overwrite:
+            raise UserError(
+                f"{run_dir}: output directory already holds a run; pass --resume to continue it, "
+                "--overwrite to replace it, or set run.name to another name"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resuming and saved.is_file():
+        return
+    write_resolved_recipe(saved, recipe)
+
+
+def write_resolved_recipe(path: Path, recipe: Recipe) -> None:
+    header = "# resolved by adaptkit; package versions:\n" + "".join(
+        f"#   {name} {version}\n" for name, version in package_versions().items()
+    )
+    path.write_text(header + dump_toml(recipe.model_dump(mode="json", exclude_none=True)) + "\n", encoding="utf-8")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

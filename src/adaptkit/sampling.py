@@ -1,0 +1,92 @@
+"""Image generation for sample grids: prompts × seeds with a chosen sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What to generate: every prompt with every seed."""
+
+    prompts: Sequence[str]
+    seeds: Sequence[int]
+    steps: int = 25
+    guidance: float = 7.5
+    resolution: int = 512
+    negative_prompt: str = ""
+
+
+@torch.no_grad()
+def _generate_flat(pipeline, spec: SampleSpec, output_type: str) -> list:
+    """One image per (prompt, seed), prompt-major. Seeds use CPU generators, so the same
+    seed gives the same starting noise on any device."""
+    images = []
+    for prompt in spec.prompts:
+        for seed in spec.seeds:
+            out = pipeline(
+                prompt,
+                negative_prompt=spec.negative_prompt or None,
+                num_inference_steps=spec.steps,
+                guidance_scale=spec.guidance,
+                height=spec.resolution,
+                width=spec.resolution,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                output_type=output_type,
+            )
+            images.append(out.images[0])
+    return images
+
+
+def generate(pipeline, spec: SampleSpec) -> list[list[Image.Image]]:
+    """PIL images as rows (one per prompt) of columns (one per seed)."""
+    flat = _generate_flat(pipeline, spec, "pil")
+    n = len(spec.seeds)
+    return [flat[i : i + n] for i in range(0, len(flat), n)]
+
+
+def generate_arrays(pipeline, spec: SampleSpec) -> torch.Tensor:
+    """A float tensor (prompts, seeds, H, W, 3) in [0, 1], for exact comparisons."""
+    flat = [torch.from_numpy(a) for a in _generate_flat(pipeline, spec, "np")]
+    return torch.stack(flat).reshape(len(spec.prompts), len(spec.seeds), *flat[0].shape)
+
+
+def make_grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] | None = None, label_width: int = 0) -> Image.Image:
+    """Tile images (rows × columns) with an optional text label left of each row."""
+    if not rows or not rows[0]:
+        raise ValueError("nothing to tile")
+    width, height = rows[0][0].size
+    label_width = label_width or (min(320, max(120, 2 * width)) if row_labels else 0)
+    columns = max(len(r) for r in rows)
+    grid = Image.new("RGB", (label_width + columns * width, len(rows) * height), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            grid.paste(image.convert("RGB").resize((width, height)), (label_width + c * width, r * height))
+        if row_labels:
+            _draw_wrapped(draw, row_labels[r], (4, r * height + 4), label_width - 8)
+    return grid
+
+
+def _draw_wrapped(draw: ImageDraw.ImageDraw, text: str, origin: tuple[int, int], max_width: int) -> None:
+    words, line, y = text.split(), "", origin[1]
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if draw.textlength(trial) > max_width and line:
+            draw.text((origin[0], y), line, fill="black")
+            y, line = y + 12, word
+        else:
+            line = trial
+    if line:
+        draw.text((origin[0], y), line, fill="black")
+
+
+def save_grid(rows: Sequence[Sequence[Image.Image]], labels: Sequence[str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_grid(rows, labels).save(path)
+    return path

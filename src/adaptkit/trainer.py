@@ -1,0 +1,407 @@
+"""The training recipe: setup / train / save_checkpoint / cleanup, on accelerate.
+
+One readable loop. Everything with a job of its own lives in :mod:`adaptkit.training`
+(objective, optimizers, EMA, attention, batches, telemetry), :mod:`adaptkit.checkpoint` and
+:mod:`adaptkit.sampling`; components come from plugins through the resolved recipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from adaptkit import checkpoint as ckpt
+from adaptkit.errors import UserError
+from adaptkit.progress import TrainingProgress
+from adaptkit.resolve import ResolvedRecipe
+from adaptkit.run import IDENTITY_SECTIONS, Run, identity_diff, package_versions, prepare_run_dir, recipe_hash
+from adaptkit.sampling import SampleSpec, generate, save_grid
+from adaptkit.training.attention import configure_attention
+from adaptkit.training.batches import Layout, PositionSampler, TrainingExamples, collate, derive_seed
+from adaptkit.training.ema import EmaWeights
+from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
+from adaptkit.training.optim import build_lr_scheduler, build_optimizer
+from adaptkit.training.telemetry import Throughput, peak_memory_mb
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class Trainer:
+    """Trains one resolved recipe. ``resume`` is None, ``"latest"`` or a checkpoint path."""
+
+    def __init__(
+        self,
+        resolved: ResolvedRecipe,
+        *,
+        resume: str | None = None,
+        overwrite: bool = False,
+        force: bool = False,
+        show_progress: bool = True,
+    ) -> None:
+        self.resolved = resolved
+        self.recipe = resolved.recipe
+        self.method = resolved.method
+        self.resume = resume
+        self.overwrite = overwrite
+        self.force = force
+        self.show_progress = show_progress
+        self.run = Run(self.recipe, resolved.path, resolved.run_dir)
+        self.hook = resolved.manager.hook
+        self.start_step = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        from accelerate import Accelerator
+
+        from adaptkit.data.pipeline import build_training_transform, choose_caption
+        from adaptkit.models import load_base_model
+
+        train = self.recipe.train
+        if train.mixed_precision == "fp16" and not torch.cuda.is_available():
+            raise UserError("train.mixed_precision = 'fp16' needs a CUDA device; use 'bf16' or 'no' on CPU")
+        self.accelerator = accelerator = Accelerator(mixed_precision=train.mixed_precision)
+        self.run.accelerator = accelerator
+        if accelerator.is_main_process:
+            prepare_run_dir(self.run.run_dir, self.recipe, resuming=self.resume is not None, overwrite=self.overwrite)
+        accelerator.wait_for_everyone()
+        if torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        torch.manual_seed(train.seed)
+        components = load_base_model(self.recipe.model)
+        self.run.components = self.components = components
+        if train.prediction_type:
+            components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
+        self.objective = ObjectiveConfig(
+            prediction_type=components.noise_scheduler.config.prediction_type,
+            snr_gamma=train.snr_gamma,
+            noise_offset=train.noise_offset,
+            input_perturbation=train.input_perturbation,
+        )
+        configure_attention(components.unet, train.attention)
+
+        base_param_ids = {id(p) for m in (components.unet, components.text_encoder) for p in m.parameters()}
+        torch.manual_seed(derive_seed(train.seed, "init"))
+        self.trainable = self.method.prepare(components)
+        self.trains_base = any(id(p) in base_param_ids for p in self.trainable)
+        self._place_modules()
+        if train.gradient_checkpointing:
+            components.unet.enable_gradient_checkpointing()
+            if self.method.trains_text_encoder:
+                components.text_encoder.gradient_checkpointing_enable()
+
+        self.optimizer = build_optimizer(self.trainable, train)
+        self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
+        self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
+
+        examples = self.resolved.dataset.load("train")
+        if self.recipe.data.max_examples:
+            from adaptkit.data.loading import limit_examples
+
+            examples = limit_examples(examples, self.recipe.data.max_examples)
+        self.examples = examples
+        self.training_examples = TrainingExamples(
+            examples,
+            build_training_transform(self.recipe.data),
+            choose_caption,
+            seed=train.seed,
+            caption_dropout=train.caption_dropout,
+        )
+
+        prepared = [components.unet, self.optimizer]
+        if self.method.trains_text_encoder:
+            prepared.append(components.text_encoder)
+        prepared = accelerator.prepare(*prepared)
+        self.unet, self.optimizer = prepared[0], prepared[1]
+        self.text_encoder = prepared[2] if self.method.trains_text_encoder else components.text_encoder
+        self.layout = Layout(train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index)
+        if self.resume is not None:
+            self._restore(self._resume_path())
+
+    def _place_modules(self) -> None:
+        """Frozen weights in the mixed-precision dtype, trainable ones in float32, all on the device."""
+        device = self.accelerator.device
+        weight_dtype = WEIGHT_DTYPES[self.recipe.train.mixed_precision]
+        c = self.components
+        # The VAE stays in float32 (SD's VAE overflows in fp16; autocast still runs it in bf16),
+        # so a full fine-tune saves a float32 pipeline.
+        c.vae.requires_grad_(False).to(device)
+        for module in (c.unet, c.text_encoder):
+            module.to(device)
+            if weight_dtype != torch.float32 and not self.trains_base:
+                for param in module.parameters():
+                    if not param.requires_grad:
+                        param.data = param.data.to(weight_dtype)
+        for param in self.trainable:
+            param.data = param.data.float()
+        c.vae.eval()
+        if not self.method.trains_text_encoder:
+            c.text_encoder.eval()
+
+    def _resume_path(self) -> Path:
+        if self.resume == "latest":
+            path = ckpt.newest_complete(self.run.checkpoints_dir)
+            if path is None:
+                raise UserError(
+                    f"--resume: no complete checkpoint in {self.run.checkpoints_dir}; run without --resume to start fresh"
+                )
+            return path
+        return Path(self.resume)
+
+    def _restore(self, path: Path) -> None:
+        contents = ckpt.load_checkpoint(path)
+        if contents.manifest.get("recipe_hash") != recipe_hash(self.recipe) and not self.force:
+            current = self.recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS))
+            diff = identity_diff(contents.manifest.get("identity", {}), current)
+            raise UserError(
+                f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
+                f"({'; '.join(diff) or ', '.join(IDENTITY_SECTIONS)}); pass --force to resume anyway"
+            )
+        self.method.load_trainable_state_dict(self.components, contents.trainable)
+        self.optimizer.load_state_dict(contents.state["optimizer"])
+        self.lr_scheduler.load_state_dict(contents.state["lr_scheduler"])
+        if self.ema is not None:
+            if contents.state.get("ema") is None:
+                raise UserError(f"--resume {path}: checkpoint has no EMA state but ema.enabled = true")
+            self.ema.load_state_dict(contents.state["ema"])
+        _set_rng_state(contents.state.get("rng"))
+        self.start_step = contents.step
+        if self.accelerator.is_main_process:
+            print(f"resuming from {path} (step {contents.step})")
+
+    # ------------------------------------------------------------------ train
+
+    def train(self) -> dict[str, Any]:
+        recipe, train = self.recipe, self.recipe.train
+        accelerator = self.accelerator
+        loader = DataLoader(
+            self.training_examples,
+            batch_size=train.batch_size,
+            sampler=PositionSampler(self.layout, self.start_step, train.steps),
+            collate_fn=collate,
+            num_workers=train.num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+        batches = iter(loader)
+        self.hook.on_train_start(run=self.run)
+        if self.start_step == 0 and accelerator.is_main_process and recipe.sample.prompts:
+            self.sample_grid(0)
+
+        throughput, started = Throughput(), time.perf_counter()
+        running_loss = torch.zeros((), device=accelerator.device)
+        logged_steps, last_loss, rates = 0, float("nan"), []
+        progress = TrainingProgress(train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process)
+        self.unet.train()
+        with progress:
+            for step in range(self.start_step, train.steps):
+                running_loss += self._optimizer_step(step, batches)
+                throughput.add(self.layout.examples_per_step)
+                logged_steps += 1
+                done = step + 1
+                if done % train.log_every == 0 or done == train.steps:
+                    last_loss = running_loss.item() / logged_steps
+                    rate = throughput.read()
+                    rates.append(rate)
+                    logs = {
+                        "step": done,
+                        "loss": last_loss,
+                        "lr": self.lr_scheduler.get_last_lr()[0],
+                        "images_per_s": rate,
+                        "peak_memory_mb": peak_memory_mb(accelerator.device),
+                        "time_s": time.perf_counter() - started,
+                    }
+                    running_loss.zero_()
+                    logged_steps = 0
+                    if accelerator.is_main_process:
+                        self.run.log_metrics(logs)
+                    self.hook.on_step_end(run=self.run, step=done, logs=logs)
+                    progress.update(done, logs)
+                else:
+                    progress.advance(done)
+                if recipe.checkpoint.every and done % recipe.checkpoint.every == 0 and done < train.steps:
+                    self.save_checkpoint(done)
+                if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
+                    self.sample_grid(done)
+
+        wall = time.perf_counter() - started
+        steps_run = train.steps - self.start_step
+        result = {
+            "steps": train.steps,
+            "steps_this_session": steps_run,
+            "final_loss": last_loss,
+            "wall_time_s": wall,
+            "images_per_s": steps_run * self.layout.examples_per_step / max(wall, 1e-9),
+            "adapter_dir": str(self.run.adapter_dir),
+            "examples": len(self.examples),
+            "skipped_examples": getattr(self.examples, "skipped", 0),
+        }
+        self.save_checkpoint(train.steps)
+        self.save_result()
+        if recipe.sample.prompts:
+            self.sample_grid(train.steps, before_after=True)
+        if accelerator.is_main_process:
+            self.hook.on_train_end(run=self.run, result=result)
+        return result
+
+    def _optimizer_step(self, step: int, batches) -> torch.Tensor:
+        """One optimizer step over ``gradient_accumulation`` micro-batches; returns the loss (on device)."""
+        train, accelerator = self.recipe.train, self.accelerator
+        total = torch.zeros((), device=accelerator.device)
+        for micro in range(train.gradient_accumulation):
+            batch = next(batches)
+            seed = derive_seed(train.seed, "step", step, micro, accelerator.process_index)
+            torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
+            generator = torch.Generator().manual_seed(seed)
+            last = micro == train.gradient_accumulation - 1
+            sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
+            with sync, accelerator.autocast():
+                latents = self._encode_images(batch["pixel_values"], generator)
+                hidden = self._encode_text(batch["captions"])
+                loss = diffusion_loss(self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective)
+                accelerator.backward(loss / train.gradient_accumulation)
+            total += loss.detach() / train.gradient_accumulation
+        if train.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(self.trainable, train.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.step()
+        return total
+
+    def _encode_images(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        vae = self.components.vae
+        with torch.no_grad():
+            pixels = pixels.to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
+            latents = vae.encode(pixels).latent_dist.sample(generator=generator)
+        return latents.float() * vae.config.scaling_factor
+
+    def _encode_text(self, captions: list[str]) -> torch.Tensor:
+        tokenizer = self.components.tokenizer
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(self.accelerator.device)
+        grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
+        with grad:
+            return self.text_encoder(ids, return_dict=False)[0]
+
+    # ------------------------------------------------------------------ outputs
+
+    def _weights_to_save(self):
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+
+    def save_checkpoint(self, step: int) -> Path | None:
+        """Write a complete checkpoint for ``step`` (main process only) and apply retention."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": _get_rng_state(),
+        }
+        manifest = {
+            "recipe_hash": recipe_hash(self.recipe),
+            "identity": self.recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS)),
+            "versions": package_versions(),
+            "method": self.method.name,
+        }
+        path = ckpt.write_checkpoint(
+            self.run.checkpoints_dir, step, self.method.trainable_state_dict(self.components), state, manifest
+        )
+        ckpt.apply_retention(self.run.checkpoints_dir, self.recipe.checkpoint.keep)
+        self.hook.on_checkpoint(run=self.run, path=path)
+        return path
+
+    def save_result(self) -> None:
+        """The method's output in ``adapter/`` — with the EMA weights when EMA is on."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        with self._weights_to_save():
+            self.method.save(self.components, self.run.adapter_dir)
+
+    def sample_spec(self) -> SampleSpec:
+        sample = self.recipe.sample
+        return SampleSpec(
+            prompts=sample.prompts,
+            seeds=sample.seeds,
+            steps=sample.steps,
+            guidance=sample.guidance,
+            resolution=sample.resolution or self.recipe.data.resolution,
+            negative_prompt=sample.negative_prompt,
+        )
+
+    def sample_grid(self, step: int, before_after: bool = False) -> Path | None:
+        """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
+        if not self.accelerator.is_main_process:
+            return None
+        pipeline = self.components.pipeline(self.resolved.sampler.build(dict(self.components.scheduler_config)))
+        trained = [m for m in (self.components.unet, self.components.text_encoder) if m.training]
+        for module in trained:
+            module.eval()
+        try:
+            with self._weights_to_save():
+                rows = generate(pipeline, self.sample_spec())
+        finally:
+            for module in trained:
+                module.train()
+        path = save_grid(rows, list(self.recipe.sample.prompts), self.run.samples_dir / f"{ckpt.checkpoint_name(step)}.png")
+        self._grids = getattr(self, "_grids", {})
+        self._grids[step] = rows
+        if before_after and 0 in self._grids:
+            paired = [row for pair in zip(self._grids[0], rows) for row in pair]
+            labels = [f"{tag}: {p}" for p in self.recipe.sample.prompts for tag in ("base", "adapted")]
+            save_grid(paired, labels, self.run.samples_dir / "before-after.png")
+        return path
+
+    def cleanup(self) -> None:
+        if getattr(self, "accelerator", None) is not None:
+            self.accelerator.end_training()
+
+
+def _get_rng_state() -> dict[str, Any]:
+    state = {
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+        "numpy": np.random.get_state()[1].tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train_recipe(resolved: ResolvedRecipe, **kwargs: Any) -> dict[str, Any]:
+    """Set up, train, save and clean up: the whole run."""
+    trainer = Trainer(resolved, **kwargs)
+    try:
+        trainer.setup()
+        return trainer.train()
+    finally:
+        trainer.cleanup()
+
+
+__all__ = ["Trainer", "train_recipe"]

@@ -1,0 +1,63 @@
+"""EMA of the trainable weights (diffusers' ``EMAModel``), optionally offloaded to CPU memory.
+
+Works for any list of parameters, so for ``full`` and for the adapter weights of LoRA/LoHa alike.
+With ``offload``, the shadow weights live in CPU memory and visit the training device only
+for the update (diffusers' ``--offload_ema`` pattern), so accelerator memory for EMA is zero
+between updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from diffusers.training_utils import EMAModel
+
+from adaptkit.recipe import EmaSection
+
+
+class EmaWeights:
+    """The moving average of ``params``."""
+
+    def __init__(self, params: Sequence[torch.nn.Parameter], config: EmaSection) -> None:
+        self.params = list(params)
+        self.offload = config.offload
+        self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.model = EMAModel(self.params, decay=config.decay, foreach=config.foreach)
+        if self.offload:
+            self.model.to("cpu")
+            if torch.cuda.is_available():
+                self.model.pin_memory()
+
+    def step(self) -> None:
+        """One EMA update from the current training weights."""
+        if self.offload and self.device.type != "cpu":
+            self.model.to(self.device, non_blocking=True)
+            self.model.step(self.params)
+            self.model.to("cpu", non_blocking=True)
+        else:
+            self.model.step(self.params)
+
+    def shadow_devices(self) -> set[str]:
+        return {p.device.type for p in self.model.shadow_params}
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Within the block, the parameters hold the EMA weights; the training weights come back after."""
+        self.model.store(self.params)
+        self.model.copy_to(self.params)
+        try:
+            yield
+        finally:
+            self.model.restore(self.params)
+
+    def state_dict(self) -> dict:
+        state = dict(self.model.state_dict())
+        state["shadow_params"] = [p.detach().cpu() for p in state["shadow_params"]]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+        target = "cpu" if self.offload else self.device
+        self.model.to(target)

@@ -1,0 +1,136 @@
+"""Malformed recipes: exit status 2, one line per error naming the key, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adaptkit.cli import main
+
+VALID = """\
+[model]
+base = "embedded:tiny-sd"
+
+[data]
+adapter = "pokemon"
+resolution = 64
+[data.options]
+language = "en"
+
+[method]
+name = "lora"
+[method.options]
+rank = 4
+
+[train]
+steps = 10
+learning_rate = 1e-4
+lr_warmup_steps = 2
+
+[ema]
+decay = 0.99
+
+[sample]
+sampler = "dpm-solver"
+seeds = [0, 1]
+[sample.options]
+solver_order = 2
+"""
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in VALID, old
+    return VALID.replace(old, new)
+
+
+# (id, recipe text, expected substrings: one per expected error line)
+CASES = [
+    ("toml-syntax", _edit("[train]", "[train"), ["invalid TOML", "at line 15, column 7"]),
+    ("toml-duplicate-key", _edit("steps = 10", "steps = 10\nsteps = 11"), ["invalid TOML", "line"]),
+    ("unknown-key", _edit("steps = 10", "stepz = 10"), ["train.stepz: unknown key (valid: steps, batch_size"]),
+    ("unknown-section", VALID + "\n[trian]\nsteps = 1\n", ["trian: unknown key (valid: run, model, data"]),
+    ("wrong-type", _edit("steps = 10", 'steps = "many"'), ["train.steps:"]),
+    ("out-of-range", _edit("steps = 10", "steps = 0"), ["train.steps: Input should be greater than or equal to 1"]),
+    ("negative-lr", _edit("learning_rate = 1e-4", "learning_rate = -1.0"), ["train.learning_rate:"]),
+    ("resolution-not-multiple-of-8", _edit("resolution = 64", "resolution = 60"), ["data.resolution: must be a multiple of 8"]),
+    ("bad-literal", _edit("lr_warmup_steps = 2", 'lr_warmup_steps = 2\nmixed_precision = "fp8"'), ["train.mixed_precision:", "'no', 'fp16' or 'bf16'"]),
+    ("warmup-exceeds-steps", _edit("lr_warmup_steps = 2", "lr_warmup_steps = 20"), ["lr_warmup_steps (20) exceeds train.steps (10)"]),
+    ("ema-decay-range", _edit("decay = 0.99", "decay = 1.5"), ["ema.decay:"]),
+    ("seeds-not-list", _edit("seeds = [0, 1]", "seeds = 3"), ["sample.seeds:"]),
+    ("missing-method", VALID.split("[method]")[0] + "[train]\nsteps = 10\n", ["method: required key is missing"]),
+    ("unknown-dataset", _edit('adapter = "pokemon"', 'adapter = "pokemn"'), ["data.adapter: unknown dataset 'pokemn' (registered:", "pokemon"]),
+    ("unknown-method", _edit('name = "lora"', 'name = "lorx"'), ["method.name: unknown method 'lorx' (registered:", "loha"]),
+    ("unknown-sampler", _edit('sampler = "dpm-solver"', 'sampler = "euler-x"'), ["sample.sampler: unknown sampler 'euler-x' (registered:", "ddim"]),
+    ("method-option-typo", _edit("rank = 4", "rnk = 4"), ["method.options.rnk: unknown key (valid: rank"]),
+    ("method-option-type", _edit("rank = 4", 'rank = "big"'), ["method.options.rank:"]),
+    ("sampler-option-typo", _edit("solver_order = 2", "solver_ordr = 2"), ["sample.options.solver_ordr: unknown key (valid:"]),
+    ("sampler-option-value", _edit("solver_order = 2", "solver_order = 7"), ["sample.options.solver_order:"]),
+    ("dataset-option-value", _edit('language = "en"', 'language = "fr"'), ["data.options.language:"]),
+    (
+        "several-errors-at-once",
+        _edit("steps = 10", "stepz = 10\nbatch_size = 0"),
+        ["train.stepz: unknown key", "train.batch_size:"],
+    ),
+]
+
+
+@pytest.mark.parametrize("text, expected", [pytest.param(t, e, id=i) for i, t, e in CASES])
+def test_malformed_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, text: str, expected: list[str]
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(text)
+    assert main(["validate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert all(line.startswith(f"error: {recipe}") for line in lines), lines
+    for fragment in expected:
+        assert any(fragment in line for line in lines), (fragment, lines)
+    expected_lines = 2 if "several errors" in request.node.name.replace("-", " ") else 1
+    assert len(lines) == expected_lines, lines
+
+
+def test_valid_recipe_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    assert main(["validate", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "steps = 10" in out and "is valid" in out
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml: no such recipe file" in capsys.readouterr().err
+
+
+def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_bytes(b"[model]\nbase = \"\xff\xfe\"\n")
+    assert main(["validate", str(recipe)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.steps", "expected KEY.PATH=VALUE"),
+        ("train.steps=0", "train.steps: Input should be greater than or equal to 1"),
+        ("model.base.x=1", "model.base is not a table"),
+        ("train..steps=1", "empty key"),
+    ],
+)
+def test_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    assert main(["validate", str(recipe), "--set", override]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_override_applies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    assert main(["validate", str(recipe), "--set", "train.steps=42", "--set", "method.options.rank=16"]) == 0
+    out = capsys.readouterr().out
+    assert "steps = 42" in out and "rank = 16" in out

@@ -1,0 +1,42 @@
+"""Every shipped recipe validates, opens with the command that runs it, and names real components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adaptkit.resolve import load_and_resolve
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
+
+
+def test_recipes_exist() -> None:
+    names = {p.name for p in RECIPES}
+    assert {"newyorker-lora.toml", "pokemon-loha.toml", "naruto-full.toml", "simpsons-lora.toml"} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_shipped_recipe_validates(path: Path) -> None:
+    first_line = path.read_text().splitlines()[0]
+    assert first_line == f"# adaptkit run recipes/{path.name}"
+    resolved = load_and_resolve(path)
+    assert resolved.run_name == path.stem
+    assert resolved.dataset.name == resolved.recipe.data.adapter
+    assert resolved.method.name == resolved.recipe.method.name
+
+
+REPORT_PROMPTS = [
+    "a photo of an astronaut riding a horse on mars",
+    "a photo of a boy kissing with a girl",
+    "a photo of a man shooting a gun",
+    "a photo of a woman with light shed on her face",
+]
+
+
+@pytest.mark.parametrize("name", ["newyorker-lora", "pokemon-loha", "naruto-full", "simpsons-lora"])
+def test_reference_recipes_follow_the_report(name: str) -> None:
+    recipe = load_and_resolve(Path(__file__).parent.parent / "recipes" / f"{name}.toml").recipe
+    assert recipe.model.base == "CompVis/stable-diffusion-v1-4"
+    assert recipe.data.resolution == 512
+    assert list(recipe.sample.prompts) == REPORT_PROMPTS

@@ -1,0 +1,105 @@
+"""Built-in samplers: registration, options reaching the scheduler, typos rejected, sampling runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adaptkit.models import load_base_model
+from adaptkit.plugins import get_plugin_manager
+from adaptkit.recipe import ModelSection
+from adaptkit.resolve import build_component
+
+EXPECTED = {"ddim": "DDIMScheduler", "pndm": "PNDMScheduler", "dpm-solver": "DPMSolverMultistepScheduler"}
+
+
+@pytest.fixture(scope="module")
+def samplers():
+    return get_plugin_manager().collect().samplers
+
+
+@pytest.fixture(scope="module")
+def components(tiny_model_dir: Path):
+    return load_base_model(ModelSection(base=str(tiny_model_dir)))
+
+
+def make(samplers, name: str, **options):
+    errors: list[str] = []
+    sampler = build_component(samplers, name, options, "recipe.toml", "sample.sampler", errors)
+    assert sampler is not None, errors
+    return sampler
+
+
+def sample(components, scheduler, seed: int = 0) -> np.ndarray:
+    pipe = components.pipeline(scheduler)
+    generator = torch.Generator().manual_seed(seed)
+    return pipe(
+        "a photo of a cat", num_inference_steps=2, guidance_scale=2.0, generator=generator, output_type="np"
+    ).images
+
+
+def test_builtins_registered_by_the_samplers_plugin(samplers) -> None:
+    assert set(EXPECTED) <= set(samplers.names())
+    assert {samplers.get(name).plugin for name in EXPECTED} == {"adaptkit.builtins.samplers"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_builds_from_the_base_scheduler_config(samplers, components, name: str) -> None:
+    scheduler = make(samplers, name).build(dict(components.scheduler_config))
+    assert isinstance(scheduler, __import__("diffusers").SchedulerMixin)
+    assert EXPECTED[name] in [cls.__name__ for cls in type(scheduler).__mro__]
+    assert (scheduler.config.beta_schedule, scheduler.config.beta_end) == ("scaled_linear", 0.012)
+    image = sample(components, scheduler)
+    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("dpm-solver", {"solver_order": 3, "use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"}),
+        ("dpm-solver", {"solver_order": 1, "algorithm_type": "dpmsolver"}),
+        ("pndm", {"skip_prk_steps": False}),
+        ("ddim", {"eta": 0.5, "timestep_spacing": "trailing"}),
+    ],
+)
+def test_options_reach_the_scheduler_config(samplers, components, name: str, options: dict) -> None:
+    scheduler = make(samplers, name, **options).build(dict(components.scheduler_config))
+    for key, value in options.items():
+        assert scheduler.config[key] == value
+
+
+def test_defaults(samplers, components) -> None:
+    config = dict(components.scheduler_config)
+    dpm = make(samplers, "dpm-solver").build(config).config
+    assert (dpm.solver_order, dpm.algorithm_type, dpm.use_karras_sigmas) == (2, "dpmsolver++", False)
+    assert make(samplers, "pndm").build(config).config.skip_prk_steps is True
+    ddim = make(samplers, "ddim").build(config).config
+    assert ddim.eta == 0.0 and ddim.timestep_spacing == components.scheduler_config.get("timestep_spacing", "leading")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("dpm-solver", {"solver_ordr": 3}, "recipe.toml: sample.options.solver_ordr: unknown key"),
+        ("dpm-solver", {"solver_order": 4}, "recipe.toml: sample.options.solver_order"),
+        ("dpm-solver", {"algorithm_type": "euler"}, "recipe.toml: sample.options.algorithm_type: Input should be"),
+        ("ddim", {"eta": 2.0}, "recipe.toml: sample.options.eta"),
+        ("ddim", {"timestep_spacing": "even"}, "recipe.toml: sample.options.timestep_spacing"),
+        ("pndm", {"skip_prk": True}, "recipe.toml: sample.options.skip_prk: unknown key (valid: skip_prk_steps)"),
+    ],
+)
+def test_bad_options_are_rejected(samplers, name: str, options: dict, expected: str) -> None:
+    errors: list[str] = []
+    assert build_component(samplers, name, options, "recipe.toml", "sample.sampler", errors) is None
+    assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+def test_ddim_eta_is_used_when_sampling(samplers, components) -> None:
+    config = dict(components.scheduler_config)
+    deterministic = [sample(components, make(samplers, "ddim").build(config), seed=s) for s in (0, 0)]
+    assert np.abs(deterministic[0] - deterministic[1]).max() == 0.0
+    noisy = sample(components, make(samplers, "ddim", eta=1.0).build(config), seed=0)
+    assert np.abs(noisy - deterministic[0]).max() > 1e-4

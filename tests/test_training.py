@@ -1,0 +1,240 @@
+"""Training end to end on the tiny model: methods x samplers, learning, resume, 8-bit Adam, EMA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from adaptkit.cli import main
+from adaptkit.testing.datasets import write_naruto
+from adaptkit.training.batches import derive_seed
+from adaptkit.training.objective import diffusion_loss
+
+from training_helpers import make_trainer, run, write_recipe
+
+METHODS = ["full", "lora", "loha"]
+SAMPLERS = ["ddim", "pndm", "dpm-solver"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_naruto(tmp_path_factory.mktemp("naruto") / "naruto", rows=4).path
+
+
+def trainable_snapshot(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.method.trainable_state_dict(trainer.components).items()}
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_method_sampler_end_to_end(tmp_path, tiny_model_dir, data_dir, method, sampler, capsys) -> None:
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, method, train={"steps": 2}, checkpoint={"every": 1, "keep": 2},
+        sample={"sampler": sampler},
+    )
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    run_dir = tmp_path / "runs" / "run"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+    # resume the finished run for two more steps
+    assert main(["run", str(recipe), "--resume", "--set", "train.steps=4", "--no-progress"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"loss", "lr", "images_per_s", "peak_memory_mb"} <= set(rows[-1])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000003", "step-000004"]
+    assert (run_dir / "samples" / "step-000004.png").is_file()
+    assert (run_dir / "samples" / "step-000000.png").is_file()
+    assert any((run_dir / "adapter").iterdir())
+    out = tmp_path / "sampled.png"
+    assert main(["sample", "--adapter", str(run_dir), "--sampler", sampler, "--prompt", "a ninja", "--steps", "2",
+                 "--resolution", "32", "--out", str(out)]) == 0
+    from PIL import Image
+
+    assert Image.open(out).size[1] == 32
+
+
+def test_lora_loads_in_diffusers_with_identical_images(tmp_path, tiny_model_dir, data_dir) -> None:
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    from adaptkit.inference import load_pipeline
+    from adaptkit.plugins import get_plugin_manager
+    from adaptkit.recipe import ModelSection
+    from adaptkit.sampling import SampleSpec, generate_arrays
+
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "lora", method={"options": {"rank": 4, "alpha": 8}}, train={"steps": 3},
+        sample={"prompts": []},
+    )
+    run(recipe)
+    run_dir = tmp_path / "runs" / "run"
+    spec = SampleSpec(["a ninja", "a boy"], [0, 1], steps=3, guidance=3.0, resolution=32)
+    registries = get_plugin_manager().collect()
+    sampler = registries.samplers.get("dpm-solver").cls()
+    ours = generate_arrays(load_pipeline(ModelSection(base=str(tiny_model_dir)), sampler, registries, run_dir), spec)
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    base = generate_arrays(pipe, spec)
+    pipe.load_lora_weights(run_dir / "adapter")
+    theirs = generate_arrays(pipe, spec)
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
+    assert (ours - base).abs().max() > 1e-3  # the adapter changes the images
+
+
+def fixed_loss(trainer, repeats: int = 8) -> float:
+    """The training loss on every example with fixed noise and timesteps (no grad)."""
+    batch = [trainer.training_examples[i] for i in range(len(trainer.examples))]
+    pixels = torch.stack([b["pixel_values"] for b in batch])
+    captions = [b["caption"] for b in batch]
+    trainer.unet.eval()
+    total = 0.0
+    with torch.no_grad():
+        for r in range(repeats):
+            gen = torch.Generator().manual_seed(derive_seed("eval", r))
+            latents = trainer._encode_images(pixels, torch.Generator().manual_seed(0))
+            hidden = trainer._encode_text(captions)
+            total += diffusion_loss(trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective).item()
+    trainer.unet.train()
+    return total / repeats
+
+
+@pytest.mark.parametrize("method, lr", [("full", 2e-3), ("lora", 1e-2), ("loha", 1e-2)])
+def test_overfitting_four_images_halves_the_loss(tmp_path, tiny_model_dir, data_dir, method, lr) -> None:
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, method,
+        method={"options": {} if method == "full" else {"rank": 8, "conv": True}},
+        train={"steps": 80, "batch_size": 4, "learning_rate": lr, "log_every": 20},
+        sample={"prompts": []},
+    )
+    trainer = make_trainer(recipe)
+    before = fixed_loss(trainer)
+    trainer.train()
+    after = fixed_loss(trainer)
+    trainer.cleanup()
+    assert after <= 0.5 * before, (before, after)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("ema", [False, True], ids=["no-ema", "ema"])
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_resume_gives_identical_weights(tmp_path, tiny_model_dir, data_dir, method, ema, monkeypatch) -> None:
+    sections = dict(
+        train={"steps": 6, "lr_scheduler": "cosine", "lr_warmup_steps": 1, "gradient_accumulation": 2},
+        checkpoint={"every": 3},
+        ema={"enabled": ema, "decay": 0.9},
+        sample={"prompts": []},
+        data={"random_flip": True, "center_crop": False},
+    )
+    straight, _ = run(write_recipe(tmp_path, tiny_model_dir, data_dir, method, name="straight", **sections))
+
+    interrupted_recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, method, name="interrupted", **sections)
+    trainer = make_trainer(interrupted_recipe)
+    original_step = trainer._optimizer_step
+
+    def step_then_stop(step, batches):
+        if step == 4:  # after the checkpoint at step 3, in the middle of the run
+            raise Interrupt
+        return original_step(step, batches)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", step_then_stop)
+    with pytest.raises(Interrupt):
+        trainer.train()
+    trainer.cleanup()
+    resumed, result = run(interrupted_recipe, resume="latest")
+    assert resumed.start_step == 3 and result["steps_this_session"] == 3
+
+    a, b = trainable_snapshot(straight), trainable_snapshot(resumed)
+    assert a.keys() == b.keys() and len(a) > 0
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    if ema:
+        for x, y in zip(straight.ema.model.shadow_params, resumed.ema.model.shadow_params):
+            assert torch.equal(x, y)
+
+
+def test_adamw8bit_keeps_8bit_state_and_learns(tmp_path, tiny_model_dir, data_dir) -> None:
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "full",
+        train={"steps": 40, "batch_size": 4, "learning_rate": 2e-3, "optimizer": "adamw8bit", "log_every": 10},
+        sample={"prompts": []},
+    )
+    trainer = make_trainer(recipe)
+    before = fixed_loss(trainer)
+    trainer.train()
+    after = fixed_loss(trainer)
+    large = [p for p in trainer.trainable if p.numel() >= 4096]
+    assert large
+    for param in large:
+        state = trainer.optimizer.state[param]
+        assert state["state1"].dtype == torch.uint8 and state["state2"].dtype == torch.uint8
+    trainer.cleanup()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_ema_offload_keeps_ema_on_cpu_and_saves_ema_weights(tmp_path, tiny_model_dir, data_dir) -> None:
+    from safetensors.torch import load_file
+
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "loha",
+        train={"steps": 3}, ema={"enabled": True, "offload": True, "decay": 0.5}, sample={"prompts": []},
+    )
+    trainer, _ = run(recipe)
+    assert trainer.ema.shadow_devices() == {"cpu"}
+    live = trainable_snapshot(trainer)
+    with trainer.ema.applied():
+        averaged = trainable_snapshot(trainer)
+    assert any(not torch.equal(live[k], averaged[k]) for k in live)  # EMA differs from the live weights
+    saved = load_file(str(tmp_path / "runs" / "run" / "adapter" / "adapter_model.safetensors"))
+    saved_values = sorted(float(v.double().sum()) for v in saved.values())
+    ema_values = sorted(float(v.double().sum()) for v in averaged.values())
+    assert saved_values == pytest.approx(ema_values, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.attention=xformers", "train.attention = 'xformers'"),
+        ("train.mixed_precision=fp16", "train.mixed_precision = 'fp16' needs a CUDA device"),
+    ],
+)
+def test_cuda_only_options_fail_clearly_on_cpu(tmp_path, tiny_model_dir, data_dir, capsys, override, message) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only behaviour")
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora")
+    assert main(["run", str(recipe), "--set", override, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_xformers_and_fp16_train_on_gpu(tmp_path, tiny_model_dir, data_dir) -> None:
+    pytest.importorskip("xformers")
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"attention": "xformers", "mixed_precision": "fp16"})
+    _, result = run(recipe)
+    assert result["final_loss"] == result["final_loss"]  # finite
+
+
+def test_existing_run_directory_is_refused(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    marker = tmp_path / "runs" / "run" / "adapter"
+    assert main(["run", str(recipe), "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert marker.is_dir()  # nothing lost
+    assert main(["run", str(recipe), "--overwrite", "--no-progress"]) == 0
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    assert main(["run", str(recipe), "--resume", "--set", "method.options.rank=8", "--set", "train.steps=2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "method.options.rank" in err and "--force" in err
