@@ -13,16 +13,16 @@ from adaptkit.trainer import Trainer
 def write_recipe(
     folder: Path,
     model_dir: Path,
-    data_dir: Path,
+    data_dir: Path | None,
     method_name: str = "lora",
     name: str = "run",
     **sections: dict[str, Any],
 ) -> Path:
-    """A small recipe (32 px, batch 2) on the tiny model and a local naruto-schema dataset."""
+    """A small recipe (32 px, batch 2) on the tiny model and a local naruto-schema dataset (``data_dir``)."""
     data: dict[str, Any] = {
         "run": {"name": name, "output_dir": str(folder / "runs")},
         "model": {"base": str(model_dir)},
-        "data": {"adapter": "naruto", "resolution": 32, "options": {"source": str(data_dir)}},
+        "data": {"adapter": "naruto", "resolution": 32, "options": {"source": str(data_dir)} if data_dir else {}},
         "method": {"name": method_name, "options": {}},
         "train": {"steps": 4, "batch_size": 2, "learning_rate": 1e-3, "log_every": 1, "seed": 3},
         "sample": {"sampler": "ddim", "steps": 2, "guidance": 2.0, "prompts": ["a ninja"], "seeds": [0]},

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "adaptkit.builtins.methods",
     "adaptkit.builtins.samplers",
     "adaptkit.builtins.metrics",
+    "adaptkit.builtins.reports.embedded_probes",
 )
 
 C = TypeVar("C", bound=Component)

@@ -140,6 +140,17 @@ class SampleSection(Section):
     resolution: int | None = Field(None, ge=8, le=4096, description="Default: data.resolution.")
 
 
+class EvalSection(Section):
+    """Evaluation at the end of a run."""
+
+    embedded_probes: bool = Field(
+        False,
+        description="Probe base vs adapted images on held-out embedded-world prompts (embedded models only).",
+    )
+    prompts: int = Field(24, ge=1, le=10_000, description="Held-out prompts to generate for the probes.")
+    seeds_per_prompt: int = Field(1, ge=1, le=64, description="Seeds per prompt.")
+
+
 class PluginsSection(Section):
     """Local plugin modules (dotted names or .py paths relative to the recipe)."""
 
@@ -157,6 +168,7 @@ class Recipe(Section):
     ema: EmaSection = Field(default_factory=EmaSection)
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     sample: SampleSection = Field(default_factory=SampleSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
 
     @model_validator(mode="after")

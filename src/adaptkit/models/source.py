@@ -2,7 +2,9 @@
 
 ``base`` is one of: a Hub id (``CompVis/stable-diffusion-v1-4``), a local diffusers folder,
 a single-file checkpoint (``.safetensors``; pickle formats only with ``allow_pickle``), or
-``embedded:<name>``, a diffusers folder shipped inside the package (``adaptkit/embedded/<name>/``).
+``embedded:<name>``, a diffusers folder shipped inside the package (``adaptkit/embedded/<name>/``),
+or ``testing:tiny-sd``, the tiny random-weight test model, built in code on first use and cached
+(``$ADAPTKIT_CACHE``, default ``~/.cache/adaptkit``) so it loads through ``from_pretrained`` too.
 Every mistake is a one-line :class:`~adaptkit.errors.UserError` naming ``model.base``.
 """
 
@@ -17,9 +19,11 @@ from adaptkit.errors import UserError
 if TYPE_CHECKING:
     from adaptkit.recipe import ModelSection
 
-SourceKind = Literal["hub", "folder", "single_file", "embedded"]
+SourceKind = Literal["hub", "folder", "single_file", "embedded", "testing"]
 
 EMBEDDED_PREFIX = "embedded:"
+TESTING_PREFIX = "testing:"
+TESTING_MODELS = ("tiny-sd",)
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 #: Pipeline parts a Stable Diffusion v1 folder must have; the first three hold weights.
@@ -59,6 +63,8 @@ def resolve_base(model: "ModelSection") -> BaseSource:
     base = model.base.strip()
     if base.startswith(EMBEDDED_PREFIX):
         return _embedded(base)
+    if base.startswith(TESTING_PREFIX):
+        return _testing(base)
     path = Path(base).expanduser()
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         return _single_file(base, path, model.allow_pickle)
@@ -104,6 +110,34 @@ def _embedded(base: str) -> BaseSource:
         listed = ", ".join(f"embedded:{n}" for n in available) if available else "none in this installation"
         raise UserError(f"model.base: no embedded model {name!r} (available: {listed})")
     return BaseSource("embedded", str(folder), base)
+
+
+def cache_root() -> Path:
+    """adaptkit's cache folder: ``$ADAPTKIT_CACHE`` or ``~/.cache/adaptkit``."""
+    import os
+
+    return Path(os.environ.get("ADAPTKIT_CACHE") or Path.home() / ".cache" / "adaptkit")
+
+
+def _testing(base: str) -> BaseSource:
+    name = base[len(TESTING_PREFIX) :]
+    if name not in TESTING_MODELS:
+        listed = ", ".join(f"{TESTING_PREFIX}{n}" for n in TESTING_MODELS)
+        raise UserError(f"model.base: no testing model {name!r} (available: {listed})")
+    import os
+    import shutil
+
+    from adaptkit.testing.tiny_model import save_tiny_pipeline
+
+    folder = cache_root() / "testing" / name
+    if not (folder / "model_index.json").is_file():
+        tmp = folder.with_name(f".{name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_tiny_pipeline(tmp, seed=0)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    return BaseSource("testing", str(folder), base)
 
 
 def _single_file(base: str, path: Path, allow_pickle: bool) -> BaseSource:

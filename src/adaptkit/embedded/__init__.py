@@ -1,0 +1,1 @@
+"""Embedded offline world (shapes, styles), probes and tiny Stable Diffusion model."""

@@ -1,0 +1,213 @@
+"""Reproducible, seeded pretraining of the embedded world model and probes.
+
+Usage::
+
+    python -m adaptkit.embedded.pretrain --out src/adaptkit/embedded [--minutes-budget 70]
+
+Stages: render data → probes → VAE → cache latents → UNet + text encoder
+(caption dropout for classifier-free guidance) → prompt-following evaluation
+with the probes.  Writes ``OUT/tiny-sd/`` (diffusers layout, safetensors),
+``OUT/probes/`` and ``OUT/pretrain_report.json``; intermediate UNet
+checkpoints overwrite ``OUT/tiny-sd/`` so a usable model exists early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adaptkit.embedded import models
+from adaptkit.embedded.data import LABELS, make_batch
+from adaptkit.embedded.evaluate import DEFAULT_STEPS, eval_prompts, prompt_following
+from adaptkit.embedded.probes import Probes, accuracy, train_probe_net
+from adaptkit.embedded.styles import STYLE_CLASSES
+from adaptkit.embedded.tokenizer import build_tokenizer
+from adaptkit.embedded.training import EMA, UNetRun, encode_latents, psnr, train_unet, train_vae
+from adaptkit.embedded.world import EVAL_SEED_OFFSET
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="directory receiving tiny-sd/, probes/, report")
+    p.add_argument("--work", type=Path, default=Path("/tmp/adaptkit-pretrain"), help="cache directory")
+    p.add_argument("--minutes-budget", type=float, default=70.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n-styled", type=int, default=12000)
+    p.add_argument("--n-plain", type=int, default=32000)
+    p.add_argument("--probe-steps", type=int, default=1200)
+    p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--kl-weight", type=float, default=1e-6)
+    p.add_argument("--unet-steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--guidances", default="3,5,7.5")
+    p.add_argument("--eval-per-prompt", type=int, default=8)
+    p.add_argument("--resume", action="store_true", help="reuse probes/VAE from a previous run")
+    p.add_argument("--init-from", type=Path, default=None, help="continue UNet/text encoder from a saved pipeline")
+    return p.parse_args()
+
+
+class Run:
+    """Shared state: timing, logging and the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.t0 = time.time()
+        args.out.mkdir(parents=True, exist_ok=True)
+        args.work.mkdir(parents=True, exist_ok=True)
+        self.report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "stages": {}}
+
+    def log(self, msg: str) -> None:
+        """Timestamped progress line on stdout."""
+        print(f"[{time.time() - self.t0:7.1f}s] {msg}", flush=True)
+
+    def stage(self, name: str, stage_seconds: float, **info: object) -> None:
+        """Record a finished stage and write the report so far."""
+        self.report["stages"][name] = {"wall_seconds": round(stage_seconds, 1), **info}
+        self.log(f"stage {name} done in {stage_seconds:.0f}s: {info}")
+        self.save_report()
+
+    def save_report(self) -> None:
+        """Write ``pretrain_report.json``."""
+        self.report["total_seconds"] = round(time.time() - self.t0, 1)
+        (self.args.out / "pretrain_report.json").write_text(json.dumps(self.report, indent=2))
+
+    def remaining(self) -> float:
+        """Seconds left in the budget."""
+        return self.args.minutes_budget * 60 - (time.time() - self.t0)
+
+
+def stage_probes(run: Run, styled) -> Probes:
+    """Train the shape/colour/background/size/style probes and save them."""
+    a = run.args
+    path = a.out / "probes"
+    if a.resume and (path / "probes.safetensors").exists():
+        run.log("reusing probes")
+        return Probes.load(path)
+    t = time.time()
+    net = train_probe_net(styled, steps=a.probe_steps, seed=a.seed, log=run.log)
+    fresh = make_batch(2000, EVAL_SEED_OFFSET + a.seed + 7, "any", STYLE_CLASSES, workers=2)
+    clean, aug = accuracy(net, fresh), accuracy(net, fresh, augmented=True)
+    config = {
+        "labels": {k: list(v) for k, v in LABELS.items()},
+        "image_size": 64,
+        "width": 32,
+        "heldout_accuracy": clean,
+        "heldout_accuracy_augmented": aug,
+        "heldout_data": "2000 fresh images, seeds >= EVAL_SEED_OFFSET, all triples, styles cycled",
+    }
+    probes = Probes(net, config)
+    probes.save(path)
+    run.stage("probes", time.time() - t, accuracy=clean, accuracy_augmented=aug)
+    return probes
+
+
+def stage_vae(run: Run, styled, plain) -> models.AutoencoderKL:
+    """Train the autoencoder on plain + styled images (styles must survive decoding)."""
+    a = run.args
+    path = a.work / "vae"
+    if a.resume and path.exists():
+        run.log("reusing VAE")
+        return models.AutoencoderKL.from_pretrained(str(path))
+    t = time.time()
+    vae = models.build_vae()
+    mix = np.concatenate([styled.images, plain.images[: len(styled.images) // 3]])
+    info = train_vae(vae, mix, a.vae_steps, a.kl_weight, seed=a.seed, max_seconds=a.minutes_budget * 60 * 0.2, log=run.log)
+    test = make_batch(256, EVAL_SEED_OFFSET + 11, "any", STYLE_CLASSES)
+    info["psnr_db"] = psnr(vae, test.images)
+    info["kl_weight"] = a.kl_weight
+    vae.save_pretrained(str(path))
+    run.stage("vae", time.time() - t, **info)
+    return vae
+
+
+def main() -> None:
+    """Run all stages."""
+    a = _parse()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    run = Run(a)
+    cache = a.work / "latents.pt"
+    if a.resume and cache.exists() and (a.out / "probes" / "probes.safetensors").exists():
+        run.log("reusing probes, VAE and cached latents")
+        probes = Probes.load(a.out / "probes")
+        vae = models.AutoencoderKL.from_pretrained(str(a.work / "vae"))
+        lat_mean, lat_std, captions = (lambda d: (d["mean"], d["std"], d["captions"]))(torch.load(cache))
+    else:
+        t = time.time()
+        styled = make_batch(a.n_styled, a.seed, "train", STYLE_CLASSES, workers=2)
+        plain = make_batch(a.n_plain, a.seed + 1, "train", ("plain",), workers=2)
+        run.stage("data", time.time() - t, n_styled=a.n_styled, n_plain=a.n_plain)
+        probes = stage_probes(run, styled)
+        vae = stage_vae(run, styled, plain)
+        t = time.time()
+        lat_mean, lat_std = encode_latents(vae, plain.images)
+        captions = plain.captions
+        torch.save({"mean": lat_mean, "std": lat_std, "captions": captions}, cache)
+        run.stage("latents", time.time() - t, latent_mean=float(lat_mean.mean()),
+                  posterior_std_mean=float(lat_std.mean()), channel_std=[float(v) for v in lat_mean.std((0, 2, 3))])
+    scaling = float(1.0 / lat_mean.std())
+    vae.register_to_config(scaling_factor=scaling)
+    run.report["vae_scaling_factor"] = scaling
+
+    tokenizer = build_tokenizer()
+    unet, text_encoder, scheduler = models.build_unet(), models.build_text_encoder(tokenizer), models.build_scheduler()
+    if a.init_from is not None:
+        src = models.load_pipeline(a.init_from)
+        unet.load_state_dict(src.unet.state_dict())
+        text_encoder.load_state_dict(src.text_encoder.state_dict())
+        run.log(f"continuing UNet/text encoder from {a.init_from}")
+        previous = a.out / "pretrain_report.json"
+        if previous.exists():
+            run.report["continued_from"] = json.loads(previous.read_text())
+    run.report["params_m"] = {
+        "unet": sum(p.numel() for p in unet.parameters()) / 1e6,
+        "text_encoder": sum(p.numel() for p in text_encoder.parameters()) / 1e6,
+        "vae": sum(p.numel() for p in vae.parameters()) / 1e6,
+        "probes": sum(p.numel() for p in probes.net.parameters()) / 1e6,
+    }
+    quick = eval_prompts("eval", per_prompt=2, seed=500_000)
+
+    def export(ema: EMA) -> models.StableDiffusionPipeline:
+        pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer, scheduler)
+        models.save_pipeline(pipe, a.out / "tiny-sd")
+        pipe = models.with_sampler(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def checkpoint(ema: EMA, step: int) -> None:
+        pipe = export(ema)
+        res = prompt_following(pipe, probes, quick, DEFAULT_STEPS, 5.0)
+        run.log(f"checkpoint at step {step}: quick held-out eval (g=5) {res}")
+        run.report.setdefault("checkpoints", []).append({"step": step, "elapsed": round(time.time() - run.t0), **res})
+        run.save_report()
+
+    t = time.time()
+    cfg = UNetRun(steps=a.unet_steps, lr=a.lr, warmup=a.warmup, seed=a.seed, max_seconds=max(60.0, run.remaining() - 300))
+    ema, info = train_unet(unet, text_encoder, tokenizer, scheduler, lat_mean, lat_std, scaling,
+                           captions, cfg, checkpoint, run.log)
+    run.stage("unet", time.time() - t, **info, run={k: v for k, v in vars(cfg).items()})
+
+    t = time.time()
+    pipe = export(ema)
+    specs = eval_prompts("eval", per_prompt=a.eval_per_prompt)
+    results = {}
+    for g in (float(v) for v in a.guidances.split(",")):
+        results[str(g)] = prompt_following(pipe, probes, specs, DEFAULT_STEPS, g)
+        run.log(f"held-out eval guidance {g}: {results[str(g)]}")
+    best = max(results, key=lambda k: results[k]["both"])
+    train_specs = eval_prompts("train", per_prompt=1, seed=900_000)
+    train_res = prompt_following(pipe, probes, train_specs, DEFAULT_STEPS, float(best))
+    run.report["sampling"] = {"scheduler": "DPMSolverMultistepScheduler", "steps": DEFAULT_STEPS, "guidance_scale": float(best)}
+    run.stage("evaluate", time.time() - t, heldout_prompts=len(specs), heldout=results,
+              best_guidance=float(best), train_prompts=len(train_specs), train=train_res)
+
+
+if __name__ == "__main__":
+    main()

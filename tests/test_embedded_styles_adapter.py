@@ -1,0 +1,100 @@
+"""The ``embedded-styles`` adapter, the ``testing:tiny-sd`` base and the embedded probe report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adaptkit.builtins.datasets.embedded_styles import EmbeddedStylesAdapter
+from adaptkit.errors import UserError
+from adaptkit.recipe import ModelSection
+
+
+def test_style_sets_are_deterministic_and_content_only() -> None:
+    adapter = EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style="ink", count=6, image_size=32))
+    first, again = adapter.load("train"), adapter.load("train")
+    assert len(first) == 6
+    for i in range(6):
+        a, b = first[i], again[i]
+        assert a.image.tobytes() == b.image.tobytes() and a.captions == b.captions and a.key == b.key
+        assert a.image.size == (32, 32) and a.image.mode == "RGB"
+        caption = a.captions[0]
+        assert caption.startswith("a ") and caption.endswith("background")
+        assert not any(word in caption for word in ("ink", "pop", "poster", "style", "cartoon"))
+    with pytest.raises(IndexError):
+        first[6]
+
+
+def test_eval_split_is_held_out_from_training() -> None:
+    from adaptkit.embedded.world import is_heldout
+
+    adapter = EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style="pop", count=20))
+    train, held = adapter.load("train"), adapter.load("eval")
+    train_keys = {train[i].key for i in range(len(train))}
+    assert not train_keys & {held[i].key for i in range(len(held))}
+    for i in range(len(held)):
+        m = held[i].meta
+        assert is_heldout(m["shape"], m["colour"], m["background"])
+    for i in range(len(train)):
+        m = train[i].meta
+        assert not is_heldout(m["shape"], m["colour"], m["background"])
+
+
+def test_styles_differ_in_pixels() -> None:
+    import numpy as np
+
+    images = {
+        style: np.asarray(EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style=style, count=1)).load()[0].image, float)
+        for style in ("plain", "ink", "pop", "poster")
+    }
+    for a in images:
+        for b in images:
+            if a < b:
+                assert np.abs(images[a] - images[b]).mean() > 5, (a, b)
+
+
+def test_testing_base_builds_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adaptkit.models import resolve_base
+
+    monkeypatch.setenv("ADAPTKIT_CACHE", str(tmp_path))
+    source = resolve_base(ModelSection(base="testing:tiny-sd"))
+    folder = Path(source.location)
+    assert folder == tmp_path / "testing" / "tiny-sd" and (folder / "unet").is_dir()
+    stamp = (folder / "model_index.json").stat().st_mtime_ns
+    assert resolve_base(ModelSection(base="testing:tiny-sd")).location == str(folder)
+    assert (folder / "model_index.json").stat().st_mtime_ns == stamp
+    with pytest.raises(UserError, match="no testing model 'huge'.*testing:tiny-sd"):
+        resolve_base(ModelSection(base="testing:huge"))
+
+
+def test_probe_report_after_a_run(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training_helpers import run, write_recipe
+
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, None, "lora",
+        data={"adapter": "embedded-styles", "resolution": 32, "options": {"style": "pop", "count": 8}},
+        train={"steps": 2}, sample={"prompts": [], "steps": 2}, eval={"embedded_probes": True, "prompts": 4},
+    )
+    _, result = run(recipe)
+    figures = result["embedded_probes"]
+    saved = json.loads((tmp_path / "runs" / "run" / "eval" / "embedded_probes.json").read_text())
+    assert saved == figures and figures["images"] == 4 and figures["style"] == "pop"
+    for model in ("base", "adapted"):
+        assert set(figures[model]) == {"target_style", "shape", "colour", "both"}
+        for value in figures[model].values():
+            assert value in {0.0, 0.25, 0.5, 0.75, 1.0}  # fractions of 4 images
+        assert figures[model]["both"] <= min(figures[model]["shape"], figures[model]["colour"])
+    assert (tmp_path / "runs" / "run" / "eval" / "before-after.png").is_file()
+
+
+def test_probe_report_refuses_other_datasets(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from adaptkit.testing.datasets import write_naruto
+    from training_helpers import run, write_recipe
+
+    data = write_naruto(tmp_path / "naruto", rows=2).path
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []},
+                          eval={"embedded_probes": True})
+    with pytest.raises(UserError, match="eval.embedded_probes needs data.adapter = 'embedded-styles'"):
+        run(recipe)
