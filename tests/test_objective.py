@@ -1,0 +1,67 @@
+"""The denoising objective: targets, min-SNR weights, noise offset and input perturbation."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
+
+from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
+
+
+class Recorder(torch.nn.Module):
+    """A stand-in UNet that predicts zeros and remembers its inputs."""
+
+    def forward(self, sample, timesteps, hidden, return_dict=False):
+        self.sample, self.timesteps = sample, timesteps
+        return (torch.zeros_like(sample),)
+
+
+def scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    return DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type)
+
+
+def replay(seed: int, latents: torch.Tensor, config: ObjectiveConfig):
+    """Draw the same random numbers diffusion_loss draws, in the same order."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(latents.shape, generator=gen)
+    offset = torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=gen) if config.noise_offset else None
+    perturb = torch.randn(latents.shape, generator=gen) if config.input_perturbation else None
+    timesteps = torch.randint(0, 1000, (latents.shape[0],), generator=gen)
+    return noise, offset, perturb, timesteps
+
+
+def test_epsilon_loss_is_mse_to_the_noise() -> None:
+    latents = torch.randn(3, 4, 8, 8)
+    config = ObjectiveConfig()
+    loss = diffusion_loss(Recorder(), scheduler(), latents, torch.zeros(3, 2, 4), torch.Generator().manual_seed(1), config)
+    noise, _, _, _ = replay(1, latents, config)
+    assert torch.allclose(loss, noise.pow(2).mean())
+
+
+def test_v_prediction_target_and_min_snr_weights() -> None:
+    latents = torch.randn(4, 4, 8, 8)
+    sched = scheduler("v_prediction")
+    config = ObjectiveConfig(prediction_type="v_prediction", snr_gamma=5.0)
+    unet = Recorder()
+    loss = diffusion_loss(unet, sched, latents, torch.zeros(4, 2, 4), torch.Generator().manual_seed(2), config)
+    noise, _, _, timesteps = replay(2, latents, config)
+    target = sched.get_velocity(latents, noise, timesteps)
+    snr = compute_snr(sched, timesteps)
+    weights = torch.minimum(snr, torch.full_like(snr, 5.0)) / (snr + 1)
+    expected = (target.pow(2).mean(dim=(1, 2, 3)) * weights).mean()
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    assert torch.equal(unet.timesteps, timesteps)
+
+
+def test_noise_offset_and_input_perturbation_change_what_they_should() -> None:
+    latents = torch.randn(2, 4, 8, 8)
+    sched = scheduler()
+    config = ObjectiveConfig(noise_offset=0.1, input_perturbation=0.2)
+    unet = Recorder()
+    loss = diffusion_loss(unet, sched, latents, torch.zeros(2, 2, 4), torch.Generator().manual_seed(3), config)
+    noise, offset, perturb, timesteps = replay(3, latents, config)
+    target = noise + 0.1 * offset
+    assert torch.allclose(loss, target.pow(2).mean())  # the target carries the offset, not the perturbation
+    noisy = sched.add_noise(latents, target + 0.2 * perturb, timesteps)
+    assert torch.allclose(unet.sample, noisy)  # the input carries both
