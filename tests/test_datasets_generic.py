@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -13,7 +12,6 @@ import adaptkit.data.rows as rows_module
 from adaptkit.data.loading import build_adapter, limit_examples
 from adaptkit.errors import UserError
 from adaptkit.testing.datasets import (
-    isolated_datasets,
     write_hostile_dataset,
     write_hostile_images,
     write_imagefolder,
@@ -23,15 +21,8 @@ from adaptkit.testing.datasets import (
     write_simpsons,
 )
 
+from dataset_helpers import _isolated_cache, load  # noqa: F401  (autouse fixture)
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path) -> Iterator[None]:
-    with isolated_datasets(tmp_path / "hf-cache"):
-        yield
-
-
-def load(name: str, **options: object):
-    return build_adapter(name, options, source="test.toml").load()
 
 
 def captions(dataset) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +11,14 @@ from adaptkit.data.loading import build_adapter
 from adaptkit.errors import UserError
 from adaptkit.testing.datasets import (
     SIMPSONS_COLUMNS,
-    isolated_datasets,
     write_naruto,
     write_newyorker,
     write_pokemon,
     write_simpsons,
 )
 
+from dataset_helpers import _isolated_cache, load  # noqa: F401  (autouse fixture)
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path) -> Iterator[None]:
-    with isolated_datasets(tmp_path / "hf-cache"):
-        yield
-
-
-def load(name: str, **options: object):
-    """Build the adapter as a recipe's [data] section would, and load the training split."""
-    return build_adapter(name, options, source="test.toml").load()
 
 
 def all_examples(dataset):

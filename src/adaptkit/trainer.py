@@ -28,6 +28,7 @@ from adaptkit.training.batches import Layout, PositionSampler, TrainingExamples,
 from adaptkit.training.ema import EmaWeights
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
 from adaptkit.training.optim import build_lr_scheduler, build_optimizer
+from adaptkit.training.signals import TrainingInterrupted, graceful_stop
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -201,7 +202,7 @@ class Trainer:
         logged_steps, last_loss, rates = 0, float("nan"), []
         progress = TrainingProgress(train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process)
         self.unet.train()
-        with progress:
+        with progress, graceful_stop() as stop:
             for step in range(self.start_step, train.steps):
                 running_loss += self._optimizer_step(step, batches)
                 throughput.add(self.layout.examples_per_step)
@@ -231,6 +232,8 @@ class Trainer:
                     self.save_checkpoint(done)
                 if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
                     self.sample_grid(done)
+                if stop.signum is not None and done < train.steps:
+                    raise TrainingInterrupted(stop.signum, done, self.save_checkpoint(done))
 
         wall = time.perf_counter() - started
         steps_run = train.steps - self.start_step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from rich.table import Table
 
@@ -32,13 +33,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handle)
 
 
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run where it stopped."""
+    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)
+    return f"adaptkit run {shlex.quote(args.recipe)}{sets} --resume"
+
+
 def handle(args: argparse.Namespace) -> int:
     from adaptkit.trainer import train_recipe
+    from adaptkit.training.signals import TrainingInterrupted
 
     resolved = load_and_resolve(args.recipe, args.overrides)
-    result = train_recipe(
-        resolved, resume=args.resume, overwrite=args.overwrite, force=args.force, show_progress=not args.no_progress
-    )
+    try:
+        result = train_recipe(
+            resolved, resume=args.resume, overwrite=args.overwrite, force=args.force, show_progress=not args.no_progress
+        )
+    except TrainingInterrupted as stopped:
+        console.print(f"{stopped}; checkpoint: {stopped.checkpoint}")
+        console.print(f"resume with: {resume_command(args)}")
+        return stopped.exit_code
     table = Table(title=f"run {resolved.run_name}", show_header=False)
     table.add_row("steps", str(result["steps"]))
     table.add_row("final loss", f"{result['final_loss']:.4f}")

@@ -48,17 +48,22 @@ class SDComponents:
 
     def pipeline(self, scheduler: "SchedulerMixin") -> "StableDiffusionPipeline":
         """A pipeline sharing these modules (no copies), with ``scheduler`` and no safety checker."""
-        from diffusers import StableDiffusionPipeline
+        return assemble_pipeline(self.vae, self.text_encoder, self.tokenizer, self.unet, scheduler)
 
-        pipe = StableDiffusionPipeline(
-            vae=self.vae,
-            text_encoder=self.text_encoder,
-            tokenizer=self.tokenizer,
-            unet=self.unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+
+def assemble_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any) -> "StableDiffusionPipeline":
+    """A ``StableDiffusionPipeline`` of these modules: no safety checker, no progress bar."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

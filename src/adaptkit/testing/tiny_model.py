@@ -96,7 +96,9 @@ def _merge_pair(piece: list[str], pair: tuple[str, str]) -> list[str]:
 def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     """A tiny SD v1-layout pipeline with random weights drawn from ``seed`` (DDPM scheduler, no safety checker)."""
     import torch
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from adaptkit.models.components import assemble_pipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = build_tiny_tokenizer()
@@ -149,18 +151,7 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
         clip_sample=False,
         steps_offset=1,
     )
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 
 
 def save_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:

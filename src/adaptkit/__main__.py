@@ -1,0 +1,7 @@
+"""``python -m adaptkit``."""
+
+import sys
+
+from adaptkit.cli import main
+
+sys.exit(main())
