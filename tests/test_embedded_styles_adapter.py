@@ -96,5 +96,5 @@ def test_probe_report_refuses_other_datasets(tmp_path: Path, tiny_model_dir: Pat
     data = write_naruto(tmp_path / "naruto", rows=2).path
     recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []},
                           eval={"embedded_probes": True})
-    with pytest.raises(UserError, match="eval.embedded_probes needs data.adapter = 'embedded-styles'"):
-        run(recipe)
+    with pytest.raises(UserError, match="eval.embedded_probes: needs data.adapter = 'embedded-styles' .got 'naruto'."):
+        run(recipe)  # refused when the recipe is resolved, before any training

@@ -67,6 +67,13 @@ CASES = [
     ("sampler-option-typo", _edit("solver_order = 2", "solver_ordr = 2"), ["sample.options.solver_ordr: unknown key (valid:"]),
     ("sampler-option-value", _edit("solver_order = 2", "solver_order = 7"), ["sample.options.solver_order:"]),
     ("dataset-option-value", _edit('language = "en"', 'language = "fr"'), ["data.options.language:"]),
+    ("empty-seeds", _edit("seeds = [0, 1]", "seeds = []"), ["sample.seeds:"]),
+    ("sample-resolution", _edit("seeds = [0, 1]", "seeds = [0]\nresolution = 500"), ["sample.resolution: must be a multiple of 8"]),
+    (
+        "plugin-check-recipe",
+        VALID + "\n[eval]\nembedded_probes = true\n",
+        ["eval.embedded_probes: needs data.adapter = 'embedded-styles' (got 'pokemon')"],
+    ),
     (
         "several-errors-at-once",
         _edit("steps = 10", "stepz = 10\nbatch_size = 0"),

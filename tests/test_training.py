@@ -243,3 +243,44 @@ def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, data_dir, cap
     assert main(["run", str(recipe), "--resume", "--set", "method.options.rank=8", "--set", "train.steps=2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "method.options.rank" in err and "--force" in err
+
+
+def test_resume_from_an_older_checkpoint_discards_the_abandoned_future(tmp_path, tiny_model_dir, data_dir) -> None:
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 4}, checkpoint={"every": 1, "keep": 1},
+        sample={"prompts": []},
+    )
+    run(recipe)
+    root = tmp_path / "runs" / "run" / "checkpoints"
+    assert [p.name for p in root.iterdir()] == ["step-000004"]
+    run(write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 4}, checkpoint={"every": 2, "keep": 3},
+                     sample={"prompts": []}, name="branch"))
+    branch = tmp_path / "runs" / "branch" / "checkpoints"
+    run(
+        write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 3}, checkpoint={"every": 1, "keep": 1},
+                     sample={"prompts": []}, name="branch"),
+        resume=str(branch / "step-000002"),
+    )
+    assert [p.name for p in branch.iterdir()] == ["step-000003"]  # step 4 of the abandoned run is gone
+
+
+def test_resume_past_the_end_is_refused(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 2}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    assert main(["run", str(recipe), "--resume", "--set", "train.steps=1", "--no-progress"]) == 2
+    assert "past train.steps = 1" in capsys.readouterr().err
+
+
+def test_prediction_type_override_reaches_the_samplers(tmp_path, tiny_model_dir, data_dir) -> None:
+    from adaptkit.inference import load_pipeline
+    from adaptkit.plugins import get_plugin_manager
+    from adaptkit.recipe import ModelSection
+
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1, "prediction_type": "v_prediction"},
+                          sample={"prompts": []})
+    trainer, _ = run(recipe)
+    assert trainer.components.scheduler_config["prediction_type"] == "v_prediction"
+    registries = get_plugin_manager().collect()
+    pipe = load_pipeline(ModelSection(base=str(tiny_model_dir)), registries.samplers.get("ddim").cls(), registries,
+                         tmp_path / "runs" / "run")
+    assert pipe.scheduler.config.prediction_type == "v_prediction"

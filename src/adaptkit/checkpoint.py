@@ -148,6 +148,14 @@ def apply_retention(root: Path, keep: int) -> list[Path]:
     return removed
 
 
+def discard_after(root: Path, step: int) -> list[Path]:
+    """Delete checkpoints of steps after ``step`` (left by a run that was resumed from an earlier one)."""
+    removed = [p for p in list_checkpoints(root) if int(p.name[len(PREFIX) :]) > step]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def load_checkpoint(path: Path) -> CheckpointContents:
     """Load a complete checkpoint; an incomplete or corrupt one is a clear error."""
     if not path.is_dir():

@@ -15,6 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from adaptkit.component import DatasetAdapter, Method, Metric, Sampler
+    from adaptkit.recipe import Recipe
     from adaptkit.run import Run
 
 PROJECT = "adaptkit"
@@ -57,6 +58,16 @@ def register_metrics(register: Callable[[type[Metric]], None]) -> None:
     """Register evaluation metrics.
 
     Call ``register(MetricClass)`` for each :class:`adaptkit.Metric` subclass.
+    """
+
+
+@hookspec
+def check_recipe(recipe: Recipe) -> list[str] | None:
+    """Called when a recipe is resolved, before anything heavy is loaded.
+
+    Return problems as lines ``"key.path: what is wrong (what is valid)"`` (or None). A plugin
+    whose feature is enabled by a recipe key checks here that the rest of the recipe suits it,
+    so a mistake is reported before training rather than after it.
     """
 
 

@@ -25,11 +25,13 @@ def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components,
     result (adapter or fine-tuned weights) applied by the method that produced it."""
     from adaptkit.models import load_base_model
 
+    recipe = read_run_recipe(run_dir) if run_dir is not None else None
     components = load_base_model(model)
+    if recipe is not None and recipe.train.prediction_type:  # what the run trained the model to predict
+        components.scheduler_config["prediction_type"] = recipe.train.prediction_type
     pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
-    if run_dir is None:
+    if recipe is None or run_dir is None:
         return pipeline
-    recipe = read_run_recipe(run_dir)
     errors: list[str] = []
     method = build_component(
         registries.methods, recipe.method.name, recipe.method.options, str(run_dir / RECIPE_FILE), "method.name", errors

@@ -23,6 +23,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+def _check_multiple_of_8(value: int) -> int:
+    if value % 8:
+        raise ValueError(f"must be a multiple of 8, got {value}")
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,9 +69,7 @@ class DataSection(Section):
     @field_validator("resolution")
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:
-        if value % 8:
-            raise ValueError(f"must be a multiple of 8, got {value}")
-        return value
+        return _check_multiple_of_8(value)
 
 
 class MethodSection(Section):
@@ -136,8 +140,13 @@ class SampleSection(Section):
     every: int = Field(0, ge=0, description="Sample every N steps (0 = only before and after).")
     prompts: list[str] = Field(default_factory=list)
     negative_prompt: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    resolution: int | None = Field(None, ge=8, le=4096, description="Default: data.resolution.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    resolution: int | None = Field(None, ge=8, le=4096, description="Default: data.resolution (multiple of 8).")
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        return None if value is None else _check_multiple_of_8(value)
 
 
 class EvalSection(Section):

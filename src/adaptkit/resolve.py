@@ -68,6 +68,8 @@ def resolve_recipe(recipe: Recipe, path: Path, manager: PluginManager | None = N
     sampler = build_component(
         registries.samplers, recipe.sample.sampler, recipe.sample.options, source, "sample.sampler", errors
     )
+    for problems in manager.hook.check_recipe(recipe=recipe):
+        errors.extend(f"{source}: {line}" for line in problems or [])
     if errors:
         raise UserError.collect(errors)
     assert dataset is not None and method is not None and sampler is not None

@@ -95,7 +95,9 @@ class Run:
             handle.write(json.dumps(row) + "\n")
 
 
-def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite: bool) -> None:
+def prepare_run_dir(
+    run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite: bool, recipe_dir: Path | None = None
+) -> None:
     """Create the run directory, refusing to mix two runs in one folder."""
     saved = run_dir / RECIPE_FILE
     if run_dir.exists() and any(run_dir.iterdir()) and not resuming:
@@ -108,10 +110,15 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite:
     run_dir.mkdir(parents=True, exist_ok=True)
     if resuming and saved.is_file():
         return
-    write_resolved_recipe(saved, recipe)
+    write_resolved_recipe(saved, recipe, recipe_dir)
 
 
-def write_resolved_recipe(path: Path, recipe: Recipe) -> None:
+def write_resolved_recipe(path: Path, recipe: Recipe, recipe_dir: Path | None = None) -> None:
+    """Save the recipe with defaults filled in; local plugin files become absolute paths so the
+    saved copy still finds them (``adaptkit sample --adapter RUN_DIR``)."""
+    if recipe_dir is not None:
+        modules = [str((recipe_dir / m).resolve()) if m.endswith(".py") else m for m in recipe.plugins.modules]
+        recipe = recipe.model_copy(update={"plugins": recipe.plugins.model_copy(update={"modules": modules})})
     header = "# resolved by adaptkit; package versions:\n" + "".join(
         f"#   {name} {version}\n" for name, version in package_versions().items()
     )

@@ -28,7 +28,7 @@ from adaptkit.training.batches import Layout, PositionSampler, TrainingExamples,
 from adaptkit.training.ema import EmaWeights
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
 from adaptkit.training.optim import build_lr_scheduler, build_optimizer
-from adaptkit.training.signals import TrainingInterrupted, graceful_stop
+from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -71,7 +71,13 @@ class Trainer:
         self.accelerator = accelerator = Accelerator(mixed_precision=train.mixed_precision)
         self.run.accelerator = accelerator
         if accelerator.is_main_process:
-            prepare_run_dir(self.run.run_dir, self.recipe, resuming=self.resume is not None, overwrite=self.overwrite)
+            prepare_run_dir(
+                self.run.run_dir,
+                self.recipe,
+                resuming=self.resume is not None,
+                overwrite=self.overwrite,
+                recipe_dir=self.resolved.path.parent,
+            )
         accelerator.wait_for_everyone()
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -80,8 +86,9 @@ class Trainer:
         torch.manual_seed(train.seed)
         components = load_base_model(self.recipe.model)
         self.run.components = self.components = components
-        if train.prediction_type:
+        if train.prediction_type:  # the training target, and every scheduler built for sampling
             components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
+            components.scheduler_config["prediction_type"] = train.prediction_type
         self.objective = ObjectiveConfig(
             prediction_type=components.noise_scheduler.config.prediction_type,
             snr_gamma=train.snr_gamma,
@@ -167,6 +174,11 @@ class Trainer:
                 f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
                 f"({'; '.join(diff) or ', '.join(IDENTITY_SECTIONS)}); pass --force to resume anyway"
             )
+        if contents.step > self.recipe.train.steps:
+            raise UserError(
+                f"--resume {path}: the checkpoint is at step {contents.step}, past train.steps = "
+                f"{self.recipe.train.steps}; raise train.steps to continue"
+            )
         self.method.load_trainable_state_dict(self.components, contents.trainable)
         self.optimizer.load_state_dict(contents.state["optimizer"])
         self.lr_scheduler.load_state_dict(contents.state["lr_scheduler"])
@@ -174,6 +186,8 @@ class Trainer:
             if contents.state.get("ema") is None:
                 raise UserError(f"--resume {path}: checkpoint has no EMA state but ema.enabled = true")
             self.ema.load_state_dict(contents.state["ema"])
+        if self.accelerator.scaler is not None and contents.state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(contents.state["scaler"])
         _set_rng_state(contents.state.get("rng"))
         self.start_step = contents.step
         if self.accelerator.is_main_process:
@@ -190,6 +204,7 @@ class Trainer:
             sampler=PositionSampler(self.layout, self.start_step, train.steps),
             collate_fn=collate,
             num_workers=train.num_workers,
+            worker_init_fn=ignore_stop_signals if train.num_workers else None,
             pin_memory=torch.cuda.is_available(),
         )
         batches = iter(loader)
@@ -232,8 +247,9 @@ class Trainer:
                     self.save_checkpoint(done)
                 if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
                     self.sample_grid(done)
-                if stop.signum is not None and done < train.steps:
-                    raise TrainingInterrupted(stop.signum, done, self.save_checkpoint(done))
+                signum = self._agreed_stop_signal(stop.signum)
+                if signum and done < train.steps:
+                    raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
 
         wall = time.perf_counter() - started
         steps_run = train.steps - self.start_step
@@ -246,6 +262,7 @@ class Trainer:
             "adapter_dir": str(self.run.adapter_dir),
             "examples": len(self.examples),
             "skipped_examples": getattr(self.examples, "skipped", 0),
+            "main_process": accelerator.is_main_process,
         }
         self.save_checkpoint(train.steps)
         self.save_result()
@@ -254,6 +271,13 @@ class Trainer:
         if accelerator.is_main_process:
             self.hook.on_train_end(run=self.run, result=result)
         return result
+
+    def _agreed_stop_signal(self, signum: int | None) -> int:
+        """The stop signal any process received (all processes must stop at the same step)."""
+        if self.accelerator.num_processes == 1:
+            return signum or 0
+        flag = torch.tensor(signum or 0, device=self.accelerator.device)
+        return int(self.accelerator.reduce(flag, reduction="max").item())
 
     def _optimizer_step(self, step: int, batches) -> torch.Tensor:
         """One optimizer step over ``gradient_accumulation`` micro-batches; returns the loss (on device)."""
@@ -311,6 +335,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": _get_rng_state(),
         }
         manifest = {
@@ -319,6 +344,7 @@ class Trainer:
             "versions": package_versions(),
             "method": self.method.name,
         }
+        ckpt.discard_after(self.run.checkpoints_dir, step)  # a resumed run's abandoned future
         path = ckpt.write_checkpoint(
             self.run.checkpoints_dir, step, self.method.trainable_state_dict(self.components), state, manifest
         )
@@ -347,7 +373,7 @@ class Trainer:
 
     def sample_grid(self, step: int, before_after: bool = False) -> Path | None:
         """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
-        if not self.accelerator.is_main_process:
+        if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
             return None
         pipeline = self.components.pipeline(self.resolved.sampler.build(dict(self.components.scheduler_config)))
         trained = [m for m in (self.components.unet, self.components.text_encoder) if m.training]

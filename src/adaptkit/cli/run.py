@@ -49,9 +49,12 @@ def handle(args: argparse.Namespace) -> int:
             resolved, resume=args.resume, overwrite=args.overwrite, force=args.force, show_progress=not args.no_progress
         )
     except TrainingInterrupted as stopped:
-        console.print(f"{stopped}; checkpoint: {stopped.checkpoint}")
-        console.print(f"resume with: {resume_command(args)}")
+        if stopped.checkpoint is not None:  # the main process
+            console.print(f"{stopped}; checkpoint: {stopped.checkpoint}")
+            console.print(f"resume with: {resume_command(args)}")
         return stopped.exit_code
+    if not result["main_process"]:
+        return 0
     table = Table(title=f"run {resolved.run_name}", show_header=False)
     table.add_row("steps", str(result["steps"]))
     table.add_row("final loss", f"{result['final_loss']:.4f}")

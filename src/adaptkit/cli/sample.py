@@ -42,6 +42,10 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.base is None and args.adapter is None:
         raise UserError("sample: give --base MODEL, --adapter RUN_DIR, or both")
+    if args.steps < 1:
+        raise UserError(f"--steps {args.steps}: must be at least 1")
+    if args.resolution is not None and (args.resolution < 8 or args.resolution % 8):
+        raise UserError(f"--resolution {args.resolution}: must be a positive multiple of 8")
     run_recipe = read_run_recipe(args.adapter) if args.adapter else None
     model = run_recipe.model.model_copy() if run_recipe else ModelSection()
     if args.base:

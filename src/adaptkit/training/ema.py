@@ -35,7 +35,7 @@ class EmaWeights:
         if self.offload and self.device.type != "cpu":
             self.model.to(self.device, non_blocking=True)
             self.model.step(self.params)
-            self.model.to("cpu", non_blocking=True)
+            self.model.to("cpu")  # blocking: a checkpoint may read the shadow weights next
         else:
             self.model.step(self.params)
 

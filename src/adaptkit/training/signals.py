@@ -24,6 +24,12 @@ class TrainingInterrupted(Exception):
         self.exit_code = EXIT_CODES.get(signal.Signals(signum), 128 + signum)
 
 
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """Data-loader workers ignore SIGINT/SIGTERM: the main process finishes the step and stops them."""
+    for sig in EXIT_CODES:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class StopFlag:
     """Which signal asked the run to stop (None while none has)."""
 

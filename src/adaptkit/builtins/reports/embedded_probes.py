@@ -20,6 +20,16 @@ PROBES_DIR = Path(__file__).resolve().parents[2] / "embedded" / "probes"
 
 
 @hookimpl
+def check_recipe(recipe: Any) -> list[str] | None:
+    """``eval.embedded_probes`` needs the embedded style sets (the probes judge their styles)."""
+    if not recipe.eval.embedded_probes:
+        return None
+    if recipe.data.adapter != "embedded-styles":
+        return [f"eval.embedded_probes: needs data.adapter = 'embedded-styles' (got {recipe.data.adapter!r})"]
+    return None
+
+
+@hookimpl
 def on_train_end(run: Any, result: dict[str, Any]) -> None:
     """Run the probe evaluation when the recipe asks for it."""
     if not run.recipe.eval.embedded_probes:
@@ -31,6 +41,7 @@ def on_train_end(run: Any, result: dict[str, Any]) -> None:
 
 def evaluate_run(run: Any) -> dict[str, Any]:
     """Base and adapted figures for the run's target style (see the module docstring)."""
+    from adaptkit.builtins.datasets.embedded_styles import EmbeddedStylesOptions
     from adaptkit.embedded.evaluate import eval_prompts, generate, score
     from adaptkit.embedded.probes import Probes
     from adaptkit.inference import load_pipeline
@@ -40,10 +51,8 @@ def evaluate_run(run: Any) -> dict[str, Any]:
     from adaptkit.sampling import make_grid
 
     recipe = run.recipe
-    style = recipe.data.options.get("style")
-    if recipe.data.adapter != "embedded-styles" or not style:
-        raise UserError("eval.embedded_probes needs data.adapter = 'embedded-styles' with data.options.style")
-    registries = get_plugin_manager(recipe.plugins.modules).collect()
+    style = EmbeddedStylesOptions.model_validate(recipe.data.options).style
+    registries = get_plugin_manager(recipe.plugins.modules, base_dir=run.recipe_path.parent).collect()
     errors: list[str] = []
     sampler = build_component(registries.samplers, recipe.sample.sampler, recipe.sample.options, "recipe", "sample.sampler", errors)
     if sampler is None:
