@@ -98,3 +98,28 @@ def test_probe_report_refuses_other_datasets(tmp_path: Path, tiny_model_dir: Pat
                           eval={"embedded_probes": True})
     with pytest.raises(UserError, match="eval.embedded_probes: needs data.adapter = 'embedded-styles' .got 'naruto'."):
         run(recipe)  # refused when the recipe is resolved, before any training
+
+
+def test_style_set_exports_as_an_imagefolder_the_imagefolder_adapter_reads(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from adaptkit.cli import main
+    from adaptkit.data.loading import build_adapter
+    from adaptkit.testing.datasets import isolated_datasets
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[data]\nadapter = "embedded-styles"\n[data.options]\nstyle = "poster"\ncount = 5\n[method]\nname = "lora"\n')
+    out = tmp_path / "poster"
+    assert main(["data", "export", str(recipe), str(out), "--limit", "4"]) == 0
+    assert "wrote 4 images" in capsys.readouterr().out
+    original = EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style="poster", count=5)).load()
+    with isolated_datasets(tmp_path / "cache"):
+        exported = build_adapter("imagefolder", {"source": str(out)}, source="test").load()
+        assert len(exported) == 4
+        by_caption = {}
+        for i in range(4):
+            by_caption.setdefault(exported[i].captions[0], []).append(np.asarray(exported[i].image))
+    for i in range(4):
+        assert any(np.array_equal(np.asarray(original[i].image), a) for a in by_caption[original[i].captions[0]])
+    assert main(["data", "export", str(recipe), str(out)]) == 2  # never overwrites
+    assert "already exists" in capsys.readouterr().err

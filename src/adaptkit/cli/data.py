@@ -1,4 +1,5 @@
-"""``adaptkit data preview RECIPE``: the first rows of a recipe's dataset, and a contact sheet."""
+"""``adaptkit data preview RECIPE`` (first rows and a contact sheet) and ``adaptkit data export``
+(the dataset as an imagefolder)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.add_argument("--thumb", type=_positive, default=128, metavar="PX", help="cell size in pixels (default 128)")
     preview.set_defaults(handler=handle_preview)
+    export = commands.add_parser(
+        "export",
+        help="write the recipe's dataset as an imagefolder (PNG + metadata.jsonl)",
+        description="Write the recipe's dataset (e.g. an embedded style set) as a Hugging Face imagefolder "
+        "that the imagefolder adapter and datasets.load_dataset read.",
+    )
+    add_recipe_arguments(export)
+    export.add_argument("out", type=Path, metavar="OUT_DIR", help="a new folder to create")
+    export.add_argument("--limit", type=_positive, default=None, metavar="N", help="at most N examples")
+    export.set_defaults(handler=handle_export)
     parser.set_defaults(handler=lambda args: _usage(parser))
 
 
@@ -100,5 +111,21 @@ def handle_preview(args: argparse.Namespace) -> int:
         f"{len(dataset)} examples{skipped}; contact sheet of {len(result.examples)} at "
         f"{pipeline.resolution} px ({result.sheet.width}×{result.sheet.height}) written to {out}",
         soft_wrap=True,
+    )
+    return 0
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    """Export the recipe's dataset to ``OUT_DIR`` and say how to train on it."""
+    from adaptkit.data.export import export_imagefolder
+
+    path = Path(args.recipe)
+    recipe = load_recipe(path, args.overrides)
+    count = export_imagefolder(resolve_dataset(recipe, path).load(), args.out, args.limit)
+    console.print(
+        f"wrote {count} images and metadata.jsonl to {args.out}; train on it with "
+        f'[data] adapter = "imagefolder", [data.options] source = "{args.out}"',
+        soft_wrap=True,
+        markup=False,
     )
     return 0
