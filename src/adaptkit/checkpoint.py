@@ -148,6 +148,16 @@ def apply_retention(root: Path, keep: int) -> list[Path]:
     return removed
 
 
+def resume_path(resume: str, root: Path) -> Path:
+    """``--resume`` (``"latest"``: the newest complete checkpoint under ``root``) or ``--resume PATH``."""
+    if resume != "latest":
+        return Path(resume)
+    path = newest_complete(root)
+    if path is None:
+        raise UserError(f"--resume: no complete checkpoint in {root}; run without --resume to start fresh")
+    return path
+
+
 def discard_after(root: Path, step: int) -> list[Path]:
     """Delete checkpoints of steps after ``step`` (left by a run that was resumed from an earlier one)."""
     removed = [p for p in list_checkpoints(root) if int(p.name[len(PREFIX) :]) > step]

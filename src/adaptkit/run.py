@@ -56,6 +56,17 @@ def identity_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
     return lines
 
 
+def check_same_identity(manifest: dict[str, Any], recipe: Recipe, path: Path) -> None:
+    """Refuse to resume a checkpoint made for another model, dataset or method (the caller allows --force)."""
+    if manifest.get("recipe_hash") == recipe_hash(recipe):
+        return
+    diff = identity_diff(manifest.get("identity", {}), recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS)))
+    raise UserError(
+        f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
+        f"({'; '.join(diff) or ', '.join(IDENTITY_SECTIONS)}); pass --force to resume anyway"
+    )
+
+
 @dataclass
 class Run:
     """One training run: its recipe, directory and (once set up) its live state.

@@ -90,3 +90,12 @@ def save_grid(rows: Sequence[Sequence[Image.Image]], labels: Sequence[str], path
     path.parent.mkdir(parents=True, exist_ok=True)
     make_grid(rows, labels).save(path)
     return path
+
+
+def save_before_after(
+    base_rows: Sequence[Sequence[Image.Image]], adapted_rows: Sequence[Sequence[Image.Image]], prompts: Sequence[str], path: Path
+) -> Path:
+    """One grid with, per prompt, a row of base images above a row of adapted images (same seeds)."""
+    paired = [row for pair in zip(base_rows, adapted_rows) for row in pair]
+    labels = [f"{tag}: {prompt}" for prompt in prompts for tag in ("base", "adapted")]
+    return save_grid(paired, labels, path)

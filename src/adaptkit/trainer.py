@@ -8,12 +8,10 @@ One readable loop. Everything with a job of its own lives in :mod:`adaptkit.trai
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -21,13 +19,14 @@ from adaptkit import checkpoint as ckpt
 from adaptkit.errors import UserError
 from adaptkit.progress import TrainingProgress
 from adaptkit.resolve import ResolvedRecipe
-from adaptkit.run import IDENTITY_SECTIONS, Run, identity_diff, package_versions, prepare_run_dir, recipe_hash
-from adaptkit.sampling import SampleSpec, generate, save_grid
+from adaptkit.run import IDENTITY_SECTIONS, Run, check_same_identity, package_versions, prepare_run_dir, recipe_hash
+from adaptkit.sampling import SampleSpec, generate, save_before_after, save_grid
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Layout, PositionSampler, TrainingExamples, collate, derive_seed
 from adaptkit.training.ema import EmaWeights
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
 from adaptkit.training.optim import build_lr_scheduler, build_optimizer
+from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 
@@ -56,6 +55,7 @@ class Trainer:
         self.run = Run(self.recipe, resolved.path, resolved.run_dir)
         self.hook = resolved.manager.hook
         self.start_step = 0
+        self.base_rows: list | None = None  # the base model's grid (step 0), for before-after.png
 
     # ------------------------------------------------------------------ setup
 
@@ -133,7 +133,7 @@ class Trainer:
         self.text_encoder = prepared[2] if self.method.trains_text_encoder else components.text_encoder
         self.layout = Layout(train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index)
         if self.resume is not None:
-            self._restore(self._resume_path())
+            self._restore(ckpt.resume_path(self.resume, self.run.checkpoints_dir))
 
     def _place_modules(self) -> None:
         """Frozen weights in the mixed-precision dtype, trainable ones in float32, all on the device."""
@@ -155,25 +155,10 @@ class Trainer:
         if not self.method.trains_text_encoder:
             c.text_encoder.eval()
 
-    def _resume_path(self) -> Path:
-        if self.resume == "latest":
-            path = ckpt.newest_complete(self.run.checkpoints_dir)
-            if path is None:
-                raise UserError(
-                    f"--resume: no complete checkpoint in {self.run.checkpoints_dir}; run without --resume to start fresh"
-                )
-            return path
-        return Path(self.resume)
-
     def _restore(self, path: Path) -> None:
         contents = ckpt.load_checkpoint(path)
-        if contents.manifest.get("recipe_hash") != recipe_hash(self.recipe) and not self.force:
-            current = self.recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS))
-            diff = identity_diff(contents.manifest.get("identity", {}), current)
-            raise UserError(
-                f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
-                f"({'; '.join(diff) or ', '.join(IDENTITY_SECTIONS)}); pass --force to resume anyway"
-            )
+        if not self.force:
+            check_same_identity(contents.manifest, self.recipe, path)
         if contents.step > self.recipe.train.steps:
             raise UserError(
                 f"--resume {path}: the checkpoint is at step {contents.step}, past train.steps = "
@@ -188,7 +173,7 @@ class Trainer:
             self.ema.load_state_dict(contents.state["ema"])
         if self.accelerator.scaler is not None and contents.state.get("scaler"):
             self.accelerator.scaler.load_state_dict(contents.state["scaler"])
-        _set_rng_state(contents.state.get("rng"))
+        set_rng_state(contents.state.get("rng"))
         self.start_step = contents.step
         if self.accelerator.is_main_process:
             print(f"resuming from {path} (step {contents.step})")
@@ -336,7 +321,7 @@ class Trainer:
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
-            "rng": _get_rng_state(),
+            "rng": get_rng_state(),
         }
         manifest = {
             "recipe_hash": recipe_hash(self.recipe),
@@ -385,42 +370,17 @@ class Trainer:
         finally:
             for module in trained:
                 module.train()
-        path = save_grid(rows, list(self.recipe.sample.prompts), self.run.samples_dir / f"{ckpt.checkpoint_name(step)}.png")
-        self._grids = getattr(self, "_grids", {})
-        self._grids[step] = rows
-        if before_after and 0 in self._grids:
-            paired = [row for pair in zip(self._grids[0], rows) for row in pair]
-            labels = [f"{tag}: {p}" for p in self.recipe.sample.prompts for tag in ("base", "adapted")]
-            save_grid(paired, labels, self.run.samples_dir / "before-after.png")
+        prompts = list(self.recipe.sample.prompts)
+        path = save_grid(rows, prompts, self.run.samples_dir / f"{ckpt.checkpoint_name(step)}.png")
+        if step == 0:
+            self.base_rows = rows
+        elif before_after and self.base_rows is not None:
+            save_before_after(self.base_rows, rows, prompts, self.run.samples_dir / "before-after.png")
         return path
 
     def cleanup(self) -> None:
         if getattr(self, "accelerator", None) is not None:
             self.accelerator.end_training()
-
-
-def _get_rng_state() -> dict[str, Any]:
-    state = {
-        "python": list(random.getstate()[1]),
-        "python_version": random.getstate()[0],
-        "python_gauss": random.getstate()[2],
-        "numpy": np.random.get_state()[1].tolist(),
-        "numpy_pos": int(np.random.get_state()[2]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any] | None) -> None:
-    if not state:
-        return
-    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available() and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train_recipe(resolved: ResolvedRecipe, **kwargs: Any) -> dict[str, Any]:
