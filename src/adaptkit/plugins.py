@@ -105,7 +105,8 @@ class PluginManager:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._distributions: dict[str, str] = {}
-        if os.environ.get("ADAPTKIT_TRACE_PLUGINS"):
+        self.tracing = bool(os.environ.get("ADAPTKIT_TRACE_PLUGINS"))
+        if self.tracing:
             self._enable_tracing()
 
     # -- loading ------------------------------------------------------------------
@@ -166,7 +167,13 @@ class PluginManager:
                 def register(cls: Any, _plugin: str = plugin_name, _registry: Registry = registry) -> None:
                     _registry.add(cls, _plugin, self._distributions.get(_plugin))
 
-                impl.function(register=register)
+                # Called per implementation (not through the hook caller) so each registration
+                # is attributed to its plugin; traced here for the same reason.
+                if self.tracing:
+                    _trace(f"register_{kind}(register=<{plugin_name}>)")
+                result = impl.function(register=register)
+                if self.tracing:
+                    _trace(f"register_{kind} -> {result!r}")
         return registries
 
     @property
@@ -175,14 +182,14 @@ class PluginManager:
 
     def _enable_tracing(self) -> None:
         def before(hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
-            print(f"[adaptkit trace] {hook_name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})", file=sys.stderr)
+            _trace(f"{hook_name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
 
         def after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
             try:
                 result = outcome.get_result()
             except BaseException as exc:  # noqa: BLE001 - tracing only reports
                 result = f"raised {exc!r}"
-            print(f"[adaptkit trace] {hook_name} -> {result!r}", file=sys.stderr)
+            _trace(f"{hook_name} -> {result!r}")
 
         self.pm.add_hookcall_monitoring(before, after)
 
@@ -198,6 +205,10 @@ class Components:
 
     def by_kind(self) -> dict[str, Registry[Any]]:
         return {"datasets": self.datasets, "methods": self.methods, "samplers": self.samplers, "metrics": self.metrics}
+
+
+def _trace(message: str) -> None:
+    print(f"[adaptkit trace] {message}", file=sys.stderr)
 
 
 def _import_plugin_module(spec: str, base_dir: Path | None, source: str) -> ModuleType:

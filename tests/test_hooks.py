@@ -1,0 +1,172 @@
+"""Every hook has a test named after it, documentation, and behaves as documented."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adaptkit.cli import main
+from adaptkit.hookdocs import hook_functions, hook_reference
+from adaptkit.testing.datasets import write_naruto
+
+from training_helpers import run, write_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RECORDER = '''
+import json
+from pathlib import Path
+
+import adaptkit
+from pydantic import Field
+
+LOG = Path(__file__).with_suffix(".log")
+
+
+def record(event, **values):
+    with LOG.open("a") as handle:
+        handle.write(json.dumps({"event": event, **values}) + "\\n")
+
+
+class Constant(adaptkit.Metric):
+    name = "constant"
+    description = "always 1.0"
+
+    def compute(self, context):
+        return {"constant": 1.0}
+
+
+@adaptkit.hookimpl
+def register_metrics(register):
+    register(Constant)
+
+
+@adaptkit.hookimpl
+def check_recipe(recipe):
+    if recipe.train.seed == 13:
+        return ["train.seed: 13 is unlucky (the recorder plugin refuses it)"]
+
+
+@adaptkit.hookimpl
+def on_train_start(run):
+    record("start", run_dir=str(run.run_dir), main=run.is_main_process)
+
+
+@adaptkit.hookimpl
+def on_step_end(run, step, logs):
+    record("step", step=step, loss=logs["loss"])
+
+
+@adaptkit.hookimpl
+def on_checkpoint(run, path):
+    record("checkpoint", path=str(path), exists=Path(path, "manifest.json").is_file())
+
+
+@adaptkit.hookimpl
+def on_train_end(run, result):
+    record("end", steps=result["steps"], adapter=Path(result["adapter_dir"]).is_dir())
+'''
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Path:
+    module = tmp_path / "recorder.py"
+    module.write_text(textwrap.dedent(RECORDER))
+    return module
+
+
+def events(module: Path) -> list[dict]:
+    import json
+
+    log = module.with_suffix(".log")
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture
+def trained(tmp_path: Path, tiny_model_dir: Path, recorder: Path) -> list[dict]:
+    data = write_naruto(tmp_path / "naruto", rows=2).path
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data, "lora", train={"steps": 4, "log_every": 2}, checkpoint={"every": 2},
+        sample={"prompts": []}, plugins={"modules": ["recorder.py"]},
+    )
+    run(recipe)
+    return events(recorder)
+
+
+def test_every_hook_is_documented_and_tested() -> None:
+    tests = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    for name, fn in hook_functions().items():
+        assert inspect.getdoc(fn), f"hook {name} has no docstring"
+        assert f"def test_{name}(" in tests, f"no test named test_{name}"
+
+
+def test_hook_reference_is_current() -> None:
+    assert (ROOT / "docs" / "hooks.md").read_text() == hook_reference(), "run: python -m adaptkit.hookdocs > docs/hooks.md"
+
+
+def test_register_metrics(recorder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--module", str(recorder), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"name": "constant"' in out and '"kind": "metric"' in out
+
+
+def registered(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:
+    """``adaptkit plugins --json`` as {kind: {name: plugin}}."""
+    import json
+
+    assert main(["plugins", "--json"]) == 0
+    by_kind: dict[str, dict[str, str]] = {}
+    for row in json.loads(capsys.readouterr().out):
+        by_kind.setdefault(row["kind"], {})[row["name"]] = row["plugin"]
+    return by_kind
+
+
+def test_register_datasets(capsys: pytest.CaptureFixture[str]) -> None:
+    """The built-ins arrive through the same registration hooks as any plugin's."""
+    datasets = registered(capsys)["dataset"]
+    assert set(datasets) >= {"newyorker", "pokemon", "naruto", "simpsons", "hub", "imagefolder", "embedded-styles"}
+    assert set(datasets.values()) == {"adaptkit.builtins.datasets"}
+
+
+def test_register_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    assert registered(capsys)["method"] == {m: "adaptkit.builtins.methods" for m in ("full", "lora", "loha")}
+
+
+def test_register_samplers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert registered(capsys)["sampler"] == {s: "adaptkit.builtins.samplers" for s in ("ddim", "pndm", "dpm-solver")}
+
+
+def test_check_recipe(tmp_path: Path, recorder: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path, tiny_model_dir, tmp_path, "lora", train={"seed": 13}, plugins={"modules": ["recorder.py"]})
+    assert main(["validate", str(recipe)]) == 2
+    assert f"{recipe}: train.seed: 13 is unlucky" in capsys.readouterr().err
+
+
+def test_on_train_start(trained: list[dict]) -> None:
+    assert trained[0]["event"] == "start" and trained[0]["main"] is True
+
+
+def test_on_step_end(trained: list[dict]) -> None:
+    steps = [e for e in trained if e["event"] == "step"]
+    assert [e["step"] for e in steps] == [2, 4] and all(e["loss"] > 0 for e in steps)
+
+
+def test_on_checkpoint(trained: list[dict]) -> None:
+    checkpoints = [e for e in trained if e["event"] == "checkpoint"]
+    assert [Path(e["path"]).name for e in checkpoints] == ["step-000002", "step-000004"]
+    assert all(e["exists"] for e in checkpoints)  # called after the checkpoint is complete
+
+
+def test_on_train_end(trained: list[dict]) -> None:
+    assert trained[-1] == {"event": "end", "steps": 4, "adapter": True}
+
+
+def test_trace_plugins_prints_hook_calls(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ADAPTKIT_TRACE_PLUGINS", "1")
+    assert main(["plugins", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "[adaptkit trace] register_methods(register=<adaptkit.builtins.methods>)" in err
+    assert "[adaptkit trace] register_methods -> None" in err
