@@ -89,16 +89,17 @@ def test_lora_loads_in_diffusers_with_identical_images(tmp_path, tiny_model_dir,
 
 def fixed_loss(trainer, repeats: int = 8) -> float:
     """The training loss on every example with fixed noise and timesteps (no grad)."""
-    batch = [trainer.training_examples[i] for i in range(len(trainer.examples))]
-    pixels = torch.stack([b["pixel_values"] for b in batch])
-    captions = [b["caption"] for b in batch]
+    from adaptkit.training.batches import Collate
+
+    batch = Collate(trainer.components.tokenizer)([trainer.training_examples[i] for i in range(len(trainer.examples))])
+    pixels = batch["pixel_values"]
     trainer.unet.eval()
     total = 0.0
     with torch.no_grad():
         for r in range(repeats):
             gen = torch.Generator().manual_seed(derive_seed("eval", r))
             latents = trainer._encode_images(pixels, torch.Generator().manual_seed(0))
-            hidden = trainer._encode_text(captions)
+            hidden = trainer._encode_text(batch["input_ids"])
             total += diffusion_loss(trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective).item()
     trainer.unet.train()
     return total / repeats
@@ -284,3 +285,20 @@ def test_prediction_type_override_reaches_the_samplers(tmp_path, tiny_model_dir,
     pipe = load_pipeline(ModelSection(base=str(tiny_model_dir)), registries.samplers.get("ddim").cls(), registries,
                          tmp_path / "runs" / "run")
     assert pipe.scheduler.config.prediction_type == "v_prediction"
+
+
+def test_long_captions_are_truncated_and_counted(tmp_path, tiny_model_dir) -> None:
+    from adaptkit.testing.datasets import pattern_image
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    long_caption = " ".join(["a very long caption about a ninja"] * 30)  # far over 77 tokens
+    for i, caption in enumerate([long_caption, "a ninja"]):
+        pattern_image(i).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(caption)
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, None, "lora", data={"adapter": "imagefolder", "options": {"source": str(folder)}},
+        train={"steps": 3, "batch_size": 2}, sample={"prompts": []},
+    )
+    _, result = run(recipe)
+    assert result["truncated_captions"] == 3  # each batch of 2 holds the long caption once

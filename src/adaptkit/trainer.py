@@ -22,7 +22,7 @@ from adaptkit.resolve import ResolvedRecipe
 from adaptkit.run import IDENTITY_SECTIONS, Run, check_same_identity, package_versions, prepare_run_dir, recipe_hash
 from adaptkit.sampling import SampleSpec, generate, save_before_after, save_grid
 from adaptkit.training.attention import configure_attention
-from adaptkit.training.batches import Layout, PositionSampler, TrainingExamples, collate, derive_seed
+from adaptkit.training.batches import Collate, Layout, PositionSampler, TrainingExamples, derive_seed
 from adaptkit.training.ema import EmaWeights
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
 from adaptkit.training.optim import build_lr_scheduler, build_optimizer
@@ -55,7 +55,8 @@ class Trainer:
         self.run = Run(self.recipe, resolved.path, resolved.run_dir)
         self.hook = resolved.manager.hook
         self.start_step = 0
-        self.base_rows: list | None = None  # the base model's grid (step 0), for before-after.png
+        self.base_rows: list | None = None
+        self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length  # the base model's grid (step 0), for before-after.png
 
     # ------------------------------------------------------------------ setup
 
@@ -187,7 +188,7 @@ class Trainer:
             self.training_examples,
             batch_size=train.batch_size,
             sampler=PositionSampler(self.layout, self.start_step, train.steps),
-            collate_fn=collate,
+            collate_fn=Collate(self.components.tokenizer),
             num_workers=train.num_workers,
             worker_init_fn=ignore_stop_signals if train.num_workers else None,
             pin_memory=torch.cuda.is_available(),
@@ -247,6 +248,7 @@ class Trainer:
             "adapter_dir": str(self.run.adapter_dir),
             "examples": len(self.examples),
             "skipped_examples": getattr(self.examples, "skipped", 0),
+            "truncated_captions": self.truncated_captions,
             "main_process": accelerator.is_main_process,
         }
         self.save_checkpoint(train.steps)
@@ -277,7 +279,8 @@ class Trainer:
             sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
             with sync, accelerator.autocast():
                 latents = self._encode_images(batch["pixel_values"], generator)
-                hidden = self._encode_text(batch["captions"])
+                hidden = self._encode_text(batch["input_ids"])
+                self.truncated_captions += batch["truncated"]
                 loss = diffusion_loss(self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective)
                 accelerator.backward(loss / train.gradient_accumulation)
             total += loss.detach() / train.gradient_accumulation
@@ -297,11 +300,8 @@ class Trainer:
             latents = vae.encode(pixels).latent_dist.sample(generator=generator)
         return latents.float() * vae.config.scaling_factor
 
-    def _encode_text(self, captions: list[str]) -> torch.Tensor:
-        tokenizer = self.components.tokenizer
-        ids = tokenizer(
-            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids.to(self.accelerator.device)
+    def _encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.to(self.accelerator.device, non_blocking=True)
         grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
         with grad:
             return self.text_encoder(ids, return_dict=False)[0]

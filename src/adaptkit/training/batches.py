@@ -114,10 +114,28 @@ class TrainingExamples(Dataset):
         return {"pixel_values": pixels, "caption": caption, "key": example.key, "position": position}
 
 
-def collate(rows: list[dict]) -> dict:
-    return {
-        "pixel_values": torch.stack([r["pixel_values"] for r in rows]).contiguous(),
-        "captions": [r["caption"] for r in rows],
-        "keys": [r["key"] for r in rows],
-        "positions": [r["position"] for r in rows],
-    }
+class Collate:
+    """Stacks pixels and tokenizes captions (in the data-loader workers, off the training thread).
+
+    Captions longer than the tokenizer's ``model_max_length`` are truncated, as every SD trainer
+    does, and counted in ``truncated`` so the run can say how many lost words.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = tokenizer.model_max_length
+
+    def __call__(self, rows: list[dict]) -> dict:
+        captions = [r["caption"] for r in rows]
+        lengths = [len(ids) for ids in self.tokenizer(captions, truncation=False, padding=False).input_ids]
+        input_ids = self.tokenizer(
+            captions, padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        return {
+            "pixel_values": torch.stack([r["pixel_values"] for r in rows]).contiguous(),
+            "input_ids": input_ids,
+            "captions": captions,
+            "truncated": sum(length > self.max_length for length in lengths),
+            "keys": [r["key"] for r in rows],
+            "positions": [r["position"] for r in rows],
+        }
