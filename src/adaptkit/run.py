@@ -101,6 +101,11 @@ class Run:
     def metrics_path(self) -> Path:
         return self.run_dir / METRICS_FILE
 
+    def trainer_state(self) -> dict[str, Any]:
+        """The trainable weights by name, as the method names them (for plugins that inspect training)."""
+        trainer = self.state["trainer"]
+        return trainer.method.trainable_state_dict(trainer.components)
+
     def log_metrics(self, row: dict[str, Any]) -> None:
         with self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")

@@ -53,6 +53,7 @@ class Trainer:
         self.force = force
         self.show_progress = show_progress
         self.run = Run(self.recipe, resolved.path, resolved.run_dir)
+        self.run.state["trainer"] = self
         self.hook = resolved.manager.hook
         self.start_step = 0
         self.base_rows: list | None = None
@@ -69,7 +70,11 @@ class Trainer:
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise UserError("train.mixed_precision = 'fp16' needs a CUDA device; use 'bf16' or 'no' on CPU")
-        self.accelerator = accelerator = Accelerator(mixed_precision=train.mixed_precision)
+        # cpu=True on a machine without CUDA: that is what makes accelerate join a torchrun/gloo
+        # group there (MULTI_CPU); without it every process trains alone and all of them write.
+        self.accelerator = accelerator = Accelerator(
+            mixed_precision=train.mixed_precision, cpu=not torch.cuda.is_available()
+        )
         self.run.accelerator = accelerator
         if accelerator.is_main_process:
             prepare_run_dir(
