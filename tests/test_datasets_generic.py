@@ -24,7 +24,6 @@ from adaptkit.testing.datasets import (
 from dataset_helpers import _isolated_cache, load  # noqa: F401  (autouse fixture)
 
 
-
 def captions(dataset) -> list[str]:
     return [dataset[i].captions[0] for i in range(len(dataset))]
 

@@ -20,7 +20,6 @@ from adaptkit.testing.datasets import (
 from dataset_helpers import _isolated_cache, load  # noqa: F401  (autouse fixture)
 
 
-
 def all_examples(dataset):
     return [dataset[i] for i in range(len(dataset))]
 

@@ -23,9 +23,7 @@ MODEL_DIR = ROOT / "tiny-sd"
 PROBES_DIR = ROOT / "probes"
 REPORT = ROOT / "pretrain_report.json"
 
-pytestmark = pytest.mark.skipif(
-    not (PROBES_DIR / "probes.safetensors").exists(), reason="embedded weights not built"
-)
+pytestmark = pytest.mark.skipif(not (PROBES_DIR / "probes.safetensors").exists(), reason="embedded weights not built")
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,9 @@ def test_styles_differ_in_pixels() -> None:
     import numpy as np
 
     images = {
-        style: np.asarray(EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style=style, count=1)).load()[0].image, float)
+        style: np.asarray(
+            EmbeddedStylesAdapter(EmbeddedStylesAdapter.Options(style=style, count=1)).load()[0].image, float
+        )
         for style in ("plain", "ink", "pop", "poster")
     }
     for a in images:
@@ -73,9 +75,14 @@ def test_probe_report_after_a_run(tmp_path: Path, tiny_model_dir: Path, monkeypa
     from training_helpers import run, write_recipe
 
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, None, "lora",
+        tmp_path,
+        tiny_model_dir,
+        None,
+        "lora",
         data={"adapter": "embedded-styles", "resolution": 32, "options": {"style": "pop", "count": 8}},
-        train={"steps": 2}, sample={"prompts": [], "steps": 2}, eval={"embedded_probes": True, "prompts": 4},
+        train={"steps": 2},
+        sample={"prompts": [], "steps": 2},
+        eval={"embedded_probes": True, "prompts": 4},
     )
     _, result = run(recipe)
     figures = result["embedded_probes"]
@@ -91,11 +98,19 @@ def test_probe_report_after_a_run(tmp_path: Path, tiny_model_dir: Path, monkeypa
 
 def test_probe_report_refuses_other_datasets(tmp_path: Path, tiny_model_dir: Path) -> None:
     from adaptkit.testing.datasets import write_naruto
+
     from training_helpers import run, write_recipe
 
     data = write_naruto(tmp_path / "naruto", rows=2).path
-    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []},
-                          eval={"embedded_probes": True})
+    recipe = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        data,
+        "lora",
+        train={"steps": 1},
+        sample={"prompts": []},
+        eval={"embedded_probes": True},
+    )
     with pytest.raises(UserError, match="eval.embedded_probes: needs data.adapter = 'embedded-styles' .got 'naruto'."):
         run(recipe)  # refused when the recipe is resolved, before any training
 
@@ -108,7 +123,9 @@ def test_style_set_exports_as_an_imagefolder_the_imagefolder_adapter_reads(tmp_p
     from adaptkit.testing.datasets import isolated_datasets
 
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[data]\nadapter = "embedded-styles"\n[data.options]\nstyle = "poster"\ncount = 5\n[method]\nname = "lora"\n')
+    recipe.write_text(
+        '[data]\nadapter = "embedded-styles"\n[data.options]\nstyle = "poster"\ncount = 5\n[method]\nname = "lora"\n'
+    )
     out = tmp_path / "poster"
     assert main(["data", "export", str(recipe), str(out), "--limit", "4"]) == 0
     assert "wrote 4 images" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from training_helpers import run, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
-RECORDER = '''
+RECORDER = """
 import json
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def on_checkpoint(run, path):
 @adaptkit.hookimpl
 def on_train_end(run, result):
     record("end", steps=result["steps"], adapter=Path(result["adapter_dir"]).is_dir())
-'''
+"""
 
 
 @pytest.fixture
@@ -89,8 +89,14 @@ def events(module: Path) -> list[dict]:
 def trained(tmp_path: Path, tiny_model_dir: Path, recorder: Path) -> list[dict]:
     data = write_naruto(tmp_path / "naruto", rows=2).path
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data, "lora", train={"steps": 4, "log_every": 2}, checkpoint={"every": 2},
-        sample={"prompts": []}, plugins={"modules": ["recorder.py"]},
+        tmp_path,
+        tiny_model_dir,
+        data,
+        "lora",
+        train={"steps": 4, "log_every": 2},
+        checkpoint={"every": 2},
+        sample={"prompts": []},
+        plugins={"modules": ["recorder.py"]},
     )
     run(recipe)
     return events(recorder)
@@ -104,7 +110,9 @@ def test_every_hook_is_documented_and_tested() -> None:
 
 
 def test_hook_reference_is_current() -> None:
-    assert (ROOT / "docs" / "hooks.md").read_text() == hook_reference(), "run: python -m adaptkit.hookdocs > docs/hooks.md"
+    assert (ROOT / "docs" / "hooks.md").read_text() == hook_reference(), (
+        "run: python -m adaptkit.hookdocs > docs/hooks.md"
+    )
 
 
 def test_register_metrics(recorder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +148,9 @@ def test_register_samplers(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_check_recipe(tmp_path: Path, recorder: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recipe = write_recipe(tmp_path, tiny_model_dir, tmp_path, "lora", train={"seed": 13}, plugins={"modules": ["recorder.py"]})
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, tmp_path, "lora", train={"seed": 13}, plugins={"modules": ["recorder.py"]}
+    )
     assert main(["validate", str(recipe)]) == 2
     assert f"{recipe}: train.seed: 13 is unlucky" in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ from adaptkit.testing.datasets import write_naruto
 
 from training_helpers import write_recipe
 
-PROBE = '''
+PROBE = """
 import json
 from pathlib import Path
 
@@ -36,22 +36,45 @@ def on_step_end(run, step, logs):
             "step": step,
             "checksum": float(sum(t.double().sum() for t in state.values())),
         }) + "\\n")
-'''
+"""
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed"
+)
 def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path, tiny_model_dir: Path) -> None:
     (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
     data = write_naruto(tmp_path / "naruto", rows=8).path
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data, "lora", train={"steps": 4, "log_every": 2}, checkpoint={"every": 2},
-        sample={"prompts": []}, plugins={"modules": ["probe.py"]},
+        tmp_path,
+        tiny_model_dir,
+        data,
+        "lora",
+        train={"steps": 4, "log_every": 2},
+        checkpoint={"every": 2},
+        sample={"prompts": []},
+        plugins={"modules": ["probe.py"]},
     )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "adaptkit.cli", "run", str(recipe), "--no-progress"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "adaptkit.cli",
+            "run",
+            str(recipe),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [json.loads(line) for line in (tmp_path / "probe.log").read_text().splitlines()]

@@ -18,7 +18,9 @@ class Recorder(torch.nn.Module):
 
 
 def scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
-    return DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type)
+    return DDPMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=prediction_type
+    )
 
 
 def replay(seed: int, latents: torch.Tensor, config: ObjectiveConfig):
@@ -34,7 +36,9 @@ def replay(seed: int, latents: torch.Tensor, config: ObjectiveConfig):
 def test_epsilon_loss_is_mse_to_the_noise() -> None:
     latents = torch.randn(3, 4, 8, 8)
     config = ObjectiveConfig()
-    loss = diffusion_loss(Recorder(), scheduler(), latents, torch.zeros(3, 2, 4), torch.Generator().manual_seed(1), config)
+    loss = diffusion_loss(
+        Recorder(), scheduler(), latents, torch.zeros(3, 2, 4), torch.Generator().manual_seed(1), config
+    )
     noise, _, _, _ = replay(1, latents, config)
     assert torch.allclose(loss, noise.pow(2).mean())
 

@@ -53,22 +53,54 @@ CASES = [
     ("wrong-type", _edit("steps = 10", 'steps = "many"'), ["train.steps:"]),
     ("out-of-range", _edit("steps = 10", "steps = 0"), ["train.steps: Input should be greater than or equal to 1"]),
     ("negative-lr", _edit("learning_rate = 1e-4", "learning_rate = -1.0"), ["train.learning_rate:"]),
-    ("resolution-not-multiple-of-8", _edit("resolution = 64", "resolution = 60"), ["data.resolution: must be a multiple of 8"]),
-    ("bad-literal", _edit("lr_warmup_steps = 2", 'lr_warmup_steps = 2\nmixed_precision = "fp8"'), ["train.mixed_precision:", "'no', 'fp16' or 'bf16'"]),
-    ("warmup-exceeds-steps", _edit("lr_warmup_steps = 2", "lr_warmup_steps = 20"), ["lr_warmup_steps (20) exceeds train.steps (10)"]),
+    (
+        "resolution-not-multiple-of-8",
+        _edit("resolution = 64", "resolution = 60"),
+        ["data.resolution: must be a multiple of 8"],
+    ),
+    (
+        "bad-literal",
+        _edit("lr_warmup_steps = 2", 'lr_warmup_steps = 2\nmixed_precision = "fp8"'),
+        ["train.mixed_precision:", "'no', 'fp16' or 'bf16'"],
+    ),
+    (
+        "warmup-exceeds-steps",
+        _edit("lr_warmup_steps = 2", "lr_warmup_steps = 20"),
+        ["lr_warmup_steps (20) exceeds train.steps (10)"],
+    ),
     ("ema-decay-range", _edit("decay = 0.99", "decay = 1.5"), ["ema.decay:"]),
     ("seeds-not-list", _edit("seeds = [0, 1]", "seeds = 3"), ["sample.seeds:"]),
     ("missing-method", VALID.split("[method]")[0] + "[train]\nsteps = 10\n", ["method: required key is missing"]),
-    ("unknown-dataset", _edit('adapter = "pokemon"', 'adapter = "pokemn"'), ["data.adapter: unknown dataset 'pokemn' (registered:", "pokemon"]),
-    ("unknown-method", _edit('name = "lora"', 'name = "lorx"'), ["method.name: unknown method 'lorx' (registered:", "loha"]),
-    ("unknown-sampler", _edit('sampler = "dpm-solver"', 'sampler = "euler-x"'), ["sample.sampler: unknown sampler 'euler-x' (registered:", "ddim"]),
+    (
+        "unknown-dataset",
+        _edit('adapter = "pokemon"', 'adapter = "pokemn"'),
+        ["data.adapter: unknown dataset 'pokemn' (registered:", "pokemon"],
+    ),
+    (
+        "unknown-method",
+        _edit('name = "lora"', 'name = "lorx"'),
+        ["method.name: unknown method 'lorx' (registered:", "loha"],
+    ),
+    (
+        "unknown-sampler",
+        _edit('sampler = "dpm-solver"', 'sampler = "euler-x"'),
+        ["sample.sampler: unknown sampler 'euler-x' (registered:", "ddim"],
+    ),
     ("method-option-typo", _edit("rank = 4", "rnk = 4"), ["method.options.rnk: unknown key (valid: rank"]),
     ("method-option-type", _edit("rank = 4", 'rank = "big"'), ["method.options.rank:"]),
-    ("sampler-option-typo", _edit("solver_order = 2", "solver_ordr = 2"), ["sample.options.solver_ordr: unknown key (valid:"]),
+    (
+        "sampler-option-typo",
+        _edit("solver_order = 2", "solver_ordr = 2"),
+        ["sample.options.solver_ordr: unknown key (valid:"],
+    ),
     ("sampler-option-value", _edit("solver_order = 2", "solver_order = 7"), ["sample.options.solver_order:"]),
     ("dataset-option-value", _edit('language = "en"', 'language = "fr"'), ["data.options.language:"]),
     ("empty-seeds", _edit("seeds = [0, 1]", "seeds = []"), ["sample.seeds:"]),
-    ("sample-resolution", _edit("seeds = [0, 1]", "seeds = [0]\nresolution = 500"), ["sample.resolution: must be a multiple of 8"]),
+    (
+        "sample-resolution",
+        _edit("seeds = [0, 1]", "seeds = [0]\nresolution = 500"),
+        ["sample.resolution: must be a multiple of 8"],
+    ),
     (
         "plugin-check-recipe",
         VALID + "\n[eval]\nembedded_probes = true\n",
@@ -114,7 +146,7 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe = tmp_path / "recipe.toml"
-    recipe.write_bytes(b"[model]\nbase = \"\xff\xfe\"\n")
+    recipe.write_bytes(b'[model]\nbase = "\xff\xfe"\n')
     assert main(["validate", str(recipe)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
 

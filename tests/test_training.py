@@ -32,7 +32,12 @@ def trainable_snapshot(trainer) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("method", METHODS)
 def test_method_sampler_end_to_end(tmp_path, tiny_model_dir, data_dir, method, sampler, capsys) -> None:
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, method, train={"steps": 2}, checkpoint={"every": 1, "keep": 2},
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        method,
+        train={"steps": 2},
+        checkpoint={"every": 1, "keep": 2},
         sample={"sampler": sampler},
     )
     assert main(["run", str(recipe), "--no-progress"]) == 0
@@ -53,8 +58,26 @@ def test_method_sampler_end_to_end(tmp_path, tiny_model_dir, data_dir, method, s
     assert before.shape == after.shape and np.abs(before - after).max() > 0  # adapted != base, same seeds
     assert any((run_dir / "adapter").iterdir())
     out = tmp_path / "sampled.png"
-    assert main(["sample", "--adapter", str(run_dir), "--sampler", sampler, "--prompt", "a ninja", "--steps", "2",
-                 "--resolution", "32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--adapter",
+                str(run_dir),
+                "--sampler",
+                sampler,
+                "--prompt",
+                "a ninja",
+                "--steps",
+                "2",
+                "--resolution",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size[1] == 32
 
 
@@ -67,7 +90,12 @@ def test_lora_loads_in_diffusers_with_identical_images(tmp_path, tiny_model_dir,
     from adaptkit.sampling import SampleSpec, generate_arrays
 
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, "lora", method={"options": {"rank": 4, "alpha": 8}}, train={"steps": 3},
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        "lora",
+        method={"options": {"rank": 4, "alpha": 8}},
+        train={"steps": 3},
         sample={"prompts": []},
     )
     run(recipe)
@@ -100,7 +128,9 @@ def fixed_loss(trainer, repeats: int = 8) -> float:
             gen = torch.Generator().manual_seed(derive_seed("eval", r))
             latents = trainer._encode_images(pixels, torch.Generator().manual_seed(0))
             hidden = trainer._encode_text(batch["input_ids"])
-            total += diffusion_loss(trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective).item()
+            total += diffusion_loss(
+                trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective
+            ).item()
     trainer.unet.train()
     return total / repeats
 
@@ -108,7 +138,10 @@ def fixed_loss(trainer, repeats: int = 8) -> float:
 @pytest.mark.parametrize("method, lr", [("full", 2e-3), ("lora", 1e-2), ("loha", 1e-2)])
 def test_overfitting_four_images_halves_the_loss(tmp_path, tiny_model_dir, data_dir, method, lr) -> None:
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, method,
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        method,
         method={"options": {} if method == "full" else {"rank": 8, "conv": True}},
         train={"steps": 80, "batch_size": 4, "learning_rate": lr, "log_every": 20},
         sample={"prompts": []},
@@ -130,7 +163,10 @@ class Interrupt(Exception):
 def test_resume_gives_identical_weights(tmp_path, tiny_model_dir, data_dir, method, ema, monkeypatch) -> None:
     sections = dict(
         train={
-            "steps": 6, "lr_scheduler": "cosine", "lr_warmup_steps": 1, "gradient_accumulation": 2,
+            "steps": 6,
+            "lr_scheduler": "cosine",
+            "lr_warmup_steps": 1,
+            "gradient_accumulation": 2,
             "gradient_checkpointing": method == "full",
         },
         checkpoint={"every": 3},
@@ -167,7 +203,10 @@ def test_resume_gives_identical_weights(tmp_path, tiny_model_dir, data_dir, meth
 
 def test_adamw8bit_keeps_8bit_state_and_learns(tmp_path, tiny_model_dir, data_dir) -> None:
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, "full",
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        "full",
         train={"steps": 40, "batch_size": 4, "learning_rate": 2e-3, "optimizer": "adamw8bit", "log_every": 10},
         sample={"prompts": []},
     )
@@ -188,8 +227,13 @@ def test_ema_offload_keeps_ema_on_cpu_and_saves_ema_weights(tmp_path, tiny_model
     from safetensors.torch import load_file
 
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, "loha",
-        train={"steps": 3}, ema={"enabled": True, "offload": True, "decay": 0.5}, sample={"prompts": []},
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        "loha",
+        train={"steps": 3},
+        ema={"enabled": True, "offload": True, "decay": 0.5},
+        sample={"prompts": []},
     )
     trainer, _ = run(recipe)
     assert trainer.ema.shadow_devices() == {"cpu"}
@@ -223,7 +267,9 @@ def test_cuda_only_options_fail_clearly_on_cpu(tmp_path, tiny_model_dir, data_di
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_xformers_and_fp16_train_on_gpu(tmp_path, tiny_model_dir, data_dir) -> None:
     pytest.importorskip("xformers")
-    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"attention": "xformers", "mixed_precision": "fp16"})
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "lora", train={"attention": "xformers", "mixed_precision": "fp16"}
+    )
     _, result = run(recipe)
     assert result["final_loss"] == result["final_loss"]  # finite
 
@@ -241,25 +287,62 @@ def test_existing_run_directory_is_refused(tmp_path, tiny_model_dir, data_dir, c
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
     recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
     assert main(["run", str(recipe), "--no-progress"]) == 0
-    assert main(["run", str(recipe), "--resume", "--set", "method.options.rank=8", "--set", "train.steps=2", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(recipe),
+                "--resume",
+                "--set",
+                "method.options.rank=8",
+                "--set",
+                "train.steps=2",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "method.options.rank" in err and "--force" in err
 
 
 def test_resume_from_an_older_checkpoint_discards_the_abandoned_future(tmp_path, tiny_model_dir, data_dir) -> None:
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 4}, checkpoint={"every": 1, "keep": 1},
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        "lora",
+        train={"steps": 4},
+        checkpoint={"every": 1, "keep": 1},
         sample={"prompts": []},
     )
     run(recipe)
     root = tmp_path / "runs" / "run" / "checkpoints"
     assert [p.name for p in root.iterdir()] == ["step-000004"]
-    run(write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 4}, checkpoint={"every": 2, "keep": 3},
-                     sample={"prompts": []}, name="branch"))
+    run(
+        write_recipe(
+            tmp_path,
+            tiny_model_dir,
+            data_dir,
+            "lora",
+            train={"steps": 4},
+            checkpoint={"every": 2, "keep": 3},
+            sample={"prompts": []},
+            name="branch",
+        )
+    )
     branch = tmp_path / "runs" / "branch" / "checkpoints"
     run(
-        write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 3}, checkpoint={"every": 1, "keep": 1},
-                     sample={"prompts": []}, name="branch"),
+        write_recipe(
+            tmp_path,
+            tiny_model_dir,
+            data_dir,
+            "lora",
+            train={"steps": 3},
+            checkpoint={"every": 1, "keep": 1},
+            sample={"prompts": []},
+            name="branch",
+        ),
         resume=str(branch / "step-000002"),
     )
     assert [p.name for p in branch.iterdir()] == ["step-000003"]  # step 4 of the abandoned run is gone
@@ -277,13 +360,23 @@ def test_prediction_type_override_reaches_the_samplers(tmp_path, tiny_model_dir,
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.recipe import ModelSection
 
-    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1, "prediction_type": "v_prediction"},
-                          sample={"prompts": []})
+    recipe = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        data_dir,
+        "lora",
+        train={"steps": 1, "prediction_type": "v_prediction"},
+        sample={"prompts": []},
+    )
     trainer, _ = run(recipe)
     assert trainer.components.scheduler_config["prediction_type"] == "v_prediction"
     registries = get_plugin_manager().collect()
-    pipe = load_pipeline(ModelSection(base=str(tiny_model_dir)), registries.samplers.get("ddim").cls(), registries,
-                         tmp_path / "runs" / "run")
+    pipe = load_pipeline(
+        ModelSection(base=str(tiny_model_dir)),
+        registries.samplers.get("ddim").cls(),
+        registries,
+        tmp_path / "runs" / "run",
+    )
     assert pipe.scheduler.config.prediction_type == "v_prediction"
 
 
@@ -297,8 +390,13 @@ def test_long_captions_are_truncated_and_counted(tmp_path, tiny_model_dir) -> No
         pattern_image(i).save(folder / f"{i}.png")
         (folder / f"{i}.txt").write_text(caption)
     recipe = write_recipe(
-        tmp_path, tiny_model_dir, None, "lora", data={"adapter": "imagefolder", "options": {"source": str(folder)}},
-        train={"steps": 3, "batch_size": 2}, sample={"prompts": []},
+        tmp_path,
+        tiny_model_dir,
+        None,
+        "lora",
+        data={"adapter": "imagefolder", "options": {"source": str(folder)}},
+        train={"steps": 3, "batch_size": 2},
+        sample={"prompts": []},
     )
     _, result = run(recipe)
     assert result["truncated_captions"] == 3  # each batch of 2 holds the long caption once

@@ -226,7 +226,9 @@ def _import_plugin_module(spec: str, base_dir: Path | None, source: str) -> Modu
         try:
             loader_spec.loader.exec_module(module)
         except Exception as exc:
-            raise PluginError(f"{source}: plugins.modules: {spec} failed to import: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"{source}: plugins.modules: {spec} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
         return module
     added = False
     if base_dir is not None and str(base_dir) not in sys.path:
@@ -251,7 +253,9 @@ def allowlist_from_env() -> list[str] | None:
     return [item for item in (part.strip() for part in value.split(",")) if item]
 
 
-def get_plugin_manager(modules: Iterable[str] = (), base_dir: Path | None = None, source: str = "recipe") -> PluginManager:
+def get_plugin_manager(
+    modules: Iterable[str] = (), base_dir: Path | None = None, source: str = "recipe"
+) -> PluginManager:
     """A plugin manager with built-ins, allowed entry points and the given local modules loaded."""
     manager = PluginManager()
     manager.load_builtins()

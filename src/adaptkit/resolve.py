@@ -63,8 +63,12 @@ def resolve_recipe(recipe: Recipe, path: Path, manager: PluginManager | None = N
         manager = get_plugin_manager(recipe.plugins.modules, base_dir=path.parent, source=source)
     registries = manager.collect()
     errors: list[str] = []
-    dataset = build_component(registries.datasets, recipe.data.adapter, recipe.data.options, source, "data.adapter", errors)
-    method = build_component(registries.methods, recipe.method.name, recipe.method.options, source, "method.name", errors)
+    dataset = build_component(
+        registries.datasets, recipe.data.adapter, recipe.data.options, source, "data.adapter", errors
+    )
+    method = build_component(
+        registries.methods, recipe.method.name, recipe.method.options, source, "method.name", errors
+    )
     sampler = build_component(
         registries.samplers, recipe.sample.sampler, recipe.sample.options, source, "sample.sampler", errors
     )

@@ -56,7 +56,9 @@ def generate_arrays(pipeline, spec: SampleSpec) -> torch.Tensor:
     return torch.stack(flat).reshape(len(spec.prompts), len(spec.seeds), *flat[0].shape)
 
 
-def make_grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] | None = None, label_width: int = 0) -> Image.Image:
+def make_grid(
+    rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] | None = None, label_width: int = 0
+) -> Image.Image:
     """Tile images (rows × columns) with an optional text label left of each row."""
     if not rows or not rows[0]:
         raise ValueError("nothing to tile")
@@ -93,7 +95,10 @@ def save_grid(rows: Sequence[Sequence[Image.Image]], labels: Sequence[str], path
 
 
 def save_before_after(
-    base_rows: Sequence[Sequence[Image.Image]], adapted_rows: Sequence[Sequence[Image.Image]], prompts: Sequence[str], path: Path
+    base_rows: Sequence[Sequence[Image.Image]],
+    adapted_rows: Sequence[Sequence[Image.Image]],
+    prompts: Sequence[str],
+    path: Path,
 ) -> Path:
     """One grid with, per prompt, a row of base images above a row of adapted images (same seeds)."""
     paired = [row for pair in zip(base_rows, adapted_rows) for row in pair]

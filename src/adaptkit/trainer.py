@@ -56,8 +56,8 @@ class Trainer:
         self.run.state["trainer"] = self
         self.hook = resolved.manager.hook
         self.start_step = 0
-        self.base_rows: list | None = None
-        self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length  # the base model's grid (step 0), for before-after.png
+        self.base_rows: list | None = None  # the base model's grid (step 0), for before-after.png
+        self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length
 
     # ------------------------------------------------------------------ setup
 
@@ -137,7 +137,9 @@ class Trainer:
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
         self.text_encoder = prepared[2] if self.method.trains_text_encoder else components.text_encoder
-        self.layout = Layout(train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index)
+        self.layout = Layout(
+            train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
+        )
         if self.resume is not None:
             self._restore(ckpt.resume_path(self.resume, self.run.checkpoints_dir))
 
@@ -206,7 +208,9 @@ class Trainer:
         throughput, started = Throughput(), time.perf_counter()
         running_loss = torch.zeros((), device=accelerator.device)
         logged_steps, last_loss, rates = 0, float("nan"), []
-        progress = TrainingProgress(train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process)
+        progress = TrainingProgress(
+            train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process
+        )
         self.unet.train()
         with progress, graceful_stop() as stop:
             for step in range(self.start_step, train.steps):
@@ -286,7 +290,9 @@ class Trainer:
                 latents = self._encode_images(batch["pixel_values"], generator)
                 hidden = self._encode_text(batch["input_ids"])
                 self.truncated_captions += batch["truncated"]
-                loss = diffusion_loss(self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective)
+                loss = diffusion_loss(
+                    self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective
+                )
                 accelerator.backward(loss / train.gradient_accumulation)
             total += loss.detach() / train.gradient_accumulation
         if train.max_grad_norm is not None:

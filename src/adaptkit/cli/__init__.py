@@ -16,6 +16,7 @@ from adaptkit.quiet import quiet_third_party
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("run", "validate", "plugins", "data", "sample")
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaptkit",

@@ -62,7 +62,9 @@ def handle(args: argparse.Namespace) -> int:
     table.add_row("throughput", f"{result['images_per_s']:.2f} images/s")
     table.add_row("examples", f"{result['examples']} (skipped {result['skipped_examples']})")
     if result["truncated_captions"]:
-        table.add_row("captions cut", f"{result['truncated_captions']} drawn captions exceeded the text encoder's length")
+        table.add_row(
+            "captions cut", f"{result['truncated_captions']} drawn captions exceeded the text encoder's length"
+        )
     table.add_row("result", result["adapter_dir"])
     table.add_row("samples", str(resolved.run_dir / "samples"))
     console.print(table)

@@ -47,9 +47,7 @@ def _render(args: tuple[Scene, int, str]) -> np.ndarray:
     return np.asarray(render_scene(scene, size, style), dtype=np.uint8)
 
 
-def render_many(
-    scenes: Sequence[Scene], styles: Sequence[str], size: int = 64, workers: int = 1
-) -> np.ndarray:
+def render_many(scenes: Sequence[Scene], styles: Sequence[str], size: int = 64, workers: int = 1) -> np.ndarray:
     """Render scenes (each in its style) to a uint8 array, optionally in parallel."""
     jobs = [(sc, size, st) for sc, st in zip(scenes, styles)]
     if workers > 1 and len(jobs) > 256:

@@ -118,7 +118,9 @@ def stage_vae(run: Run, styled, plain) -> models.AutoencoderKL:
     t = time.time()
     vae = models.build_vae()
     mix = np.concatenate([styled.images, plain.images[: len(styled.images) // 3]])
-    info = train_vae(vae, mix, a.vae_steps, a.kl_weight, seed=a.seed, max_seconds=a.minutes_budget * 60 * 0.2, log=run.log)
+    info = train_vae(
+        vae, mix, a.vae_steps, a.kl_weight, seed=a.seed, max_seconds=a.minutes_budget * 60 * 0.2, log=run.log
+    )
     test = make_batch(256, EVAL_SEED_OFFSET + 11, "any", STYLE_CLASSES)
     info["psnr_db"] = psnr(vae, test.images)
     info["kl_weight"] = a.kl_weight
@@ -150,8 +152,13 @@ def main() -> None:
         lat_mean, lat_std = encode_latents(vae, plain.images)
         captions = plain.captions
         torch.save({"mean": lat_mean, "std": lat_std, "captions": captions}, cache)
-        run.stage("latents", time.time() - t, latent_mean=float(lat_mean.mean()),
-                  posterior_std_mean=float(lat_std.mean()), channel_std=[float(v) for v in lat_mean.std((0, 2, 3))])
+        run.stage(
+            "latents",
+            time.time() - t,
+            latent_mean=float(lat_mean.mean()),
+            posterior_std_mean=float(lat_std.mean()),
+            channel_std=[float(v) for v in lat_mean.std((0, 2, 3))],
+        )
     scaling = float(1.0 / lat_mean.std())
     vae.register_to_config(scaling_factor=scaling)
     run.report["vae_scaling_factor"] = scaling
@@ -189,9 +196,12 @@ def main() -> None:
         run.save_report()
 
     t = time.time()
-    cfg = UNetRun(steps=a.unet_steps, lr=a.lr, warmup=a.warmup, seed=a.seed, max_seconds=max(60.0, run.remaining() - 300))
-    ema, info = train_unet(unet, text_encoder, tokenizer, scheduler, lat_mean, lat_std, scaling,
-                           captions, cfg, checkpoint, run.log)
+    cfg = UNetRun(
+        steps=a.unet_steps, lr=a.lr, warmup=a.warmup, seed=a.seed, max_seconds=max(60.0, run.remaining() - 300)
+    )
+    ema, info = train_unet(
+        unet, text_encoder, tokenizer, scheduler, lat_mean, lat_std, scaling, captions, cfg, checkpoint, run.log
+    )
     run.stage("unet", time.time() - t, **info, run={k: v for k, v in vars(cfg).items()})
 
     t = time.time()
@@ -204,9 +214,20 @@ def main() -> None:
     best = max(results, key=lambda k: results[k]["both"])
     train_specs = eval_prompts("train", per_prompt=1, seed=900_000)
     train_res = prompt_following(pipe, probes, train_specs, DEFAULT_STEPS, float(best))
-    run.report["sampling"] = {"scheduler": "DPMSolverMultistepScheduler", "steps": DEFAULT_STEPS, "guidance_scale": float(best)}
-    run.stage("evaluate", time.time() - t, heldout_prompts=len(specs), heldout=results,
-              best_guidance=float(best), train_prompts=len(train_specs), train=train_res)
+    run.report["sampling"] = {
+        "scheduler": "DPMSolverMultistepScheduler",
+        "steps": DEFAULT_STEPS,
+        "guidance_scale": float(best),
+    }
+    run.stage(
+        "evaluate",
+        time.time() - t,
+        heldout_prompts=len(specs),
+        heldout=results,
+        best_guidance=float(best),
+        train_prompts=len(train_specs),
+        train=train_res,
+    )
 
 
 if __name__ == "__main__":

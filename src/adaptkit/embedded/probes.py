@@ -34,9 +34,7 @@ class ProbeNet(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int, stride: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-            )
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
         w = width
         self.trunk = nn.Sequential(

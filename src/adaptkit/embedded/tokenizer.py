@@ -46,9 +46,5 @@ def build_tokenizer(extra_words: list[str] | None = None) -> CLIPTokenizer:
     with tempfile.TemporaryDirectory() as tmp:
         model.save(tmp)
         with open(os.path.join(tmp, "merges.txt"), encoding="utf-8") as fh:
-            merges = [
-                tuple(line.split())
-                for line in fh.read().splitlines()
-                if line and not line.startswith("#")
-            ]
+            merges = [tuple(line.split()) for line in fh.read().splitlines() if line and not line.startswith("#")]
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_LENGTH)

@@ -143,7 +143,9 @@ def train_unet(
     gen = torch.Generator().manual_seed(run.seed)
     torch.manual_seed(run.seed)
     uniq = sorted(set(captions)) + [""]
-    ids = tokenizer(uniq, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        uniq, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     cap_index = torch.tensor([uniq.index(c) for c in captions])
     empty = len(uniq) - 1
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -178,7 +180,10 @@ def train_unet(
         losses.append(float(loss))
         elapsed = time.time() - t0
         if step % 25 == 0:
-            log(f"unet step {step} loss {np.mean(losses[-25:]):.4f} lr {opt.param_groups[0]['lr']:.2e} ({elapsed:.0f}s, {elapsed / (step + 1):.2f}s/step)")
+            log(
+                f"unet step {step} loss {np.mean(losses[-25:]):.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"({elapsed:.0f}s, {elapsed / (step + 1):.2f}s/step)"
+            )
         if checkpoint is not None and time.time() - last_ckpt > run.checkpoint_every:
             checkpoint(ema, step + 1)
             last_ckpt = time.time()

@@ -165,10 +165,7 @@ def shape_points(scene: Scene, side: float) -> list[tuple[float, float]]:
         radii = [r * 1.08 if k % 2 == 0 else r * 0.46 for k in range(10)]
     else:
         raise ValueError(f"shape_points does not handle {scene.shape!r}")
-    return [
-        (cx + rr * math.cos(a + rot), cy + rr * math.sin(a + rot))
-        for a, rr in zip(angles, radii)
-    ]
+    return [(cx + rr * math.cos(a + rot), cy + rr * math.sin(a + rot)) for a, rr in zip(angles, radii)]
 
 
 def draw_shape(
@@ -229,9 +226,7 @@ def render_plain(scene: Scene, size: int = 64) -> Image.Image:
     """Render the unstyled ("plain") base-world image."""
     side = size * SUPERSAMPLE
     m = shape_mask(scene, side)[..., None]
-    canvas = (1 - m) * rgb01(BACKGROUND_RGB[scene.background]) + m * rgb01(
-        COLOUR_RGB[scene.colour]
-    )
+    canvas = (1 - m) * rgb01(BACKGROUND_RGB[scene.background]) + m * rgb01(COLOUR_RGB[scene.colour])
     return to_image(canvas, size)
 
 

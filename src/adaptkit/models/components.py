@@ -51,7 +51,9 @@ class SDComponents:
         return assemble_pipeline(self.vae, self.text_encoder, self.tokenizer, self.unet, scheduler)
 
 
-def assemble_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any) -> "StableDiffusionPipeline":
+def assemble_pipeline(
+    vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any
+) -> "StableDiffusionPipeline":
     """A ``StableDiffusionPipeline`` of these modules: no safety checker, no progress bar."""
     from diffusers import StableDiffusionPipeline
 

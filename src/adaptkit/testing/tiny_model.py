@@ -97,9 +97,9 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     """A tiny SD v1-layout pipeline with random weights drawn from ``seed`` (DDPM scheduler, no safety checker)."""
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     from adaptkit.models.components import assemble_pipeline
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = build_tiny_tokenizer()
     generator_state = torch.random.get_rng_state()

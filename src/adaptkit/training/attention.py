@@ -23,7 +23,9 @@ def configure_attention(unet: torch.nn.Module, backend: str) -> None:
                 "(pip install 'adaptkit[xformers]'), or use attention = 'sdpa'"
             )
         if not torch.cuda.is_available():
-            raise UserError("train.attention = 'xformers' needs a CUDA device and none is available; use attention = 'sdpa'")
+            raise UserError(
+                "train.attention = 'xformers' needs a CUDA device and none is available; use attention = 'sdpa'"
+            )
         unet.enable_xformers_memory_efficient_attention()
         return
     raise UserError(f"train.attention: unknown backend {backend!r} (valid: sdpa, xformers)")

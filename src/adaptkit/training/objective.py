@@ -48,9 +48,7 @@ def diffusion_loss(
     if config.noise_offset:
         noise = noise + config.noise_offset * randn(batch, latents.shape[1], 1, 1)
     added_noise = noise + config.input_perturbation * randn(*latents.shape) if config.input_perturbation else noise
-    timesteps = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator
-    ).to(device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
     noisy_latents = noise_scheduler.add_noise(latents, added_noise, timesteps)
 
     if config.prediction_type == "epsilon":

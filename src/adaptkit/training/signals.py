@@ -49,8 +49,11 @@ def graceful_stop() -> Iterator[StopFlag]:
         if flag.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         flag.signum = signum
-        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
-              "(Ctrl-C again to stop at once)", flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+            "(Ctrl-C again to stop at once)",
+            flush=True,
+        )
 
     previous = {sig: signal.signal(sig, on_signal) for sig in EXIT_CODES}
     try:

@@ -20,7 +20,9 @@ StyleName = Literal["ink", "pop", "poster", "plain"]
 class EmbeddedStylesOptions(Options):
     """Options of the ``embedded-styles`` adapter."""
 
-    style: StyleName = Field("ink", description="Which style: ink (New Yorker), pop (Pokémon/Simpsons), poster, or plain.")
+    style: StyleName = Field(
+        "ink", description="Which style: ink (New Yorker), pop (Pokémon/Simpsons), poster, or plain."
+    )
     count: int = Field(64, ge=1, le=1_000_000, description="Number of images in the set.")
     image_size: int = Field(64, ge=16, le=1024, description="Side of the rendered images in pixels.")
     seed: int = Field(0, ge=0, description="First scene seed; scenes are seed, seed+1, ...")
@@ -53,7 +55,12 @@ class GeneratedStyleSet(StyleDataset):
             image=image,
             captions=[scene_caption(scene)],
             key=f"{self.options.style}-{seed}",
-            meta={"shape": scene.shape, "colour": scene.colour, "background": scene.background, "style": self.options.style},
+            meta={
+                "shape": scene.shape,
+                "colour": scene.colour,
+                "background": scene.background,
+                "style": self.options.style,
+            },
         )
 
 

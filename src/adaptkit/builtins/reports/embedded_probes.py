@@ -9,9 +9,8 @@ table (target-style rate, shape, colour and both accuracies, base vs adapted), a
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from adaptkit.hookspecs import hookimpl
 
@@ -44,17 +43,19 @@ def evaluate_run(run: Any) -> dict[str, Any]:
     from adaptkit.builtins.datasets.embedded_styles import EmbeddedStylesOptions
     from adaptkit.embedded.evaluate import eval_prompts, generate, score
     from adaptkit.embedded.probes import Probes
+    from adaptkit.errors import UserError
     from adaptkit.inference import load_pipeline
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.resolve import build_component
-    from adaptkit.errors import UserError
     from adaptkit.sampling import make_grid
 
     recipe = run.recipe
     style = EmbeddedStylesOptions.model_validate(recipe.data.options).style
     registries = get_plugin_manager(recipe.plugins.modules, base_dir=run.recipe_path.parent).collect()
     errors: list[str] = []
-    sampler = build_component(registries.samplers, recipe.sample.sampler, recipe.sample.options, "recipe", "sample.sampler", errors)
+    sampler = build_component(
+        registries.samplers, recipe.sample.sampler, recipe.sample.options, "recipe", "sample.sampler", errors
+    )
     if sampler is None:
         raise UserError.collect(errors)
     probes = Probes.load(PROBES_DIR)
@@ -66,8 +67,13 @@ def evaluate_run(run: Any) -> dict[str, Any]:
         "base": load_pipeline(recipe.model, sampler, registries),
         "adapted": load_pipeline(recipe.model, sampler, registries, run.run_dir),
     }
-    figures: dict[str, Any] = {"style": style, "images": len(specs), "sampler": recipe.sample.sampler,
-                               "steps": recipe.sample.steps, "guidance": recipe.sample.guidance}
+    figures: dict[str, Any] = {
+        "style": style,
+        "images": len(specs),
+        "sampler": recipe.sample.sampler,
+        "steps": recipe.sample.steps,
+        "guidance": recipe.sample.guidance,
+    }
     images = {}
     for name, pipeline in pipelines.items():
         images[name] = generate(pipeline, prompts, seeds, recipe.sample.steps, recipe.sample.guidance, batch_size=32)
@@ -79,7 +85,8 @@ def evaluate_run(run: Any) -> dict[str, Any]:
             "both": scores["both"],
         }
     figures["kept"] = {
-        k: (figures["adapted"][k] / figures["base"][k] if figures["base"][k] else None) for k in ("shape", "colour", "both")
+        k: (figures["adapted"][k] / figures["base"][k] if figures["base"][k] else None)
+        for k in ("shape", "colour", "both")
     }
     out = run.run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +108,12 @@ def print_table(figures: dict[str, Any]) -> None:
     table.add_column("probe")
     table.add_column("base", justify="right")
     table.add_column("adapted", justify="right")
-    labels = {"target_style": f"style = {figures['style']}", "shape": "shape right", "colour": "colour right",
-              "both": "shape and colour right"}
+    labels = {
+        "target_style": f"style = {figures['style']}",
+        "shape": "shape right",
+        "colour": "colour right",
+        "both": "shape and colour right",
+    }
     for key, label in labels.items():
         table.add_row(label, f"{figures['base'][key]:.0%}", f"{figures['adapted'][key]:.0%}")
     Console(highlight=False).print(table)
