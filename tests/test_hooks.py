@@ -180,3 +180,12 @@ def test_trace_plugins_prints_hook_calls(monkeypatch: pytest.MonkeyPatch, capsys
     err = capsys.readouterr().err
     assert "[adaptkit trace] register_methods(register=<adaptkit.builtins.methods>)" in err
     assert "[adaptkit trace] register_methods -> None" in err
+
+
+def test_recipe_reference_is_current() -> None:
+    from adaptkit.recipedocs import recipe_reference
+
+    text = recipe_reference()
+    assert (ROOT / "docs" / "recipes.md").read_text() == text, "run: python -m adaptkit.recipedocs > docs/recipes.md"
+    for key in ("`steps`", "`snr_gamma`", "`[ema]`", "`dpm-solver`", "`solver_order`", "`newyorker`", "`rank`"):
+        assert key in text
