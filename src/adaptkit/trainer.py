@@ -89,6 +89,21 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
+        # The dataset first: its mistakes (a missing column, no usable row) fail before the model loads.
+        examples = self.resolved.dataset.load("train")
+        if self.recipe.data.max_examples:
+            from adaptkit.data.loading import limit_examples
+
+            examples = limit_examples(examples, self.recipe.data.max_examples)
+        self.examples = examples
+        self.training_examples = TrainingExamples(
+            examples,
+            build_training_transform(self.recipe.data),
+            choose_caption,
+            seed=train.seed,
+            caption_dropout=train.caption_dropout,
+        )
+
         torch.manual_seed(train.seed)
         components = load_base_model(self.recipe.model)
         self.run.components = self.components = components
@@ -116,20 +131,6 @@ class Trainer:
         self.optimizer = build_optimizer(self.trainable, train)
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
-
-        examples = self.resolved.dataset.load("train")
-        if self.recipe.data.max_examples:
-            from adaptkit.data.loading import limit_examples
-
-            examples = limit_examples(examples, self.recipe.data.max_examples)
-        self.examples = examples
-        self.training_examples = TrainingExamples(
-            examples,
-            build_training_transform(self.recipe.data),
-            choose_caption,
-            seed=train.seed,
-            caption_dropout=train.caption_dropout,
-        )
 
         prepared = [components.unet, self.optimizer]
         if self.method.trains_text_encoder:
