@@ -79,9 +79,6 @@ class MethodSection(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="The method's own options.")
 
 
-LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
-
-
 class TrainSection(Section):
     """The training loop."""
 

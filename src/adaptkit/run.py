@@ -139,10 +139,3 @@ def write_resolved_recipe(path: Path, recipe: Recipe, recipe_dir: Path | None = 
         f"#   {name} {version}\n" for name, version in package_versions().items()
     )
     path.write_text(header + dump_toml(recipe.model_dump(mode="json", exclude_none=True)) + "\n", encoding="utf-8")
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

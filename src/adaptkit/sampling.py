@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from adaptkit.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,19 @@ class SampleSpec:
     guidance: float = 7.5
     resolution: int = 512
     negative_prompt: str = ""
+
+    @classmethod
+    def from_recipe(cls, recipe: "Recipe") -> "SampleSpec":
+        """The recipe's ``[sample]`` table (resolution defaults to ``data.resolution``)."""
+        sample = recipe.sample
+        return cls(
+            prompts=sample.prompts,
+            seeds=sample.seeds,
+            steps=sample.steps,
+            guidance=sample.guidance,
+            resolution=sample.resolution or recipe.data.resolution,
+            negative_prompt=sample.negative_prompt,
+        )
 
 
 @torch.no_grad()

@@ -357,17 +357,6 @@ class Trainer:
         with self._weights_to_save():
             self.method.save(self.components, self.run.adapter_dir)
 
-    def sample_spec(self) -> SampleSpec:
-        sample = self.recipe.sample
-        return SampleSpec(
-            prompts=sample.prompts,
-            seeds=sample.seeds,
-            steps=sample.steps,
-            guidance=sample.guidance,
-            resolution=sample.resolution or self.recipe.data.resolution,
-            negative_prompt=sample.negative_prompt,
-        )
-
     def sample_grid(self, step: int, before_after: bool = False) -> Path | None:
         """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
         if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
@@ -378,7 +367,7 @@ class Trainer:
             module.eval()
         try:
             with self._weights_to_save():
-                rows = generate(pipeline, self.sample_spec())
+                rows = generate(pipeline, SampleSpec.from_recipe(self.recipe))
         finally:
             for module in trained:
                 module.train()

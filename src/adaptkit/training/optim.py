@@ -47,13 +47,3 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, train: TrainSection):
         num_warmup_steps=train.lr_warmup_steps,
         num_training_steps=train.steps,
     )
-
-
-def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held by the optimizer's state tensors (reported by benchmarks)."""
-    total = 0
-    for state in optimizer.state.values():
-        for value in state.values():
-            if isinstance(value, torch.Tensor):
-                total += value.numel() * value.element_size()
-    return total
