@@ -60,7 +60,7 @@ def test_preview_rows_set_and_default_output(
 @pytest.mark.parametrize(
     ("extra", "source", "expected"),
     [
-        ("", None, "data.options.langauge: unknown key (valid: source, split, language)"),
+        ("", None, "data.options.langauge: unknown key (valid: source, split, eval_fraction, language)"),
         ('random_flip = "sometimes"', None, "data.random_flip: Input should be a valid boolean"),
         ("", "./missing-copy", "dataset 'pokemon' (./missing-copy): no such file or folder './missing-copy'"),
     ],

@@ -58,6 +58,21 @@ def test_probes_are_accurate_on_fresh_generator_images(probes: Probes) -> None:
         assert acc >= 0.95, (head, acc)
 
 
+def test_probes_judge_vae_round_trips_as_recorded(pipe, probes: Probes) -> None:
+    """Generated images are decoded images: the probes must read them as well as recorded."""
+    from adaptkit.embedded.training import reconstruct
+
+    recorded = probes.config["heldout_accuracy_decoded"]
+    batch = make_batch(240, EVAL_SEED_OFFSET + 515_151, "any", STYLE_CLASSES)
+    with torch.no_grad():
+        decoded = reconstruct(pipe.vae, batch.images)
+    pred = probes.predict(decoded)
+    for head in ("shape", "colour", "style"):
+        names = probes.labels[head]
+        acc = float(np.mean([p == names[t] for p, t in zip(pred[head], batch.labels[head])]))
+        assert acc >= 0.92 and abs(acc - recorded[head]) <= 0.05, (head, acc, recorded[head])
+
+
 def test_pipeline_loads_offline_and_samples_fast(pipe) -> None:
     t0 = time.time()
     images = generate(pipe, ["a large red circle on a white background"] * 2, [1, 2], steps=20)

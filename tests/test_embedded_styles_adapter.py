@@ -85,14 +85,16 @@ def test_probe_report_after_a_run(tmp_path: Path, tiny_model_dir: Path, monkeypa
         eval={"embedded_probes": True, "prompts": 4},
     )
     _, result = run(recipe)
-    figures = result["embedded_probes"]
-    saved = json.loads((tmp_path / "runs" / "run" / "eval" / "embedded_probes.json").read_text())
-    assert saved == figures and figures["images"] == 4 and figures["style"] == "pop"
+    saved = json.loads((tmp_path / "runs" / "run" / "eval" / "metrics.json").read_text())
+    assert saved == result["evaluation"] and saved["settings"]["images"] == 4 and not saved["unavailable"]
+    figures = {f["name"]: f for f in saved["figures"] if f["metric"] == "embedded_probes"}
+    assert set(figures) == {"target_style", "shape", "colour", "both"}
+    for figure in figures.values():
+        for model in ("base", "adapted"):
+            assert figure[model] in {0.0, 0.25, 0.5, 0.75, 1.0}  # fractions of 4 images
+        assert figure["value"] == pytest.approx(figure["adapted"] - figure["base"])
     for model in ("base", "adapted"):
-        assert set(figures[model]) == {"target_style", "shape", "colour", "both"}
-        for value in figures[model].values():
-            assert value in {0.0, 0.25, 0.5, 0.75, 1.0}  # fractions of 4 images
-        assert figures[model]["both"] <= min(figures[model]["shape"], figures[model]["colour"])
+        assert figures["both"][model] <= min(figures["shape"][model], figures["colour"][model])
     assert (tmp_path / "runs" / "run" / "eval" / "before-after.png").is_file()
 
 

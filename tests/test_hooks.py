@@ -122,13 +122,14 @@ def test_register_metrics(recorder: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def registered(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:
-    """``adaptkit plugins --json`` as {kind: {name: plugin}}."""
+    """``adaptkit plugins --json`` as {kind: {name: plugin}}, adaptkit's own only (installed plugins left out)."""
     import json
 
     assert main(["plugins", "--json"]) == 0
     by_kind: dict[str, dict[str, str]] = {}
     for row in json.loads(capsys.readouterr().out):
-        by_kind.setdefault(row["kind"], {})[row["name"]] = row["plugin"]
+        if row["distribution"] == "adaptkit":
+            by_kind.setdefault(row["kind"], {})[row["name"]] = row["plugin"]
     return by_kind
 
 

@@ -1,4 +1,4 @@
-"""Built-in methods: what trains, one step changes the model, save + apply reproduces it exactly."""
+"""Built-in methods, what is particular to each (the generic promises: test_contracts_builtin.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import torch
 
 from adaptkit.builtins.samplers.ddim import DDIMSampler
 from adaptkit.errors import UserError
-from adaptkit.models import SDComponents, load_base_model
+from adaptkit.models import SDComponents
 from adaptkit.plugins import get_plugin_manager
-from adaptkit.recipe import ModelSection
 from adaptkit.resolve import build_component
+from adaptkit.testing.tiny_steps import load_tiny as base
+from adaptkit.testing.tiny_steps import sample_images as images
+from adaptkit.testing.tiny_steps import train_steps
 
 CASES = [
     ("full", {}),
@@ -41,64 +43,22 @@ def make(methods, name: str, **options):
     return method
 
 
-def base(model_dir: Path) -> SDComponents:
-    return load_base_model(ModelSection(base=str(model_dir)))
-
-
-def unet_output(components: SDComponents) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(1)
-    latents = torch.randn(1, 4, 8, 8, generator=generator)
-    ids = components.tokenizer(["a cartoon cat"], padding="max_length", max_length=77, return_tensors="pt").input_ids
-    with torch.no_grad():
-        return components.unet(latents, torch.tensor([500]), components.text_encoder(ids)[0]).sample
-
-
 def train_step(components: SDComponents, params: list[torch.nn.Parameter]) -> None:
-    """One Adam step on a denoising-style loss that reaches the UNet and the text encoder."""
-    generator = torch.Generator().manual_seed(2)
-    optimizer = torch.optim.Adam(params, lr=1e-2)
-    ids = components.tokenizer(["a photo of a dog"], return_tensors="pt", padding="max_length", max_length=77).input_ids
-    latents = torch.randn(2, 4, 8, 8, generator=generator)
-    target = torch.randn(2, 4, 8, 8, generator=generator)
-    hidden = components.text_encoder(ids)[0].expand(2, -1, -1)
-    components.unet.train()
-    loss = torch.nn.functional.mse_loss(components.unet(latents, torch.tensor([100, 700]), hidden).sample, target)
-    loss.backward()
-    optimizer.step()
-    components.unet.eval()
-    components.text_encoder.eval()
-
-
-def images(pipeline) -> np.ndarray:
-    generator = torch.Generator().manual_seed(0)
-    return pipeline(
-        "a cartoon cat", num_inference_steps=2, guidance_scale=2.0, generator=generator, output_type="np"
-    ).images
+    """One Adam step (lr 1e-2) of the contract tests' denoising-style loss."""
+    train_steps(components, params, 1, 1e-2)
 
 
 def fresh_pipeline(model_dir: Path, components: SDComponents):
     return base(model_dir).pipeline(DDIMSampler().build(dict(components.scheduler_config)))
 
 
-def test_builtins_registered_by_the_methods_plugin(methods) -> None:
-    assert {"full", "lora", "loha"} <= set(methods.names())
-    assert {methods.get(n).plugin for n in ("full", "lora", "loha")} == {"adaptkit.builtins.methods"}
-
-
 @pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}-{'-'.join(o) or 'default'}" for n, o in CASES])
-def test_prepare_train_save_apply(methods, tiny_model_dir: Path, tmp_path: Path, name: str, options: dict) -> None:
+def test_prepare_trains_the_expected_weights(methods, tiny_model_dir: Path, name: str, options: dict) -> None:
+    """Which weights train, per method (the generic prepare/train/save/apply promises: test_contracts_builtin)."""
     method = make(methods, name, **options)
     components = base(tiny_model_dir)
     all_before = {id(p) for m in (components.unet, components.text_encoder, components.vae) for p in m.parameters()}
     params = method.prepare(components)
-
-    # exactly the trainable parameters come back, in float32; everything else is frozen
-    trainable = [
-        p for m in (components.unet, components.text_encoder, components.vae) for p in m.parameters() if p.requires_grad
-    ]
-    assert len(params) > 0 and {id(p) for p in params} == {id(p) for p in trainable}
-    assert all(p.dtype == torch.float32 for p in params)
-    assert not any(p.requires_grad for p in components.vae.parameters())
     names = method.trainable_state_dict(components)
     assert len(names) == len(params)
     if name == "full":
@@ -111,34 +71,6 @@ def test_prepare_train_save_apply(methods, tiny_model_dir: Path, tmp_path: Path,
         assert all(ADAPTER_MARKERS[name] in key for key in names)
         assert any(k.startswith("text_encoder.") for k in names) == options.get("text_encoder", False)
     assert method.trains_text_encoder == any(k.startswith("text_encoder.") for k in names)
-
-    before = unet_output(components)
-    train_step(components, params)
-    assert (unet_output(components) - before).abs().max().item() > 1e-6
-
-    sampler = DDIMSampler().build(dict(components.scheduler_config))
-    trained = images(components.pipeline(sampler))
-    method.save(components, tmp_path / "adapter")
-    applied = method.apply(fresh_pipeline(tiny_model_dir, components), tmp_path / "adapter")
-    assert np.abs(images(applied) - trained).max() <= 1e-6
-    assert np.abs(images(fresh_pipeline(tiny_model_dir, components)) - trained).max() > 1e-4  # the test can fail
-
-
-@pytest.mark.parametrize("name", ["full", "lora", "loha"])
-def test_trainable_state_dict_round_trip(methods, tiny_model_dir: Path, name: str) -> None:
-    method = make(methods, name)
-    components = base(tiny_model_dir)
-    params = method.prepare(components)
-    snapshot = {k: v.clone() for k, v in method.trainable_state_dict(components).items()}
-    train_step(components, params)
-    assert any(not torch.equal(snapshot[k], v) for k, v in method.trainable_state_dict(components).items())
-    method.load_trainable_state_dict(components, snapshot)
-    assert all(torch.equal(snapshot[k], v) for k, v in method.trainable_state_dict(components).items())
-    first = next(iter(snapshot))
-    with pytest.raises(UserError, match=r"1 missing .*0 unexpected"):
-        method.load_trainable_state_dict(components, {k: v for k, v in snapshot.items() if k != first})
-    with pytest.raises(UserError, match="has shape"):
-        method.load_trainable_state_dict(components, {**snapshot, first: torch.zeros(3)})
 
 
 def test_full_result_is_a_diffusers_pipeline(methods, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -165,7 +97,7 @@ def test_lora_loads_with_diffusers_own_loader_and_keeps_alpha(
     pipe.load_lora_weights(tmp_path)
     config = next(iter(pipe.unet.peft_config.values()))
     assert (config.r, config.lora_alpha) == (4, 2)
-    assert np.abs(images(pipe) - trained).max() <= 1e-6
+    assert np.abs(images(pipe) - trained).max() <= 1e-5  # float32 noise of batched generation
     # without the saved alpha diffusers would assume alpha = rank (scale 1 instead of 0.5)
     from safetensors.torch import load_file, save_file
 
@@ -192,7 +124,7 @@ def test_text_encoder_lora_loads_with_diffusers_own_loader(methods, tiny_model_d
     method.save(components, tmp_path)
     pipe = fresh_pipeline(tiny_model_dir, components)
     pipe.load_lora_weights(tmp_path)
-    assert np.abs(images(pipe) - trained).max() <= 1e-6
+    assert np.abs(images(pipe) - trained).max() <= 1e-5  # float32 noise of batched generation
 
 
 @pytest.fixture(scope="module")
@@ -247,32 +179,7 @@ def test_loha_refuses_a_lora_config(methods, tiny_model_dir: Path, loha_dir: Pat
     assert "LoraConfig adapter, expected a LoHaConfig" in apply_error(methods, tiny_model_dir, "loha", folder)
 
 
-@pytest.mark.parametrize("name", ["lora", "loha", "full"])
-def test_apply_on_an_empty_folder_is_one_line(methods, tiny_model_dir: Path, tmp_path: Path, name: str) -> None:
-    assert str(tmp_path) in apply_error(methods, tiny_model_dir, name, tmp_path)
-
-
 def test_unknown_target_module_is_an_options_error(methods, tiny_model_dir: Path) -> None:
     method = make(methods, "lora", target_modules=["to_qq"])
     with pytest.raises(UserError, match=r"^method.options.target_modules: .*to_qq"):
         method.prepare(base(tiny_model_dir))
-
-
-@pytest.mark.parametrize(
-    ("name", "options", "expected"),
-    [
-        ("lora", {"rnk": 4}, "recipe.toml: method.options.rnk: unknown key (valid: rank, alpha, target_modules, conv,"),
-        ("lora", {"rank": 0}, "recipe.toml: method.options.rank:"),
-        ("lora", {"init_weights": "pissa"}, "recipe.toml: method.options.init_weights"),
-        ("loha", {"text_encoder": True}, "recipe.toml: method.options.text_encoder: unknown key"),
-        (
-            "full",
-            {"train_unet": False},
-            "recipe.toml: method.options.train_unet: unknown key (valid: train_text_encoder)",
-        ),
-    ],
-)
-def test_bad_options_are_rejected(methods, name: str, options: dict, expected: str) -> None:
-    errors: list[str] = []
-    assert build_component(methods, name, options, "recipe.toml", "method.name", errors) is None
-    assert errors and errors[0].startswith(expected), errors

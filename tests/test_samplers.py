@@ -41,19 +41,12 @@ def sample(components, scheduler, seed: int = 0) -> np.ndarray:
     ).images
 
 
-def test_builtins_registered_by_the_samplers_plugin(samplers) -> None:
-    assert set(EXPECTED) <= set(samplers.names())
-    assert {samplers.get(name).plugin for name in EXPECTED} == {"adaptkit.builtins.samplers"}
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_builds_from_the_base_scheduler_config(samplers, components, name: str) -> None:
     scheduler = make(samplers, name).build(dict(components.scheduler_config))
     assert isinstance(scheduler, __import__("diffusers").SchedulerMixin)
     assert EXPECTED[name] in [cls.__name__ for cls in type(scheduler).__mro__]
     assert (scheduler.config.beta_schedule, scheduler.config.beta_end) == ("scaled_linear", 0.012)
-    image = sample(components, scheduler)
-    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
 
 
 @pytest.mark.parametrize(
@@ -78,23 +71,6 @@ def test_defaults(samplers, components) -> None:
     assert make(samplers, "pndm").build(config).config.skip_prk_steps is True
     ddim = make(samplers, "ddim").build(config).config
     assert ddim.eta == 0.0 and ddim.timestep_spacing == components.scheduler_config.get("timestep_spacing", "leading")
-
-
-@pytest.mark.parametrize(
-    ("name", "options", "expected"),
-    [
-        ("dpm-solver", {"solver_ordr": 3}, "recipe.toml: sample.options.solver_ordr: unknown key"),
-        ("dpm-solver", {"solver_order": 4}, "recipe.toml: sample.options.solver_order"),
-        ("dpm-solver", {"algorithm_type": "euler"}, "recipe.toml: sample.options.algorithm_type: Input should be"),
-        ("ddim", {"eta": 2.0}, "recipe.toml: sample.options.eta"),
-        ("ddim", {"timestep_spacing": "even"}, "recipe.toml: sample.options.timestep_spacing"),
-        ("pndm", {"skip_prk": True}, "recipe.toml: sample.options.skip_prk: unknown key (valid: skip_prk_steps)"),
-    ],
-)
-def test_bad_options_are_rejected(samplers, name: str, options: dict, expected: str) -> None:
-    errors: list[str] = []
-    assert build_component(samplers, name, options, "recipe.toml", "sample.sampler", errors) is None
-    assert len(errors) == 1 and errors[0].startswith(expected), errors
 
 
 def test_ddim_eta_is_used_when_sampling(samplers, components) -> None:

@@ -120,14 +120,13 @@ def fixed_loss(trainer, repeats: int = 8) -> float:
     from adaptkit.training.batches import Collate
 
     batch = Collate(trainer.components.tokenizer)([trainer.training_examples[i] for i in range(len(trainer.examples))])
-    pixels = batch["pixel_values"]
     trainer.unet.eval()
     total = 0.0
     with torch.no_grad():
         for r in range(repeats):
             gen = torch.Generator().manual_seed(derive_seed("eval", r))
-            latents = trainer._encode_images(pixels, torch.Generator().manual_seed(0))
-            hidden = trainer._encode_text(batch["input_ids"])
+            latents = trainer._encode_images(batch, torch.Generator().manual_seed(0))
+            hidden = trainer._encode_text(batch)
             total += diffusion_loss(
                 trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective
             ).item()
@@ -304,6 +303,15 @@ def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, data_dir, cap
     )
     err = capsys.readouterr().err
     assert "method.options.rank" in err and "--force" in err
+
+
+def test_resume_accepts_a_change_of_speed_only_keys(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
+    """Caching changes how fast a run trains, not what it trains: resuming across it is allowed."""
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    args = ["run", str(recipe), "--resume", "--set", "train.steps=2", "--no-progress"]
+    assert main([*args, "--set", "data.cache_latents=false", "--set", "data.cache_text=false"]) == 0
+    assert "resuming from" in capsys.readouterr().out
 
 
 def test_resume_from_an_older_checkpoint_discards_the_abandoned_future(tmp_path, tiny_model_dir, data_dir) -> None:

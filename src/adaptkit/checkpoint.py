@@ -21,11 +21,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from adaptkit.errors import UserError
+from adaptkit.training.faults import inject
 
 MANIFEST = "manifest.json"
 TRAINABLE = "trainable.safetensors"
 STATE = "training_state.pt"
 PREFIX = "step-"
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (a full disk, a read-only or vanished folder).
+
+    The temporary folder is already removed and earlier checkpoints are untouched; the CLI
+    prints the one line and exits with status 74 (``EX_IOERR`` from sysexits.h), so scripts
+    can tell it from a recipe mistake (2).
+    """
+
+    exit_code = 74
 
 
 @dataclass(frozen=True)
@@ -70,16 +82,22 @@ def write_checkpoint(
     state: dict[str, Any],
     manifest_extra: dict[str, Any],
 ) -> Path:
-    """Write ``root/step-NNNNNN`` atomically and return its path."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write ``root/step-NNNNNN`` atomically and return its path.
+
+    An ``OSError`` on the way (ENOSPC, EROFS, ...) removes the temporary folder and becomes a
+    :class:`CheckpointWriteError` naming the folder and the newest checkpoint still intact.
+    """
     final = root / checkpoint_name(step)
     tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
         save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / TRAINABLE))
+        inject("checkpoint-trainable", step)
         torch.save(state, tmp / STATE)
+        inject("checkpoint-state", step)
         files = {}
         for name in (TRAINABLE, STATE):
             _fsync_file(tmp / name)
@@ -88,10 +106,20 @@ def write_checkpoint(
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync_file(tmp / MANIFEST)
         _fsync_dir(tmp)
+        inject("checkpoint-manifest", step)
         if final.exists():  # a stale checkpoint of the same step (e.g. a resumed run)
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(root)
+        inject("checkpoint-renamed", step)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        intact = newest_complete(root)
+        kept = f"{intact} is intact; resume from it" if intact else "no earlier checkpoint exists"
+        raise CheckpointWriteError(
+            f"checkpoint {final} could not be written ({exc.strerror or exc}); "
+            f"its temporary folder was removed and {kept} after freeing space"
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -139,8 +167,10 @@ def apply_retention(root: Path, keep: int) -> list[Path]:
     removed = []
     complete = [p for p in list_checkpoints(root) if is_complete(p, verify_hashes=False)]
     protected = set(complete[-max(keep, 1) :])
+    newest = int(complete[-1].name[len(PREFIX) :]) if complete else 0
     for path in list_checkpoints(root):
         if path not in protected:
+            inject("checkpoint-retention", newest)
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     for stale in root.glob(".tmp-*") if root.is_dir() else []:
@@ -174,6 +204,11 @@ def load_checkpoint(path: Path) -> CheckpointContents:
         raise UserError(f"--resume {path}: checkpoint is incomplete or corrupt (manifest or file hashes do not match)")
     manifest = read_manifest(path)
     assert manifest is not None
-    trainable = load_file(str(path / TRAINABLE))
-    state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+    try:
+        trainable = load_file(str(path / TRAINABLE))
+        # weights_only: tensors and plain containers only; a pickle that would run code is refused
+        state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # SafetensorError, pickle.UnpicklingError, RuntimeError, ...
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise UserError(f"--resume {path}: cannot load the checkpoint safely ({first})") from exc
     return CheckpointContents(int(manifest["step"]), trainable, state, manifest)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from diffusers import SchedulerMixin, StableDiffusionPipeline
     from PIL import Image
 
+    from adaptkit.evaluation.context import EvalContext, Figure
     from adaptkit.models import SDComponents
 
 
@@ -162,8 +163,17 @@ class Sampler(Component):
 
 
 class Metric(Component):
-    """Scores generated images (against prompts, a style reference set, or base images)."""
+    """Scores paired generations (against prompts, a style reference set, or the base images).
+
+    The evaluation builds one :class:`adaptkit.evaluation.EvalContext` per run and calls
+    :meth:`compute` on every configured metric; a metric whose model is not available raises
+    :class:`adaptkit.evaluation.MetricUnavailable` and the others still run.
+    """
 
     @abstractmethod
-    def compute(self, context: Any) -> dict[str, float]:
-        """Return named figures for one evaluation context."""
+    def compute(self, context: "EvalContext") -> list["Figure"]:
+        """Return this metric's figures, each with a paired-bootstrap 95% CI over prompts.
+
+        Raise :class:`adaptkit.evaluation.MetricUnavailable` (one line naming the missing model
+        and how to provide a local copy) when the metric cannot run here.
+        """

@@ -57,7 +57,11 @@ def register_samplers(register: Callable[[type[Sampler]], None]) -> None:
 def register_metrics(register: Callable[[type[Metric]], None]) -> None:
     """Register evaluation metrics.
 
-    Call ``register(MetricClass)`` for each :class:`adaptkit.Metric` subclass.
+    Call ``register(MetricClass)`` for each :class:`adaptkit.Metric` subclass. Its
+    ``compute(context)`` receives an :class:`adaptkit.evaluation.EvalContext` (paired base and
+    adapted images, references, options from ``[eval.<name>]``) and returns a list of
+    :class:`adaptkit.evaluation.Figure`, each with a paired-bootstrap 95% CI over prompts; it
+    raises :class:`adaptkit.evaluation.MetricUnavailable` when its model is not available.
     """
 
 

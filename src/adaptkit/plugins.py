@@ -37,8 +37,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "adaptkit.builtins.datasets",
     "adaptkit.builtins.methods",
     "adaptkit.builtins.samplers",
-    "adaptkit.builtins.metrics",
-    "adaptkit.builtins.reports.embedded_probes",
+    "adaptkit.builtins.metrics.style",
+    "adaptkit.builtins.metrics.clip_score",
+    "adaptkit.builtins.metrics.content",
+    "adaptkit.builtins.metrics.kid",
+    "adaptkit.builtins.metrics.cmmd",
+    "adaptkit.builtins.metrics.embedded_probes",
+    "adaptkit.builtins.reports.evaluation",
+    "adaptkit.builtins.reports.model_card",
+    "adaptkit.training.trackers",
 )
 
 C = TypeVar("C", bound=Component)

@@ -63,6 +63,31 @@ class DataSection(Section):
     resolution: int = Field(512, ge=8, le=4096, description="Training resolution in pixels (multiple of 8).")
     center_crop: bool = Field(True, description="Center crop (true) or random crop (false).")
     random_flip: bool = Field(False, description="Random horizontal flip.")
+    cache_latents: bool | Literal["auto"] = Field(
+        "auto",
+        description="Encode every image with the VAE once, before the first step (both flips with random_flip); "
+        "'auto': on unless center_crop = false (a random crop is drawn every step).",
+    )
+    cache_text: bool | Literal["auto"] = Field(
+        "auto",
+        description="Encode every caption once (and the empty one with caption dropout); "
+        "'auto': on unless the method trains the text encoder.",
+    )
+    cache_dir: str = Field(
+        "",
+        description="Folder for cached latents, reused across runs (keyed by image, size, flip and VAE); "
+        "'' = in memory.",
+    )
+    bucketing: bool = Field(
+        False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."
+    )
+    bucket_max_pixels: int | None = Field(
+        None, ge=64, description="Pixel count of the buckets; default: resolution squared."
+    )
+    bucket_step: int | None = Field(
+        None, ge=8, description="Bucket sides are multiples of this (multiple of 8); default: 64, or 8 below 256 px."
+    )
+    bucket_max_aspect: float = Field(2.0, ge=1.0, le=8.0, description="Largest bucket aspect ratio (long/short side).")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
     options: dict[str, Any] = Field(default_factory=dict, description="The adapter's own options.")
 
@@ -70,6 +95,11 @@ class DataSection(Section):
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:
         return _check_multiple_of_8(value)
+
+    @field_validator("bucket_step")
+    @classmethod
+    def _step_multiple_of_8(cls, value: int | None) -> int | None:
+        return None if value is None else _check_multiple_of_8(value)
 
 
 class MethodSection(Section):
@@ -108,7 +138,14 @@ class TrainSection(Section):
     caption_dropout: float = Field(0.0, ge=0, le=1, description="Probability of training on an empty caption.")
     seed: int = Field(0, ge=0)
     log_every: int = Field(10, ge=1, description="Read the loss and log every N steps.")
+    max_nonfinite_steps: int = Field(
+        5,
+        ge=0,
+        description="Stop after this many consecutive steps with a non-finite loss (each is skipped and "
+        "counted; checked every log_every steps); 0 = never stop.",
+    )
     num_workers: int = Field(0, ge=0, le=64, description="Data-loader worker processes.")
+    compile: bool = Field(False, description="torch.compile the UNet (slow first steps; pays off on long GPU runs).")
 
 
 class EmaSection(Section):
@@ -147,14 +184,68 @@ class SampleSection(Section):
 
 
 class EvalSection(Section):
-    """Evaluation at the end of a run."""
+    """Evaluation at the end of a run and by `adaptkit eval RUN_DIR` (base vs adapted, paired prompts × seeds)."""
 
-    embedded_probes: bool = Field(
-        False,
-        description="Probe base vs adapted images on held-out embedded-world prompts (embedded models only).",
+    model_config = ConfigDict(extra="allow")
+
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metrics to compute (see `adaptkit plugins`); a metric's options go in a table named "
+        "after it, e.g. `[eval.kid]` with `subset_size = 50`.",
     )
-    prompts: int = Field(24, ge=1, le=10_000, description="Held-out prompts to generate for the probes.")
-    seeds_per_prompt: int = Field(1, ge=1, le=64, description="Seeds per prompt.")
+    embedded_probes: bool = Field(
+        False, description="Shorthand for metrics = ['embedded_probes'] (embedded models only)."
+    )
+    prompt_sets: list[Literal["in-style", "report", "general", "embedded"]] | None = Field(
+        None,
+        description="Prompt sets to generate; default: ['embedded'] (held-out embedded-world prompts) on the "
+        "embedded styles, else ['in-style', 'report', 'general'].",
+    )
+    prompts: int = Field(24, ge=1, le=10_000, description="Prompts per set (spread over the set).")
+    seeds_per_prompt: int = Field(1, ge=1, le=64, description="Seeds per prompt (0, 1, ...; embedded: held-out).")
+    batch_size: int = Field(16, ge=1, le=1024, description="Images generated per pipeline call.")
+
+    @model_validator(mode="after")
+    def _extra_keys_are_metric_tables(self) -> "EvalSection":
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                valid = ", ".join(type(self).model_fields)
+                raise ValueError(f"{key}: unknown key (valid: {valid}, or an [eval.METRIC] options table)")
+            if key not in self.metric_names:
+                raise ValueError(f"[eval.{key}]: options for a metric not listed in eval.metrics {self.metric_names}")
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics to run, with the ``embedded_probes`` shorthand folded in."""
+        names = list(self.metrics)
+        if self.embedded_probes and "embedded_probes" not in names:
+            names.append("embedded_probes")
+        return names
+
+    def metric_options(self, name: str) -> dict[str, Any]:
+        """The ``[eval.NAME]`` table (empty when the recipe has none)."""
+        return dict((self.model_extra or {}).get(name, {}))
+
+
+class LogSection(Section):
+    """Experiment trackers, through accelerate: logs go to ``<run_dir>/logs/``."""
+
+    trackers: list[str] = Field(
+        default_factory=list, description="Trackers that receive every logged step: tensorboard, wandb."
+    )
+    project: str | None = Field(None, description="Tracker project name; defaults to the run name.")
+    wandb_mode: Literal["offline", "online"] = Field("offline", description="W&B mode (offline: sync later).")
+
+    @field_validator("trackers")
+    @classmethod
+    def _known_trackers(cls, names: list[str]) -> list[str]:
+        from adaptkit.training.trackers import TRACKERS
+
+        for name in names:
+            if name not in TRACKERS:
+                raise ValueError(f"unknown tracker {name!r} (valid: {', '.join(TRACKERS)})")
+        return list(dict.fromkeys(names))
 
 
 class PluginsSection(Section):
@@ -175,6 +266,7 @@ class Recipe(Section):
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     sample: SampleSection = Field(default_factory=SampleSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    log: LogSection = Field(default_factory=LogSection)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
 
     @model_validator(mode="after")

@@ -36,18 +36,36 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def recipe_hash(recipe: Recipe, sections: tuple[str, ...] = IDENTITY_SECTIONS) -> str:
-    """A hash of the recipe sections that define what is trained (model, data, method)."""
-    data = recipe.model_dump(mode="json")
-    picked = {name: data[name] for name in sections}
-    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+#: Keys inside the identity sections that change how fast a run trains, not what it trains.
+NOT_IDENTITY: dict[str, tuple[str, ...]] = {"data": ("cache_latents", "cache_text", "cache_dir", "num_workers")}
+
+
+def recipe_identity(recipe: Recipe) -> dict[str, Any]:
+    """The recipe sections that define what is trained (model, data, method), without speed-only keys."""
+    data = recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS))
+    for section, keys in NOT_IDENTITY.items():
+        for key in keys:
+            data.get(section, {}).pop(key, None)
+    return data
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """A short hash of :func:`recipe_identity`."""
+    return hashlib.sha256(json.dumps(recipe_identity(recipe), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def identity_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Keys whose values differ between two recipe dumps, as ``section.key: old -> new``."""
+    """Keys whose values differ between two recipe dumps, as ``section.key: old -> new``.
+
+    A section key (``data.cache_dir``) missing from ``old`` was added to the recipe schema after
+    the checkpoint was written, so it is not a difference; inside free-form tables such as
+    ``method.options`` a missing key is one.
+    """
     lines = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
+        if key not in old and prefix.count(".") == 1:
+            continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             lines.extend(identity_diff(a, b, f"{path}."))
@@ -60,11 +78,13 @@ def check_same_identity(manifest: dict[str, Any], recipe: Recipe, path: Path) ->
     """Refuse to resume a checkpoint made for another model, dataset or method (the caller allows --force)."""
     if manifest.get("recipe_hash") == recipe_hash(recipe):
         return
-    diff = identity_diff(manifest.get("identity", {}), recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS)))
-    raise UserError(
-        f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
-        f"({'; '.join(diff) or ', '.join(IDENTITY_SECTIONS)}); pass --force to resume anyway"
-    )
+    old = manifest.get("identity")
+    diff = identity_diff(old, recipe_identity(recipe)) if isinstance(old, dict) else [", ".join(IDENTITY_SECTIONS)]
+    if diff:
+        raise UserError(
+            f"--resume {path}: the recipe differs from the checkpoint's in what is trained "
+            f"({'; '.join(diff)}); pass --force to resume anyway"
+        )
 
 
 @dataclass

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image, ImageDraw
 
+from adaptkit.evaluation.generate import GenerationSettings, cross, generate_images, in_rows
+
 if TYPE_CHECKING:
     from adaptkit.recipe import Recipe
 
@@ -39,32 +41,17 @@ class SampleSpec:
         )
 
 
-@torch.no_grad()
 def _generate_flat(pipeline, spec: SampleSpec, output_type: str) -> list:
-    """One image per (prompt, seed), prompt-major. Seeds use CPU generators, so the same
-    seed gives the same starting noise on any device."""
-    images = []
-    for prompt in spec.prompts:
-        for seed in spec.seeds:
-            out = pipeline(
-                prompt,
-                negative_prompt=spec.negative_prompt or None,
-                num_inference_steps=spec.steps,
-                guidance_scale=spec.guidance,
-                height=spec.resolution,
-                width=spec.resolution,
-                generator=torch.Generator("cpu").manual_seed(seed),
-                output_type=output_type,
-            )
-            images.append(out.images[0])
-    return images
+    """One image per (prompt, seed), prompt-major, through the one generation loop."""
+    prompts, seeds = cross(spec.prompts, spec.seeds)
+    settings = GenerationSettings(spec.steps, spec.guidance, spec.resolution, spec.negative_prompt)
+    return generate_images(pipeline, prompts, seeds, settings, output_type)
 
 
 def generate(pipeline, spec: SampleSpec) -> list[list[Image.Image]]:
     """PIL images as rows (one per prompt) of columns (one per seed)."""
     flat = _generate_flat(pipeline, spec, "pil")
-    n = len(spec.seeds)
-    return [flat[i : i + n] for i in range(0, len(flat), n)]
+    return in_rows(flat, len(spec.seeds))
 
 
 def generate_arrays(pipeline, spec: SampleSpec) -> torch.Tensor:

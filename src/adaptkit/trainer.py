@@ -19,13 +19,15 @@ from adaptkit import checkpoint as ckpt
 from adaptkit.errors import UserError
 from adaptkit.progress import TrainingProgress
 from adaptkit.resolve import ResolvedRecipe
-from adaptkit.run import IDENTITY_SECTIONS, Run, check_same_identity, package_versions, prepare_run_dir, recipe_hash
+from adaptkit.run import Run, check_same_identity, package_versions, prepare_run_dir, recipe_hash, recipe_identity
 from adaptkit.sampling import SampleSpec, generate, save_before_after, save_grid
+from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
-from adaptkit.training.batches import Collate, Layout, PositionSampler, TrainingExamples, derive_seed
+from adaptkit.training.batches import Collate, Layout, PositionSampler, derive_seed
 from adaptkit.training.ema import EmaWeights
+from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
-from adaptkit.training.optim import build_lr_scheduler, build_optimizer
+from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
@@ -64,30 +66,33 @@ class Trainer:
     def setup(self) -> None:
         from accelerate import Accelerator
 
-        from adaptkit.data.pipeline import build_training_transform, choose_caption
         from adaptkit.models import load_base_model
+        from adaptkit.training.cache import cache_settings
+        from adaptkit.training.dataprep import build_training_data, fill_caches
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise UserError("train.mixed_precision = 'fp16' needs a CUDA device; use 'bf16' or 'no' on CPU")
+        self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         # cpu=True on a machine without CUDA: that is what makes accelerate join a torchrun/gloo
         # group there (MULTI_CPU); without it every process trains alone and all of them write.
         self.accelerator = accelerator = Accelerator(
-            mixed_precision=train.mixed_precision, cpu=not torch.cuda.is_available()
+            mixed_precision=train.mixed_precision,
+            cpu=not torch.cuda.is_available(),
+            **trackers.accelerator_options(self.recipe.log, self.run.run_dir),
         )
         self.run.accelerator = accelerator
-        if accelerator.is_main_process:
-            prepare_run_dir(
+        self._on_main_process(
+            lambda: prepare_run_dir(
                 self.run.run_dir,
                 self.recipe,
                 resuming=self.resume is not None,
                 overwrite=self.overwrite,
                 recipe_dir=self.resolved.path.parent,
             )
-        accelerator.wait_for_everyone()
-        if torch.cuda.is_available():
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        )
+        trackers.start(accelerator, self.recipe, self.run.run_dir)
+        enable_tf32()
 
         # The dataset first: its mistakes (a missing column, no usable row) fail before the model loads.
         examples = self.resolved.dataset.load("train")
@@ -96,13 +101,8 @@ class Trainer:
 
             examples = limit_examples(examples, self.recipe.data.max_examples)
         self.examples = examples
-        self.training_examples = TrainingExamples(
-            examples,
-            build_training_transform(self.recipe.data),
-            choose_caption,
-            seed=train.seed,
-            caption_dropout=train.caption_dropout,
-        )
+        self.training_data = build_training_data(examples, self.recipe, self.cache_settings)
+        self.training_examples = self.training_data.examples
 
         torch.manual_seed(train.seed)
         components = load_base_model(self.recipe.model)
@@ -127,22 +127,46 @@ class Trainer:
             components.unet.enable_gradient_checkpointing()
             if self.method.trains_text_encoder:
                 components.text_encoder.gradient_checkpointing_enable()
+        use_channels_last(components, accelerator.device)
+        self.latent_cache, self.text_cache = fill_caches(
+            self.training_data, self.cache_settings, components, accelerator, self.recipe
+        )
 
         self.optimizer = build_optimizer(self.trainable, train)
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
 
-        prepared = [components.unet, self.optimizer]
+        prepared = [maybe_compile(components.unet, train.compile), self.optimizer]
         if self.method.trains_text_encoder:
             prepared.append(components.text_encoder)
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
+        self.guard = NonFiniteGuard(self.optimizer, accelerator.device, accelerator.num_processes)
         self.text_encoder = prepared[2] if self.method.trains_text_encoder else components.text_encoder
         self.layout = Layout(
             train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
         )
         if self.resume is not None:
             self._restore(ckpt.resume_path(self.resume, self.run.checkpoints_dir))
+
+    def _on_main_process(self, action) -> None:
+        """Run ``action`` on the main process only; its UserError is raised on every process.
+
+        The error lines are broadcast (``broadcast_object_list``, a barrier too), so the other
+        ranks exit with the same message instead of waiting forever in ``wait_for_everyone``.
+        """
+        lines: list[str] = []
+        if self.accelerator.is_main_process:
+            try:
+                action()
+            except UserError as exc:
+                lines = exc.lines
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            lines = broadcast_object_list([lines])[0]
+        if lines:
+            raise UserError(*lines)
 
     def _place_modules(self) -> None:
         """Frozen weights in the mixed-precision dtype, trainable ones in float32, all on the device."""
@@ -183,6 +207,7 @@ class Trainer:
         if self.accelerator.scaler is not None and contents.state.get("scaler"):
             self.accelerator.scaler.load_state_dict(contents.state["scaler"])
         set_rng_state(contents.state.get("rng"))
+        self.guard.load_state_dict(contents.state.get("nonfinite") or {})
         self.start_step = contents.step
         if self.accelerator.is_main_process:
             print(f"resuming from {path} (step {contents.step})")
@@ -207,20 +232,19 @@ class Trainer:
             self.sample_grid(0)
 
         throughput, started = Throughput(), time.perf_counter()
-        running_loss = torch.zeros((), device=accelerator.device)
-        logged_steps, last_loss, rates = 0, float("nan"), []
+        last_loss, rates = float("nan"), []
         progress = TrainingProgress(
             train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process
         )
         self.unet.train()
         with progress, graceful_stop() as stop:
             for step in range(self.start_step, train.steps):
-                running_loss += self._optimizer_step(step, batches)
+                self._optimizer_step(step, batches)
                 throughput.add(self.layout.examples_per_step)
-                logged_steps += 1
                 done = step + 1
+                faults.inject("step-end", done)
                 if done % train.log_every == 0 or done == train.steps:
-                    last_loss = running_loss.item() / logged_steps
+                    last_loss, skipped, longest = self.guard.read()  # the only host sync of the loss
                     rate = throughput.read()
                     rates.append(rate)
                     logs = {
@@ -230,11 +254,13 @@ class Trainer:
                         "images_per_s": rate,
                         "peak_memory_mb": peak_memory_mb(accelerator.device),
                         "time_s": time.perf_counter() - started,
+                        "nonfinite_steps": skipped,
                     }
-                    running_loss.zero_()
-                    logged_steps = 0
                     if accelerator.is_main_process:
                         self.run.log_metrics(logs)
+                        trackers.log(accelerator, logs, done)
+                    if train.max_nonfinite_steps and longest >= train.max_nonfinite_steps:
+                        raise nonfinite_stop(longest, skipped, done, train.max_nonfinite_steps, self.run)
                     self.hook.on_step_end(run=self.run, step=done, logs=logs)
                     progress.update(done, logs)
                 else:
@@ -259,6 +285,7 @@ class Trainer:
             "examples": len(self.examples),
             "skipped_examples": getattr(self.examples, "skipped", 0),
             "truncated_captions": self.truncated_captions,
+            "nonfinite_steps": self.guard.state_dict()["skipped"],
             "main_process": accelerator.is_main_process,
         }
         self.save_checkpoint(train.steps)
@@ -288,32 +315,38 @@ class Trainer:
             last = micro == train.gradient_accumulation - 1
             sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
             with sync, accelerator.autocast():
-                latents = self._encode_images(batch["pixel_values"], generator)
-                hidden = self._encode_text(batch["input_ids"])
+                latents = self._encode_images(batch, generator)
+                hidden = self._encode_text(batch)
                 self.truncated_captions += batch["truncated"]
                 loss = diffusion_loss(
                     self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective
                 )
+                loss = faults.poison_loss(loss, step)
                 accelerator.backward(loss / train.gradient_accumulation)
             total += loss.detach() / train.gradient_accumulation
         if train.max_grad_norm is not None:
             accelerator.clip_grad_norm_(self.trainable, train.max_grad_norm)
-        self.optimizer.step()
+        # A non-finite loss skips the step on the device (fused AdamW's found_inf), counted by the guard.
+        skipped = self.guard.step(self.optimizer, total, lambda t: accelerator.reduce(t, reduction="max"))
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.step()
+            self.ema.step(skipped)
         return total
 
-    def _encode_images(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _encode_images(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        if self.latent_cache is not None:
+            return self.latent_cache.sample(batch["indices"], batch["flipped"], generator, self.accelerator.device)
         vae = self.components.vae
         with torch.no_grad():
-            pixels = pixels.to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
+            pixels = batch["pixel_values"].to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
             latents = vae.encode(pixels).latent_dist.sample(generator=generator)
         return latents.float() * vae.config.scaling_factor
 
-    def _encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
-        ids = input_ids.to(self.accelerator.device, non_blocking=True)
+    def _encode_text(self, batch: dict) -> torch.Tensor:
+        if self.text_cache is not None:
+            return self.text_cache.lookup(batch["captions"], self.accelerator.device)
+        ids = batch["input_ids"].to(self.accelerator.device, non_blocking=True)
         grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
         with grad:
             return self.text_encoder(ids, return_dict=False)[0]
@@ -334,10 +367,11 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": get_rng_state(),
+            "nonfinite": self.guard.state_dict(),
         }
         manifest = {
             "recipe_hash": recipe_hash(self.recipe),
-            "identity": self.recipe.model_dump(mode="json", include=set(IDENTITY_SECTIONS)),
+            "identity": recipe_identity(self.recipe),
             "versions": package_versions(),
             "method": self.method.name,
         }

@@ -24,8 +24,10 @@ from pydantic import Field
 
 from adaptkit.component import DatasetAdapter, Options, StyleDataset
 from adaptkit.data.columns import ColumnMap
+from adaptkit.data.holdout import EVAL, split_dataset
 from adaptkit.data.loading import SourceSpec, open_source
 from adaptkit.data.rows import RowsDataset
+from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
     import datasets
@@ -51,6 +53,13 @@ class SourceOptions(Options):
 
     source: str = source_field()
     split: str = Field(TRAIN, description="Split that holds the training data (train, validation, test, ...).")
+    eval_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction of examples (chosen by key: image, or e.g. contest_number) held out of training "
+        "as the 'eval' split for evaluation (0: none).",
+    )
 
 
 class SourceAdapter(DatasetAdapter):
@@ -89,8 +98,19 @@ class SourceAdapter(DatasetAdapter):
         """Load a split as a lazily decoded :class:`RowsDataset`.
 
         ``"train"`` (or None) means the training data: the split named by the ``split`` option
-        (default ``"train"``); any other name loads that split, e.g. ``"validation"``.
+        (default ``"train"``) without the held-out examples; ``"eval"`` means only those (see
+        :mod:`adaptkit.data.holdout` and the ``eval_fraction`` option); any other name loads that
+        split, e.g. ``"validation"``.
         """
-        spec = self.source_spec(split)
+        held_out = split == EVAL
+        if held_out and self.options.eval_fraction <= 0:
+            raise UserError(
+                f"data.options.eval_fraction: is 0, so dataset {self.name} has no held-out 'eval' split; "
+                "set it (e.g. 0.05) and train again so training does not see the held-out images"
+            )
+        spec = self.source_spec(TRAIN if held_out else split)
         rows = self.prepare(open_source(spec), spec)
-        return RowsDataset.from_rows(spec, rows, self.columns(rows.features, spec))
+        dataset = RowsDataset.from_rows(spec, rows, self.columns(rows.features, spec))
+        if held_out or split in (None, TRAIN):
+            return split_dataset(dataset, self.options.eval_fraction, EVAL if held_out else TRAIN)
+        return dataset

@@ -24,6 +24,7 @@ EXIF_ORIENTATION = 0x0112
 
 def open_image(data: bytes | str | PathLike[str]) -> Image.Image:
     """Fully decode an encoded image (bytes or a file path); raise ``OSError``/``ValueError`` if it cannot be."""
+    _refuse_empty(data)
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     image = Image.open(source)
     image.load()
@@ -32,12 +33,19 @@ def open_image(data: bytes | str | PathLike[str]) -> Image.Image:
     return image
 
 
+def _refuse_empty(data: bytes | str | PathLike[str]) -> None:
+    """A zero-byte image gets a plain message (PIL's names a BytesIO object)."""
+    if isinstance(data, (bytes, bytearray)) and not data:
+        raise ValueError("empty file (0 bytes)")
+
+
 def check_image(data: bytes) -> tuple[tuple[int, int], str]:
     """Cheaply check encoded image bytes without decoding the pixels; return ``(size, mode)``.
 
     Reads the header and, for formats that support it (PNG), walks the chunks and their
     checksums, which catches corrupted and truncated files. Raises on failure.
     """
+    _refuse_empty(data)
     with Image.open(io.BytesIO(data)) as image:
         size, mode = image.size, image.mode
         image.verify()

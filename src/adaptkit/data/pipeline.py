@@ -2,7 +2,9 @@
 
 It does what diffusers' ``train_text_to_image`` does with torchvision, in PIL + numpy: resize
 the shorter side to ``resolution``, crop a ``resolution``-square (centre or random), optionally
-mirror, and return a float tensor C×H×W in ``[-1, 1]`` plus where the crop was taken.
+mirror, and return a float tensor C×H×W in ``[-1, 1]`` plus where the crop was taken. With
+aspect-ratio bucketing (:mod:`adaptkit.data.buckets`) the output is a (width, height) bucket
+instead of the square: the image is scaled to just cover it, then cropped.
 All randomness comes from a generator passed in, so results are reproducible.
 """
 
@@ -115,37 +117,61 @@ class ImagePipeline:
             f"random_flip={self.random_flip}, interpolation={self.interpolation!r})"
         )
 
-    def resize(self, image: Image.Image) -> Image.Image:
-        """Scale so that the shorter side is exactly ``resolution`` (keeping the aspect ratio)."""
-        width, height = image.size
-        scale = self.resolution / min(width, height)
-        size = (max(self.resolution, round(width * scale)), max(self.resolution, round(height * scale)))
-        if size == image.size:
-            return image
-        return image.resize(size, INTERPOLATIONS[self.interpolation])
+    def target(self, size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The output (width, height): ``size`` (an aspect-ratio bucket) or the ``resolution`` square."""
+        return size if size is not None else (self.resolution, self.resolution)
 
-    def crop_box(self, size: tuple[int, int], rng: Rng = None) -> tuple[int, int]:
+    def resize(self, image: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
+        """Scale (keeping the aspect ratio) so the image just covers the target: the shorter side = ``resolution``."""
+        width, height = image.size
+        target_w, target_h = self.target(size)
+        scale = max(target_w / width, target_h / height)
+        new = (max(target_w, round(width * scale)), max(target_h, round(height * scale)))
+        if new == image.size:
+            return image
+        return image.resize(new, INTERPOLATIONS[self.interpolation])
+
+    def crop_box(
+        self, size: tuple[int, int], rng: Rng = None, target: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
         """(top, left) of the crop for an image of ``size`` = (width, height) after resizing."""
         width, height = size
+        target_w, target_h = self.target(target)
         if self.center_crop:
-            return round((height - self.resolution) / 2.0), round((width - self.resolution) / 2.0)
-        return _randint(rng, 0, height - self.resolution), _randint(rng, 0, width - self.resolution)
+            return round((height - target_h) / 2.0), round((width - target_w) / 2.0)
+        return _randint(rng, 0, height - target_h), _randint(rng, 0, width - target_w)
 
-    def __call__(self, image: Image.Image, rng: Rng = None) -> PipelineOutput:
-        """Transform one image (any mode; converted to RGB first). ``rng`` drives the crop and the flip."""
+    def draw_flip(self, rng: Rng = None) -> bool:
+        """Whether to mirror: the first draw from ``rng`` (also used to replay the choice without the image)."""
+        return self.random_flip and _coin(rng)
+
+    def __call__(
+        self,
+        image: Image.Image,
+        rng: Rng = None,
+        *,
+        size: tuple[int, int] | None = None,
+        flip: bool | None = None,
+    ) -> PipelineOutput:
+        """Transform one image (any mode; converted to RGB first). ``rng`` drives the crop and the flip.
+
+        ``size``: output (width, height) instead of the square (aspect-ratio bucketing);
+        ``flip``: force the mirror choice instead of drawing it (latent caching encodes both).
+        """
         image = to_rgb(image)
         original_size = (image.height, image.width)
-        image = self.resize(image)
-        flipped = self.random_flip and _coin(rng)
+        image = self.resize(image, size)
+        flipped = self.draw_flip(rng) if flip is None else flip
         if flipped:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        top, left = self.crop_box(image.size, rng)
-        image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        top, left = self.crop_box(image.size, rng, size)
+        target_w, target_h = self.target(size)
+        image = image.crop((left, top, left + target_w, top + target_h))
         return PipelineOutput(to_tensor(image), original_size, (top, left), flipped)
 
-    def pixels(self, image: Image.Image, rng: Rng = None) -> torch.Tensor:
+    def pixels(self, image: Image.Image, rng: Rng = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Only the ``pixel_values`` of :meth:`__call__` (a picklable transform for data-loader workers)."""
-        return self(image, rng).pixel_values
+        return self(image, rng, size=size).pixel_values
 
 
 def build_training_transform(data: DataSection) -> Callable[[Image.Image, Rng], torch.Tensor]:

@@ -118,7 +118,7 @@ class RowsDataset(StyleDataset):
         wanted = list(dict.fromkeys(c for c in (columns.caption, columns.key) if c is not None))
         texts = rows.select_columns(wanted)
         reasons: Counter[str] = Counter()
-        entries = _scan(_zip_batches(images, texts), columns, reasons)
+        entries = _scan(_zip_batches(images, texts), columns, reasons, spec.label)
         dataset = cls(spec, images, columns.image, entries)
         dataset.skip_reasons.update(reasons)
         dataset.skipped = sum(reasons.values())
@@ -164,8 +164,9 @@ class RowsDataset(StyleDataset):
 
     def _decode(self, position: int) -> Example | None:
         entry = self._entries[position]
+        cell = self._images[entry.row][self._image_column]
         try:
-            image = decode_rgb(image_bytes(self._images[entry.row][self._image_column]) or b"")
+            image = decode_rgb(image_bytes(cell) or b"")
         except DECODE_ERRORS as exc:
             self._bad.add(position)
             self.skipped += 1
@@ -173,10 +174,10 @@ class RowsDataset(StyleDataset):
             first = self.skip_reasons[BAD_IMAGE] == self._scan_failures + 1
             logger.log(
                 logging.WARNING if first else logging.DEBUG,
-                "%s: row %d: cannot decode its image (%s); skipping it%s",
+                "%s: %s: cannot decode its image (%s); skipping it%s",
                 self.spec.label,
-                entry.row,
-                exc,
+                _where(entry.row, cell),
+                _first_line(exc),
                 " (further ones are only counted)" if first else "",
             )
             return None
@@ -192,14 +193,28 @@ def _zip_batches(images: datasets.Dataset, texts: datasets.Dataset) -> Iterator[
             yield {name: values[i] for name, values in batch.items()}
 
 
-def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[str]) -> list[Entry]:
+def _where(row_index: int, cell: Any) -> str:
+    """``row 3`` or ``row 3 (photo.png)``: how a skip message names a row."""
+    path = cell.get("path") if isinstance(cell, dict) else cell if isinstance(cell, str) else None
+    return f"row {row_index} ({path})" if path else f"row {row_index}"
+
+
+def _skip(reasons: Counter[str], reason: str, label: str, row_index: int, cell: Any, detail: str = "") -> None:
+    """Count a skipped row; log the first one per reason as a warning naming the row (and file), the rest at debug."""
+    reasons[reason] += 1
+    level = logging.WARNING if reasons[reason] == 1 else logging.DEBUG
+    more = " (further ones are only counted)" if reasons[reason] == 1 else ""
+    logger.log(level, "%s: %s: %s%s; skipping it%s", label, _where(row_index, cell), reason, detail, more)
+
+
+def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[str], label: str = "") -> list[Entry]:
     """Check every row, merge rows by key, count the skipped ones in ``reasons``."""
     entries: list[Entry] = []
     by_key: dict[str, Entry] = {}
     for row_index, row in enumerate(rows):
         captions = normalize_captions(row[columns.caption])
         if not captions:
-            reasons[NO_CAPTION] += 1
+            _skip(reasons, NO_CAPTION, label, row_index, row[columns.image])
             continue
         key_value = row.get(columns.key) if columns.key is not None else None
         if key_value is not None and str(key_value) in by_key:  # another row of a known example
@@ -210,12 +225,12 @@ def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[s
         except OSError:  # a path that does not exist
             data = None
         if data is None:
-            reasons[NO_IMAGE] += 1
+            _skip(reasons, NO_IMAGE, label, row_index, row[columns.image])
             continue
         try:
             size, mode = check_image(data)
-        except DECODE_ERRORS:
-            reasons[BAD_IMAGE] += 1
+        except DECODE_ERRORS as exc:
+            _skip(reasons, BAD_IMAGE, label, row_index, row[columns.image], f" ({_first_line(exc)})")
             continue
         key = str(key_value) if key_value is not None else content_key(data)
         if key in by_key:  # the same image bytes as an earlier row
@@ -225,6 +240,10 @@ def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[s
         by_key[key] = entry
         entries.append(entry)
     return entries
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _merge(entry: Entry, captions: list[str]) -> None:

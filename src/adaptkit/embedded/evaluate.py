@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from adaptkit.embedded.probes import Probes
 from adaptkit.embedded.world import EVAL_SEED_OFFSET, SIZES, Split, caption_for, combos
+from adaptkit.evaluation.generate import GenerationSettings, generate_images
 
 #: Sampler settings of evaluation and the demo.
 DEFAULT_STEPS = 20
@@ -44,7 +44,6 @@ def eval_prompts(split: Split = "eval", per_prompt: int = 4, seed: int = 0) -> l
     return specs
 
 
-@torch.no_grad()
 def generate(
     pipe: StableDiffusionPipeline,
     prompts: Sequence[str],
@@ -53,18 +52,8 @@ def generate(
     guidance: float = DEFAULT_GUIDANCE,
     batch_size: int = 64,
 ) -> list[Image.Image]:
-    """Sample one image per (prompt, seed); deterministic per seed."""
-    images: list[Image.Image] = []
-    for i in range(0, len(prompts), batch_size):
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch_size]]
-        out = pipe(
-            list(prompts[i : i + batch_size]),
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=gens,
-        )
-        images.extend(out.images)
-    return images
+    """Sample one image per (prompt, seed) through the one generation loop; deterministic per seed."""
+    return generate_images(pipe, prompts, seeds, GenerationSettings(steps, guidance, batch_size=batch_size))
 
 
 def score(probes: Probes, images: Sequence[Image.Image], specs: Sequence[PromptSpec]) -> dict[str, float]:

@@ -99,11 +99,12 @@ def train_probe_net(
     lr: float = 2e-3,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    init: ProbeNet | None = None,
 ) -> ProbeNet:
-    """Train a :class:`ProbeNet` on ``train`` with augmentation."""
+    """Train a :class:`ProbeNet` on ``train`` with augmentation (from scratch, or on from ``init``)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = ProbeNet({k: len(v) for k, v in LABELS.items()})
+    net = init if init is not None else ProbeNet({k: len(v) for k, v in LABELS.items()})
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     x_all = to_tensor(train.images)

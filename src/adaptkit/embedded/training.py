@@ -83,6 +83,17 @@ def encode_latents(vae: AutoencoderKL, images: np.ndarray, batch_size: int = 128
 
 
 @torch.no_grad()
+def reconstruct(vae: AutoencoderKL, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """``images`` (uint8 N×H×W×3) after a round trip through the VAE (posterior mean), as uint8."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images_to_tensor(images[i : i + batch_size])
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        out.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
 def psnr(vae: AutoencoderKL, images: np.ndarray) -> float:
     """Mean reconstruction PSNR (dB) of ``images`` through the posterior mean."""
     x = images_to_tensor(images)

@@ -7,6 +7,7 @@ is off; weights load from safetensors only unless ``model.allow_pickle`` is set.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
 
     from adaptkit.recipe import ModelSection
+
+logger = logging.getLogger("adaptkit.models")
 
 #: Keyword arguments every load uses: no safety checker, no feature extractor.
 _NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
@@ -66,6 +69,12 @@ def _from_pretrained(source: BaseSource, model: "ModelSection", dtype: torch.dty
     }
     if source.kind == "hub":
         kwargs.update(revision=model.revision, local_files_only=hub_offline())
+    if model.trust_remote_code:
+        logger.warning(
+            "model.trust_remote_code = true: code shipped with %s may run while it loads; use only a source you trust",
+            source.location,
+        )
+        kwargs["trust_remote_code"] = True
     try:
         return StableDiffusionPipeline.from_pretrained(source.location, **kwargs)
     except OSError as exc:

@@ -3,7 +3,8 @@
 ``base`` is one of: a Hub id (``CompVis/stable-diffusion-v1-4``), a local diffusers folder,
 a single-file checkpoint (``.safetensors``; pickle formats only with ``allow_pickle``), or
 ``embedded:<name>``, a diffusers folder shipped inside the package (``adaptkit/embedded/<name>/``),
-or ``testing:tiny-sd``, the tiny random-weight test model, built in code on first use and cached
+or ``testing:tiny-sd`` / ``testing:sd15-random`` (the tiny test model; the SD v1.5 architecture with
+random weights, for ``adaptkit bench``), built in code on first use and cached
 (``$ADAPTKIT_CACHE``, default ``~/.cache/adaptkit``) so it loads through ``from_pretrained`` too.
 Every mistake is a one-line :class:`~adaptkit.errors.UserError` naming ``model.base``.
 """
@@ -23,7 +24,7 @@ SourceKind = Literal["hub", "folder", "single_file", "embedded", "testing"]
 
 EMBEDDED_PREFIX = "embedded:"
 TESTING_PREFIX = "testing:"
-TESTING_MODELS = ("tiny-sd",)
+TESTING_MODELS = ("tiny-sd", "sd15-random")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 #: Pipeline parts a Stable Diffusion v1 folder must have; the first three hold weights.
@@ -127,13 +128,14 @@ def _testing(base: str) -> BaseSource:
     import os
     import shutil
 
+    from adaptkit.bench.sd15 import save_sd15_random_pipeline
     from adaptkit.testing.tiny_model import save_tiny_pipeline
 
     folder = cache_root() / "testing" / name
     if not (folder / "model_index.json").is_file():
         tmp = folder.with_name(f".{name}-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_tiny_pipeline(tmp, seed=0)
+        (save_sd15_random_pipeline if name == "sd15-random" else save_tiny_pipeline)(tmp, seed=0)
         folder.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)

@@ -13,11 +13,13 @@ import hashlib
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from adaptkit.component import Example, StyleDataset
+from adaptkit.data.pipeline import ImagePipeline
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -63,55 +65,128 @@ class PositionSampler(Sampler[int]):
         return (self.end_step - self.start_step) * self.layout.batch_size * self.layout.gradient_accumulation
 
 
+@dataclass(frozen=True)
+class ExampleInfo:
+    """What training needs to know of one example without decoding its image again."""
+
+    key: str
+    captions: list[str]
+    size: tuple[int, int]  # (width, height) of the decoded image
+    digest: str = ""  # content hash of the RGB pixels ("" when not computed)
+
+
+def describe_examples(examples: StyleDataset, digests: bool = False) -> list[ExampleInfo]:
+    """Decode every example once: its key, captions, image size and (optionally) a pixel-content hash."""
+    from adaptkit.data.images import to_rgb
+
+    infos = []
+    for index in range(len(examples)):
+        example = examples[index]
+        digest = ""
+        if digests:
+            image = to_rgb(example.image)
+            digest = hashlib.blake2b(f"{image.size}".encode() + image.tobytes(), digest_size=16).hexdigest()
+        captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
+        infos.append(ExampleInfo(example.key, captions, example.image.size, digest))
+    return infos
+
+
+class PositionOrder(Protocol):
+    """Maps a position to an example index."""
+
+    def index_of(self, position: int) -> int: ...
+
+
+class EpochOrder:
+    """Maps a position to an example index: a fresh seeded permutation of all examples every epoch."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.seed = count, seed
+        self._cached_epoch: int | None = None
+        self._cached_order = torch.empty(0, dtype=torch.long)
+
+    def index_of(self, position: int) -> int:
+        """The example index at ``position``."""
+        epoch, offset = divmod(position, self.count)
+        if self._cached_epoch != epoch:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
+            self._cached_order = torch.randperm(self.count, generator=generator)
+            self._cached_epoch = epoch
+        return int(self._cached_order[offset])
+
+
 class TrainingExamples(Dataset):
     """Maps a position to a transformed (pixels, caption) pair, reproducibly.
 
-    ``transform(image, rng) -> tensor`` is the shared image pipeline; ``choose_caption(captions,
-    rng) -> str`` picks among several captions. ``caption_dropout`` replaces the caption with ""
-    (for classifier-free guidance).
+    ``pipeline`` is the shared image pipeline; ``choose_caption(captions, rng) -> str`` picks among
+    several captions. ``caption_dropout`` replaces the caption with "" (for classifier-free
+    guidance). ``order`` maps positions to example indices (default: :class:`EpochOrder`; a
+    :class:`~adaptkit.data.buckets.BucketOrder` for aspect-ratio buckets, with ``sizes`` giving
+    each example's bucket). With ``infos`` and ``pixels=False`` (latents cached) no image is
+    decoded: the row carries the example ``index`` and the ``flipped`` choice instead, drawn from
+    the same random stream the pipeline would use, so the choices match the uncached run's.
     """
 
     def __init__(
         self,
         examples: StyleDataset,
-        transform: Callable[[object, random.Random], torch.Tensor],
+        pipeline: ImagePipeline,
         choose_caption: Callable[[list[str], random.Random], str],
         seed: int,
         caption_dropout: float = 0.0,
+        *,
+        order: PositionOrder | None = None,
+        sizes: list[tuple[int, int]] | None = None,
+        infos: list[ExampleInfo] | None = None,
+        pixels: bool = True,
     ) -> None:
         if len(examples) == 0:
             raise ValueError("empty dataset")
+        if not pixels and (infos is None or not pipeline.center_crop):
+            raise ValueError("pixels=False needs the example infos and a pipeline without random crops")
         self.examples = examples
-        self.transform = transform
+        self.pipeline = pipeline
         self.choose_caption = choose_caption
         self.seed = seed
         self.caption_dropout = caption_dropout
-        self._cached_epoch: int | None = None
-        self._cached_order = torch.empty(0, dtype=torch.long)
+        self.order = order or EpochOrder(len(examples), seed)
+        self.sizes = sizes
+        self.infos = infos
+        self.pixels = pixels
 
     def index_of(self, position: int) -> int:
-        """The example index at ``position``: a fresh seeded permutation every epoch."""
-        epoch, offset = divmod(position, len(self.examples))
-        return int(self._epoch_order(epoch)[offset])
-
-    def _epoch_order(self, epoch: int) -> torch.Tensor:
-        if self._cached_epoch != epoch:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
-            self._cached_order = torch.randperm(len(self.examples), generator=generator)
-            self._cached_epoch = epoch
-        return self._cached_order
+        """The example index at ``position``."""
+        return self.order.index_of(position)
 
     def __len__(self) -> int:  # positions are unbounded; the sampler bounds them
         return 2**62
 
     def __getitem__(self, position: int) -> dict:
         rng = random.Random(derive_seed(self.seed, "example", position))
-        example: Example = self.examples[self.index_of(position)]
-        pixels = self.transform(example.image, rng)
-        caption = self.choose_caption(example.captions, rng)
+        index = self.index_of(position)
+        size = self.sizes[index] if self.sizes is not None else None
+        row: dict = {"index": index, "position": position}
+        if self.pixels:
+            example: Example = self.examples[index]
+            out = self.pipeline(example.image, rng, size=size)
+            row.update(pixel_values=out.pixel_values, flipped=out.flipped, key=example.key)
+            captions = example.captions
+        else:
+            assert self.infos is not None
+            row.update(flipped=self.pipeline.draw_flip(rng), key=self.infos[index].key)
+            captions = self.infos[index].captions
+        caption = self.choose_caption(captions, rng)
         if self.caption_dropout and rng.random() < self.caption_dropout:
             caption = ""
-        return {"pixel_values": pixels, "caption": caption, "key": example.key, "position": position}
+        row["caption"] = caption
+        return row
+
+
+def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Token ids padded to (and truncated at) the tokenizer's ``model_max_length``, as the text encoder takes them."""
+    return tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
 
 
 class Collate:
@@ -128,14 +203,16 @@ class Collate:
     def __call__(self, rows: list[dict]) -> dict:
         captions = [r["caption"] for r in rows]
         lengths = [len(ids) for ids in self.tokenizer(captions, truncation=False, padding=False).input_ids]
-        input_ids = self.tokenizer(
-            captions, padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
-        ).input_ids
-        return {
-            "pixel_values": torch.stack([r["pixel_values"] for r in rows]).contiguous(),
+        input_ids = tokenize(self.tokenizer, captions)
+        batch = {
             "input_ids": input_ids,
             "captions": captions,
             "truncated": sum(length > self.max_length for length in lengths),
             "keys": [r["key"] for r in rows],
             "positions": [r["position"] for r in rows],
+            "indices": [r["index"] for r in rows],
+            "flipped": [r["flipped"] for r in rows],
         }
+        if "pixel_values" in rows[0]:
+            batch["pixel_values"] = torch.stack([r["pixel_values"] for r in rows]).contiguous()
+        return batch

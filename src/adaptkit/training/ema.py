@@ -30,14 +30,33 @@ class EmaWeights:
             if torch.cuda.is_available():
                 self.model.pin_memory()
 
-    def step(self) -> None:
-        """One EMA update from the current training weights."""
+    def step(self, skipped: torch.Tensor | None = None) -> None:
+        """One EMA update from the current training weights.
+
+        ``skipped`` (a 0-d tensor, 1.0 = the optimizer step was skipped) masks the update on the
+        device, without a host sync: a skipped step is not averaged in. Its decay schedule still
+        counts the step (diffusers' ``optimization_step`` is a host integer).
+        """
         if self.offload and self.device.type != "cpu":
             self.model.to(self.device, non_blocking=True)
-            self.model.step(self.params)
+            self._update(skipped)
             self.model.to("cpu")  # blocking: a checkpoint may read the shadow weights next
         else:
+            self._update(skipped)
+
+    def _update(self, skipped: torch.Tensor | None) -> None:
+        if skipped is None:
             self.model.step(self.params)
+            return
+        model = self.model
+        model.optimization_step += 1
+        model.cur_decay_value = decay = model.get_decay(model.optimization_step)
+        weight = (1 - skipped.to(model.shadow_params[0].device)) * (1 - decay)
+        for shadow, param in zip(model.shadow_params, self.params):
+            if param.requires_grad:
+                shadow.sub_((shadow - param) * weight)
+            else:
+                shadow.copy_(param)
 
     def shadow_devices(self) -> set[str]:
         return {p.device.type for p in self.model.shadow_params}

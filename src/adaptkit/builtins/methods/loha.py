@@ -1,36 +1,22 @@
 """LoHa (low-rank Hadamard product, LyCORIS) through peft, saved in the peft adapter format.
 
-``adapter_config.json`` + ``adapter_model.safetensors``, as ``PeftModel.save_pretrained``
-writes them; diffusers has no LoHa loader, so :meth:`LohaMethod.apply` injects the saved config
-into the pipeline's UNet and loads the weights with peft.
+``adapter_config.json`` + ``adapter_model.safetensors`` (see :mod:`.peft_format`); diffusers has
+no LoHa loader, so applying a result injects the saved config into the UNet and loads it with peft.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from adaptkit.builtins.methods.peft_common import ADAPTER_NAME, AdapterOptions, PeftMethod, has_adapter
-from adaptkit.builtins.methods.peft_io import (
-    adapter_state_dict,
-    keep_training_mode,
-    load_adapter,
-    read_peft_config,
-    read_safetensors,
-    refuse_pickles,
-)
-from adaptkit.errors import UserError
+from adaptkit.builtins.methods.peft_common import AdapterOptions
+from adaptkit.builtins.methods.peft_format import CONFIG_NAME, WEIGHT_NAME, PeftFormatMethod
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
     from peft import LoHaConfig
 
-    from adaptkit.models import SDComponents
-
-WEIGHT_NAME = "adapter_model.safetensors"
-CONFIG_NAME = "adapter_config.json"
+__all__ = ["CONFIG_NAME", "WEIGHT_NAME", "LohaMethod", "LohaOptions"]
 
 
 class LohaOptions(AdapterOptions):
@@ -46,7 +32,7 @@ class LohaOptions(AdapterOptions):
     init_weights: bool = Field(True, description="peft init_weights: true (update starts at zero) or false (tests).")
 
 
-class LohaMethod(PeftMethod):
+class LohaMethod(PeftFormatMethod):
     """LoHa adapters on the UNet's attention, optionally its convs."""
 
     name = "loha"
@@ -68,31 +54,9 @@ class LohaMethod(PeftMethod):
             init_weights=self.options.init_weights,
         )
 
-    def save(self, components: "SDComponents", out_dir: Path) -> None:
-        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (peft naming)."""
-        from safetensors.torch import save_file
-
-        if not has_adapter(components.unet):
-            raise RuntimeError("loha.save: the UNet has no LoHa adapter (was prepare() called?)")
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_file(adapter_state_dict(components.unet), str(out_dir / WEIGHT_NAME), metadata={"format": "pt"})
-        components.unet.peft_config[ADAPTER_NAME].save_pretrained(str(out_dir))
-
-    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
-        """Inject the saved LoHa config into ``pipeline.unet`` and load its weights exactly."""
+    @classmethod
+    def peft_config_class(cls) -> type["LoHaConfig"]:
+        """Saved LoHa results hold a ``peft.LoHaConfig``."""
         from peft import LoHaConfig
 
-        saved_dir = Path(saved_dir)
-        weights = saved_dir / WEIGHT_NAME
-        if not weights.is_file():
-            refuse_pickles(saved_dir)
-            raise UserError(f"{saved_dir}: no {WEIGHT_NAME} (not a LoHa result folder)")
-        config_path = saved_dir / CONFIG_NAME
-        if not config_path.is_file():
-            raise UserError(f"{saved_dir}: no {CONFIG_NAME} beside {WEIGHT_NAME}")
-        state, _ = read_safetensors(weights)
-        config = read_peft_config(config_path, LoHaConfig)
-        with keep_training_mode(pipeline.unet):
-            load_adapter(pipeline.unet, config, state, weights, "UNet")
-        return pipeline
+        return LoHaConfig

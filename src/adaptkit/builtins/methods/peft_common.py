@@ -43,6 +43,11 @@ class AdapterOptions(Options):
         description="UNet module names (suffixes) that get an adapter.",
     )
     conv: bool = Field(False, description=f"Also adapt the UNet's convolutions ({', '.join(CONV_MODULES)}).")
+    init_from: str | None = Field(
+        None,
+        description="Start from this kohya LoRA / LyCORIS LoHa .safetensors file (as sd-scripts' --network_weights); "
+        "rank, alpha and targets must match it (adaptkit import prints them).",
+    )
 
     @property
     def scale_alpha(self) -> float:
@@ -79,6 +84,10 @@ class PeftMethod(Method):
         text_config = self.text_encoder_config()
         if text_config is not None:
             inject(components.text_encoder, text_config, "text encoder")
+        if self.options.init_from:
+            from adaptkit.interop.importer import init_from_file
+
+            init_from_file(self.options.init_from, components, self.name)
         params = [
             param
             for module in (components.unet, components.text_encoder)

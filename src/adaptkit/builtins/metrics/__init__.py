@@ -1,12 +1,5 @@
-"""Built-in evaluation metrics (registered through ``register_metrics``)."""
+"""Built-in evaluation metrics, one module each (listed in ``adaptkit.plugins.DEFAULT_PLUGINS``).
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from adaptkit.hookspecs import hookimpl
-
-
-@hookimpl
-def register_metrics(register: Callable[[type], None]) -> None:
-    """No built-in metric yet: the evaluation issue adds them here."""
+``style``, ``clip_score``, ``content``, ``kid``, ``cmmd`` and ``embedded_probes``; their shared
+options and helpers are in ``_common`` and ``_distribution``.
+"""

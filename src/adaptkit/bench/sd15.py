@@ -1,0 +1,58 @@
+"""The Stable Diffusion v1.5 architecture with random weights: the bench's default model.
+
+The UNet, VAE and CLIP text-encoder configs of SD v1.5 ship as JSON in ``adaptkit/bench/sd15/``;
+the components are built from them (no download) with random weights, so step time, memory and
+FLOPs match the real model's. The tokenizer is the tiny test tokenizer (token ids only matter for
+the embedding lookup, which costs nothing). Use it as ``model.base = "testing:sd15-random"``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+
+CONFIG_DIR = Path(__file__).resolve().parent / "sd15"
+
+
+def sd15_config(component: str) -> dict[str, Any]:
+    """The SD v1.5 config of ``component`` (unet, vae, text_encoder or scheduler)."""
+    return json.loads((CONFIG_DIR / f"{component}.json").read_text(encoding="utf-8"))
+
+
+def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
+    """An SD v1.5-architecture pipeline with random weights drawn from ``seed``."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from adaptkit.models.components import assemble_pipeline
+    from adaptkit.testing.tiny_model import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        unet = UNet2DConditionModel.from_config(sd15_config("unet"))
+        vae = AutoencoderKL.from_config(sd15_config("vae"))
+        text_config = sd15_config("text_encoder")
+        text_config.update(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+    finally:
+        torch.random.set_rng_state(state)
+    scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
+    return assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
+
+
+def save_sd15_random_pipeline(path: str | Path, seed: int = 0) -> Path:
+    """Build the random SD v1.5 pipeline and save it as a diffusers folder (safetensors) at ``path``."""
+    path = Path(path)
+    build_sd15_random_pipeline(seed).save_pretrained(path, safe_serialization=True)
+    return path

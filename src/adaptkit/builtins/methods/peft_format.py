@@ -1,0 +1,69 @@
+"""Methods whose result is saved in peft's own adapter format: LoHa, and plugins' LoKr, OFT, ...
+
+``adapter_config.json`` + ``adapter_model.safetensors``, as ``PeftModel.save_pretrained`` writes
+them. diffusers loads only LoRA, so :meth:`PeftFormatMethod.apply` injects the saved config into
+the pipeline's UNet and loads the weights with peft. A subclass names its peft config class and
+builds the config to inject (:meth:`PeftMethod.unet_config`); nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adaptkit.builtins.methods.peft_common import ADAPTER_NAME, PeftMethod, has_adapter
+from adaptkit.builtins.methods.peft_io import (
+    adapter_state_dict,
+    keep_training_mode,
+    load_adapter,
+    read_peft_config,
+    read_safetensors,
+    refuse_pickles,
+)
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+    from peft import PeftConfig
+
+    from adaptkit.models import SDComponents
+
+WEIGHT_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+
+
+class PeftFormatMethod(PeftMethod):
+    """A UNet adapter saved and loaded in the peft adapter format."""
+
+    @classmethod
+    @abstractmethod
+    def peft_config_class(cls) -> type["PeftConfig"]:
+        """The peft config class a saved result must hold (e.g. ``peft.LoHaConfig``)."""
+
+    def save(self, components: "SDComponents", out_dir: Path) -> None:
+        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (peft naming)."""
+        from safetensors.torch import save_file
+
+        if not has_adapter(components.unet):
+            raise RuntimeError(f"{self.name}.save: the UNet has no adapter (was prepare() called?)")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_file(adapter_state_dict(components.unet), str(out_dir / WEIGHT_NAME), metadata={"format": "pt"})
+        components.unet.peft_config[ADAPTER_NAME].save_pretrained(str(out_dir))
+
+    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+        """Inject the saved config into ``pipeline.unet`` and load its weights exactly."""
+        saved_dir = Path(saved_dir)
+        weights = saved_dir / WEIGHT_NAME
+        if not weights.is_file():
+            refuse_pickles(saved_dir)
+            raise UserError(f"{saved_dir}: no {WEIGHT_NAME} (not a {self.name} result folder)")
+        config_path = saved_dir / CONFIG_NAME
+        if not config_path.is_file():
+            raise UserError(f"{saved_dir}: no {CONFIG_NAME} beside {WEIGHT_NAME}")
+        state, _ = read_safetensors(weights)
+        config = read_peft_config(config_path, self.peft_config_class())
+        with keep_training_mode(pipeline.unet):
+            load_adapter(pipeline.unet, config, state, weights, "UNet")
+        return pipeline

@@ -1,0 +1,62 @@
+"""What the built-in metrics share: options, pair selection, encoder loading."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from adaptkit.component import Options
+from adaptkit.evaluation.bootstrap import DEFAULT_RESAMPLES
+from adaptkit.evaluation.context import PROMPT_SETS, EvalContext, EvalPairs, MetricUnavailable, PromptSetName
+from adaptkit.evaluation.encoders import DEFAULT_BATCH_SIZE, DEFAULT_CLIP, EncoderKind, load_encoder
+
+if TYPE_CHECKING:
+    from adaptkit.evaluation.encoders import CLIPEncoder, DINOEncoder
+
+
+class BootstrapOptions(Options):
+    """Options of every built-in metric: the bootstrap and which prompt sets to score."""
+
+    n_resamples: int = Field(DEFAULT_RESAMPLES, ge=10, description="Bootstrap resamples for the 95% CI.")
+    seed: int = Field(0, description="Seed of the bootstrap (and of KID's subsets).")
+    sets: list[PromptSetName] | None = Field(
+        None, description=f"Prompt sets to score ({', '.join(PROMPT_SETS)}); default: every pair."
+    )
+
+
+class EncoderOptions(BootstrapOptions):
+    """Options of a metric that embeds images with CLIP."""
+
+    model: str = Field(DEFAULT_CLIP, description="CLIP model: a Hub id or a local folder.")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="Images per encoder batch.")
+
+
+def selected_pairs(context: EvalContext, metric: str, sets: list[str] | None) -> EvalPairs:
+    """The pairs in ``sets`` (all pairs when ``None``); MetricUnavailable when there are none."""
+    pairs = (
+        context.pairs
+        if sets is None
+        else context.pairs.subset([i for i, s in enumerate(context.pairs.sets) if s in sets])
+    )
+    if len(pairs) == 0:
+        wanted = "any prompt set" if sets is None else f"prompt sets {', '.join(sets)}"
+        raise MetricUnavailable(f"metric {metric}: no generated pairs in {wanted}")
+    return pairs
+
+
+def references(context: EvalContext, metric: str, minimum: int = 1) -> list:
+    """The context's reference images; MetricUnavailable when fewer than ``minimum``."""
+    if len(context.references) < minimum:
+        raise MetricUnavailable(
+            f"metric {metric}: needs at least {minimum} held-out reference images of the style, "
+            f"got {len(context.references)}; hold some out of training with data.options.eval_fraction (e.g. 0.05)"
+        )
+    return list(context.references)
+
+
+def encoder(
+    context: EvalContext, metric: str, model: str, batch_size: int, kind: EncoderKind = "clip"
+) -> "CLIPEncoder | DINOEncoder":
+    """The shared encoder of ``model`` on the context's device."""
+    return load_encoder(kind, model, context.device, metric, batch_size)

@@ -1,0 +1,33 @@
+"""``adaptkit export``: a run's result in the format another tool loads."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from adaptkit.cli.common import console
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from adaptkit.interop.export import FORMATS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="write a run's result for another tool (diffusers, peft, kohya/A1111/ComfyUI, single-file)",
+        description="Write RUN_DIR's result in another format: diffusers or peft (folders), kohya (a LoRA in the "
+        "kohya layout or a LoHa in the LyCORIS layout, for A1111/Forge/ComfyUI), single-file (a full fine-tune "
+        "as one original-layout Stable Diffusion checkpoint). Files carry the base model, method, rank, alpha, "
+        "recipe hash and training steps in their safetensors header.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--out", type=Path, help="output path (default: RUN_DIR/exports/NAME-FORMAT[.safetensors])")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from adaptkit.interop.export import export_run
+
+    path = export_run(args.run_dir, args.format, args.out)
+    console.print(f"wrote {path}")
+    return 0

@@ -1,0 +1,92 @@
+"""The one generation loop: prompts × seeds, batched, deterministic per seed.
+
+Sample grids (:mod:`adaptkit.sampling`), the embedded-world probes and the before/after
+evaluation all generate through :func:`generate_images`; :func:`generate_pairs` runs it for a
+base and an adapted pipeline with the same prompts, seeds and sampler settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampler settings shared by every image of one generation (the sampler itself is the pipeline's)."""
+
+    steps: int = 25
+    guidance: float = 7.5
+    resolution: int | None = None
+    negative_prompt: str = ""
+    batch_size: int = 8
+
+
+@torch.no_grad()
+def generate_images(
+    pipeline: Any,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    settings: GenerationSettings,
+    output_type: str = "pil",
+) -> list[Any]:
+    """One image per ``(prompts[i], seeds[i])``, in order, ``settings.batch_size`` at a time.
+
+    Every image gets its own CPU generator seeded with its seed, so an image depends only on its
+    prompt, seed and the settings — the same on any device, in any batch.
+    """
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    images: list[Any] = []
+    step = max(1, settings.batch_size)
+    for i in range(0, len(prompts), step):
+        batch = list(prompts[i : i + step])
+        out = pipeline(
+            batch,
+            negative_prompt=[settings.negative_prompt] * len(batch) if settings.negative_prompt else None,
+            num_inference_steps=settings.steps,
+            guidance_scale=settings.guidance,
+            height=settings.resolution,
+            width=settings.resolution,
+            generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + step]],
+            output_type=output_type,
+        )
+        images.extend(list(out.images))
+    return images
+
+
+def cross(prompts: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
+    """Every prompt with every seed, prompt-major, as two parallel lists."""
+    return [p for p in prompts for _ in seeds], [s for _ in prompts for s in seeds]
+
+
+def generate_pairs(
+    base: Any,
+    adapted: Any,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    settings: GenerationSettings,
+    sets: Sequence[str] | None = None,
+) -> Any:
+    """:class:`~adaptkit.evaluation.context.EvalPairs`: base and adapted images for the same
+    ``(prompt, seed)`` lists (parallel, one entry per image), generated the same way."""
+    from adaptkit.evaluation.context import EvalPairs
+
+    return EvalPairs(
+        prompts=list(prompts),
+        sets=list(sets) if sets is not None else ["default"] * len(prompts),
+        seeds=[int(s) for s in seeds],
+        base=generate_images(base, prompts, seeds, settings),
+        adapted=generate_images(adapted, prompts, seeds, settings),
+    )
+
+
+def in_rows(images: "Sequence[Image.Image]", columns: int) -> "list[list[Image.Image]]":
+    """A flat prompt-major list as rows of ``columns`` images."""
+    return [list(images[i : i + columns]) for i in range(0, len(images), columns)]

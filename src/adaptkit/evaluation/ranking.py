@@ -1,0 +1,90 @@
+"""The style-gain vs fidelity-loss trade-off of one evaluated model, and the best checkpoint.
+
+The rule: among the candidates whose fidelity loss stays within ``tolerance`` × the base model's
+fidelity, the one with the highest style gain; when none stays within, the one that loses least.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adaptkit.evaluation.context import Figure
+
+#: Figures to take an axis from, in order of preference: ``(metric, figure name or None for its first)``.
+Axes = Sequence[tuple[str, "str | None"]]
+
+#: Where the style axis comes from: the style metric's gain, else the embedded probes' target-style rate.
+STYLE_AXES: tuple[tuple[str, str | None], ...] = (("style", None), ("embedded_probes", "target_style"))
+#: Where the fidelity (prompt-following) axis comes from: CLIPScore, else the probes' shape-and-colour accuracy.
+FIDELITY_AXES: tuple[tuple[str, str | None], ...] = (("clip_score", None), ("embedded_probes", "both"))
+DEFAULT_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class TradeOff:
+    """One model's position: style gain (adapted − base) and fidelity loss (base − adapted)."""
+
+    label: str
+    style_gain: float
+    fidelity_loss: float
+    base_fidelity: float
+    style_figure: str
+    fidelity_figure: str
+
+    def within(self, tolerance: float) -> bool:
+        """Whether the fidelity loss is at most ``tolerance`` × the base model's fidelity."""
+        return self.fidelity_loss <= tolerance * abs(self.base_fidelity)
+
+
+def _pick(figures: Sequence[Figure], axes: Axes) -> Figure | None:
+    for metric, name in axes:
+        for f in figures:
+            if f.metric == metric and name in (None, f.name):
+                return f
+    return None
+
+
+def _sides(f: Figure) -> tuple[float, float]:
+    """``(base, adapted)`` of a figure; a figure without sides is a difference from a zero base."""
+    if f.base is not None and f.adapted is not None:
+        return f.base, f.adapted
+    return 0.0, f.value
+
+
+def parse_axis(text: str) -> tuple[str, str | None]:
+    """``METRIC`` or ``METRIC/FIGURE`` (as given to ``--style-figure`` / ``--fidelity-figure``)."""
+    metric, _, name = text.partition("/")
+    return metric, name or None
+
+
+def trade_off(
+    label: str, figures: Sequence[Figure], style_axes: Axes = STYLE_AXES, fidelity_axes: Axes = FIDELITY_AXES
+) -> TradeOff | None:
+    """The trade-off of one evaluated model (``None`` when its figures have no style or fidelity axis)."""
+    style, fidelity = _pick(figures, style_axes), _pick(figures, fidelity_axes)
+    if style is None or fidelity is None:
+        return None
+    s_base, s_adapted = _sides(style)
+    f_base, f_adapted = _sides(fidelity)
+    gain = (s_adapted - s_base) if style.higher_is_better else (s_base - s_adapted)
+    loss = (f_base - f_adapted) if fidelity.higher_is_better else (f_adapted - f_base)
+    return TradeOff(label, gain, loss, f_base, f"{style.metric}/{style.name}", f"{fidelity.metric}/{fidelity.name}")
+
+
+def rule_text(tolerance: float) -> str:
+    """The ranking rule, as printed beside the result."""
+    return (
+        f"best = highest style gain among models whose fidelity loss is at most {tolerance:.0%} of the base "
+        "model's fidelity (if none is, the smallest fidelity loss)"
+    )
+
+
+def best(candidates: Sequence[TradeOff], tolerance: float = DEFAULT_TOLERANCE) -> TradeOff | None:
+    """The best trade-off by :func:`rule_text`'s rule (``None`` when there are no candidates)."""
+    if not candidates:
+        return None
+    within = [c for c in candidates if c.within(tolerance)]
+    if within:
+        return max(within, key=lambda c: c.style_gain)
+    return min(candidates, key=lambda c: c.fidelity_loss)

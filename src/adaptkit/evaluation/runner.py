@@ -1,0 +1,299 @@
+"""``evaluate_run``: base vs adapted images of a finished run, scored by the recipe's ``[eval]`` metrics.
+
+A run (or one of its checkpoints) is evaluated on the prompts × seeds of its evaluation prompt set:
+the base and the adapted pipeline generate the same pairs with the same sampler, every metric
+listed in ``[eval]`` scores them, a metric that cannot run here (:class:`MetricUnavailable`)
+becomes one line, and ``eval/metrics.json``, ``eval/images/`` and ``eval/report.html`` are written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from adaptkit.errors import UserError
+from adaptkit.evaluation.context import EvalContext, EvalPairs, Figure, MetricUnavailable
+from adaptkit.evaluation.generate import GenerationSettings, generate_images
+
+EVAL_DIR = "eval"
+METRICS_JSON = "metrics.json"
+REPORT_HTML = "report.html"
+IMAGES_DIR = "images"
+RESULT_JSON = "result.json"
+BEFORE_AFTER_PNG = "before-after.png"
+#: The adapted model in ``adapter/`` (as opposed to a checkpoint folder name).
+FINAL = "final"
+
+
+@dataclass
+class EvalResult:
+    """Figures of one adapted model (the run's result or one checkpoint) against the base model."""
+
+    run_dir: Path
+    checkpoint: str
+    figures: list[Figure]
+    unavailable: dict[str, str]
+    pairs: EvalPairs
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``metrics.json``."""
+        return {
+            "run": str(self.run_dir),
+            "checkpoint": self.checkpoint,
+            "settings": self.settings,
+            "figures": [f.to_dict() for f in self.figures],
+            "unavailable": self.unavailable,
+            "pairs": [
+                {"prompt": p, "set": s, "seed": seed}
+                for p, s, seed in zip(self.pairs.prompts, self.pairs.sets, self.pairs.seeds)
+            ],
+        }
+
+    def figure(self, metric: str, name: str | None = None) -> Figure | None:
+        """The first figure of ``metric`` (named ``name`` when given)."""
+        return next((f for f in self.figures if f.metric == metric and name in (None, f.name)), None)
+
+
+def evaluation_prompts(recipe: Any, dataset: Any = None) -> tuple[list[str], list[int], list[str]]:
+    """Parallel ``(prompts, seeds, sets)`` of the run's evaluation, set by set (``[eval] prompt_sets``):
+    ``embedded`` takes held-out embedded-world prompts with held-out seeds; the others (see
+    :mod:`adaptkit.evaluation.prompts`) take seeds ``0 .. seeds_per_prompt - 1``. An in-style set the
+    dataset cannot give (no held-out split) is skipped with one printed line."""
+    from adaptkit.evaluation.prompts import prompt_set
+
+    evaluation = recipe.eval
+    names = evaluation.prompt_sets or (
+        ["embedded"] if recipe.data.adapter == "embedded-styles" else ["in-style", "report", "general"]
+    )
+    prompts: list[str] = []
+    seeds: list[int] = []
+    sets: list[str] = []
+    for name in names:
+        if name == "embedded":
+            from adaptkit.embedded.evaluate import eval_prompts
+
+            count = evaluation.prompts * evaluation.seeds_per_prompt
+            specs = eval_prompts("eval", per_prompt=evaluation.seeds_per_prompt)
+            specs = specs[:: max(1, len(specs) // count)][:count]
+            pairs = [(s.prompt, s.seed) for s in specs]
+        else:
+            try:
+                chosen = prompt_set(name, dataset, evaluation.prompts).prompts
+            except UserError as exc:
+                if name != "in-style" or evaluation.prompt_sets:
+                    raise
+                print(f"eval: no in-style prompts ({exc.lines[0]}); using the other sets")
+                continue
+            pairs = [(p, seed) for p in chosen for seed in range(evaluation.seeds_per_prompt)]
+        prompts += [p for p, _ in pairs]
+        seeds += [seed for _, seed in pairs]
+        sets += [name] * len(pairs)
+    return prompts, seeds, sets
+
+
+def default_metrics(recipe: Any, registered: Sequence[str]) -> list[str]:
+    """The recipe's ``[eval]`` metrics; when it lists none, every registered metric that applies
+    (``embedded_probes`` only on the embedded styles)."""
+    if recipe.eval.metric_names:
+        return recipe.eval.metric_names
+    embedded = recipe.data.adapter == "embedded-styles"
+    return [name for name in registered if name != "embedded_probes" or embedded]
+
+
+class Evaluation:
+    """One run's evaluation set-up, shared by every checkpoint scored (the base images are made once)."""
+
+    def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None) -> None:
+        from adaptkit.inference import read_run_recipe
+        from adaptkit.plugins import get_plugin_manager
+        from adaptkit.resolve import build_component
+
+        self.run_dir = Path(run_dir)
+        self.recipe = read_run_recipe(self.run_dir)
+        self.registries = get_plugin_manager(self.recipe.plugins.modules).collect()
+        source, errors = str(self.run_dir / "recipe.toml"), []
+        sample = self.recipe.sample
+        self.sampler = build_component(
+            self.registries.samplers, sample.sampler, sample.options, source, "sample.sampler", errors
+        )
+        self.metrics = {
+            name: build_component(
+                self.registries.metrics, name, self.recipe.eval.metric_options(name), source, "eval.metrics", errors
+            )
+            for name in metrics or default_metrics(self.recipe, self.registries.metrics.names())
+        }
+        if errors:
+            raise UserError.collect(errors)
+        self.prompts, self.seeds, self.sets = evaluation_prompts(self.recipe, self.dataset)
+        self.settings = GenerationSettings(
+            steps=sample.steps,
+            guidance=sample.guidance,
+            resolution=sample.resolution or self.recipe.data.resolution,
+            negative_prompt=sample.negative_prompt,
+            batch_size=self.recipe.eval.batch_size,
+        )
+
+    @cached_property
+    def device(self) -> Any:
+        import torch
+
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _generate(self, pipeline: Any) -> list[Any]:
+        return generate_images(pipeline.to(self.device), self.prompts, self.seeds, self.settings)
+
+    @cached_property
+    def base_images(self) -> list[Any]:
+        from adaptkit.inference import load_pipeline
+
+        return self._generate(load_pipeline(self.recipe.model, self.sampler, self.registries))
+
+    @cached_property
+    def dataset(self) -> Any:
+        """The run's dataset adapter (``None`` when its plugin is not installed here)."""
+        from adaptkit.resolve import build_component
+
+        data = self.recipe.data
+        return build_component(self.registries.datasets, data.adapter, data.options, "recipe", "data.adapter", [])
+
+    @cached_property
+    def references(self) -> list[Any]:
+        """Held-out real images of the style (the dataset's ``eval`` split), as many as there are pairs."""
+        try:
+            held_out = self.dataset.load(split="eval") if self.dataset is not None else []
+            return [held_out[i].image.convert("RGB") for i in range(min(len(held_out), len(self.prompts)))]
+        except (UserError, ValueError, KeyError, OSError):
+            return []  # metrics that need references report themselves unavailable
+
+    @property
+    def style(self) -> str | None:
+        return self.recipe.data.options.get("style") if self.recipe.data.adapter == "embedded-styles" else None
+
+    def adapted_pipeline(self, checkpoint: Path | None) -> Any:
+        """The run's result (``checkpoint=None``) or the weights of one checkpoint folder."""
+        from adaptkit.inference import load_pipeline
+
+        if checkpoint is None:
+            return load_pipeline(self.recipe.model, self.sampler, self.registries, self.run_dir)
+        return checkpoint_pipeline(self, checkpoint)
+
+    def evaluate(self, checkpoint: Path | None = None) -> EvalResult:
+        """Generate the adapted images and run every metric on the pairs."""
+        pairs = EvalPairs(
+            self.prompts, self.sets, self.seeds, self.base_images, self._generate(self.adapted_pipeline(checkpoint))
+        )
+        figures: list[Figure] = []
+        unavailable: dict[str, str] = {}
+        for name, metric in self.metrics.items():
+            context = EvalContext(
+                pairs, self.references, self.style, self.device, self.recipe.eval.metric_options(name)
+            )
+            try:
+                figures.extend(metric.compute(context))
+            except MetricUnavailable as exc:
+                unavailable[name] = str(exc).splitlines()[0] if str(exc) else "unavailable"
+        sample = self.recipe.sample
+        settings = {
+            "base_model": self.recipe.model.base,
+            "method": self.recipe.method.name,
+            "sampler": sample.sampler,
+            "steps": sample.steps,
+            "guidance": sample.guidance,
+            "resolution": self.settings.resolution,
+            "images": len(pairs),
+        }
+        return EvalResult(self.run_dir, checkpoint.name if checkpoint else FINAL, figures, unavailable, pairs, settings)
+
+
+def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
+    """A pipeline with the trainable weights saved in ``checkpoint`` (before EMA, as trained)."""
+    from adaptkit.checkpoint import load_checkpoint
+    from adaptkit.models import load_base_model
+    from adaptkit.resolve import build_component
+
+    recipe, errors = evaluation.recipe, []
+    method = build_component(
+        evaluation.registries.methods, recipe.method.name, recipe.method.options, "recipe", "method.name", errors
+    )
+    if method is None:
+        raise UserError.collect(errors)
+    components = load_base_model(recipe.model)
+    if recipe.train.prediction_type:
+        components.scheduler_config["prediction_type"] = recipe.train.prediction_type
+    method.prepare(components)
+    method.load_trainable_state_dict(components, load_checkpoint(checkpoint).trainable)
+    for module in (components.unet, components.text_encoder, components.vae):
+        module.eval().requires_grad_(False)
+    return components.pipeline(evaluation.sampler.build(dict(components.scheduler_config)))
+
+
+def write_result(result: EvalResult, out_dir: Path) -> Path:
+    """``metrics.json``, the paired images (``images/base-NNN.png``, ``images/adapted-NNN.png``), a
+    ``before-after.png`` grid of the first pairs and ``report.html`` into ``out_dir``; returns the report's path."""
+    from adaptkit.evaluation.report import GRID_COLUMNS, write_run_report
+    from adaptkit.sampling import make_grid
+
+    images = out_dir / IMAGES_DIR
+    images.mkdir(parents=True, exist_ok=True)
+    for i, (base, adapted) in enumerate(zip(result.pairs.base, result.pairs.adapted)):
+        base.save(images / f"base-{i:03d}.png")
+        adapted.save(images / f"adapted-{i:03d}.png")
+    shown = min(GRID_COLUMNS, len(result.pairs))
+    grid = make_grid(
+        [result.pairs.base[:shown], result.pairs.adapted[:shown]], ["base", f"adapted ({result.checkpoint})"]
+    )
+    grid.save(out_dir / BEFORE_AFTER_PNG)
+    (out_dir / METRICS_JSON).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    return write_run_report(result, out_dir / REPORT_HTML)
+
+
+def evaluate_run(run_dir: Path, checkpoint: Path | None = None, metrics: Sequence[str] | None = None) -> EvalResult:
+    """Evaluate a run's result (or ``checkpoint``), write ``eval/`` and print the summary table."""
+    return evaluate_checkpoints(run_dir, [checkpoint], metrics)[0]
+
+
+def evaluate_checkpoints(
+    run_dir: Path, checkpoints: Sequence[Path | None], metrics: Sequence[str] | None = None
+) -> list[EvalResult]:
+    """Evaluate several adapted models of one run against one set of base images: ``None`` is the
+    run's result (written to ``eval/``), a path a checkpoint (``eval/checkpoints/step-NNNNNN/``)."""
+    evaluation = Evaluation(Path(run_dir), metrics)
+    results = []
+    for checkpoint in checkpoints:
+        result = evaluation.evaluate(checkpoint)
+        out = Path(run_dir) / EVAL_DIR
+        write_result(result, out if checkpoint is None else out / "checkpoints" / checkpoint.name)
+        print_summary(result)
+        results.append(result)
+    return results
+
+
+def format_value(value: float | None) -> str:
+    """A figure for the terminal table, to 3 significant digits."""
+    return "—" if value is None else f"{value:.3g}"
+
+
+def print_summary(result: EvalResult) -> None:
+    """The short terminal table: one row per figure (base, adapted, change with its 95% CI)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.settings
+    table = Table(
+        title=f"{result.run_dir.name} ({result.checkpoint}): {s.get('images')} image pairs, "
+        f"{s.get('sampler')} {s.get('steps')} steps, guidance {s.get('guidance')}"
+    )
+    for column, justify in (("metric", "left"), ("figure", "left"), ("base", "right"), ("adapted", "right")):
+        table.add_column(column, justify=justify)
+    table.add_column("change [95% CI]", justify="right")
+    for f in result.figures:
+        change = f"{f.value:+.3g} [{f.ci_low:+.3g}, {f.ci_high:+.3g}]"
+        table.add_row(f.metric, f.name, format_value(f.base), format_value(f.adapted), change)
+    for name, reason in result.unavailable.items():
+        table.add_row(name, "unavailable", "", "", reason)
+    Console(highlight=False).print(table)

@@ -1,0 +1,156 @@
+"""The kohya / LyCORIS key layout shared by LoRA and LoHa files, in both directions.
+
+A kohya file names each adapted module ``lora_unet_<path>`` or ``lora_te_<path>``, the module's
+diffusers/transformers path with dots as underscores (sd-scripts trains SD v1 on the diffusers
+UNet, so these are diffusers names), followed by the weight name and a per-module ``alpha``:
+
+    lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight
+    lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.alpha
+
+The update is scaled by ``alpha / rank`` as in peft (``lora_alpha / r``), so weights are copied
+unchanged. Underscores make the names ambiguous, so reading a file maps them back through the
+modules of the model it is loaded onto.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Part of the pipeline -> kohya prefix written. ``lora_te1_`` (SDXL style) is also read as the text encoder.
+PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
+READ_PREFIXES = {**PREFIXES, "text_encoder_sdxl": "lora_te1_"}
+ALPHA = "alpha"
+#: CLIP module paths in kohya files start with ``text_model.``; transformers 5's ``CLIPTextModel`` has no
+#: such level (``encoder.layers.0…``), so it is added on export and dropped on import.
+TEXT_MODEL = "text_model."
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one adapter type's peft weight names map to the kohya/LyCORIS names (after the module name)."""
+
+    kind: str
+    peft_to_kohya: dict[str, str]
+    #: The peft weight whose first or second dimension is the rank.
+    rank_weight: str
+    rank_dim: int
+    #: kohya ``ss_network_module`` for the header.
+    network: str
+    #: peft weights every adapted module must have.
+    required: tuple[str, ...]
+
+    @property
+    def kohya_to_peft(self) -> dict[str, str]:
+        return {kohya: peft for peft, kohya in self.peft_to_kohya.items()}
+
+
+@dataclass
+class PartAdapter:
+    """One part's (UNet or text encoder) adapter read from a kohya file, in peft naming."""
+
+    state: dict[str, "torch.Tensor"]
+    ranks: dict[str, int]
+    alphas: dict[str, float]
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted(self.ranks)
+
+
+def to_kohya(
+    parts: dict[str, dict[str, "torch.Tensor"]], alphas: dict[str, float], layout: Layout
+) -> dict[str, "torch.Tensor"]:
+    """peft state dicts by part (``unet``, ``text_encoder``) -> one kohya state dict with per-module alphas."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    for part, state in parts.items():
+        for key, value in state.items():
+            module, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")
+            name = kohya_name(part, module)
+            out[f"{name}.{layout.peft_to_kohya[weight]}"] = value
+            out[f"{name}.{ALPHA}"] = torch.tensor(float(alphas[part]))
+    return out
+
+
+def from_kohya(
+    state: dict[str, "torch.Tensor"], modules: dict[str, "torch.nn.Module"], layout: Layout, source: Path
+) -> dict[str, PartAdapter]:
+    """A kohya state dict -> peft state dicts, ranks and alphas by part, resolved against ``modules``.
+
+    Every key must name a module of ``modules[part]`` and a weight of ``layout``; otherwise a
+    one-line UserError names the key. A module without an ``alpha`` gets alpha = rank (scale 1), as
+    in sd-scripts.
+    """
+    lookup = {
+        kohya_name(part, path, prefix): (part, path)
+        for part, module in modules.items()
+        for prefix in _prefixes_of(part)
+        for path, _ in module.named_modules()
+        if path
+    }
+    parts: dict[str, PartAdapter] = {}
+    alphas: dict[tuple[str, str], float] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for key, value in state.items():
+        name, _, weight = key.partition(".")
+        if name not in lookup:
+            raise UserError(f"{source}: key {key!r} names no module of the model (expected lora_unet_… or lora_te_…)")
+        part, path = lookup[name]
+        adapter = parts.setdefault(part, PartAdapter({}, {}, {}))
+        weights = seen.setdefault((part, path), set())
+        if weight == ALPHA:
+            alphas[(part, path)] = float(value.item())
+            continue
+        if weight not in layout.kohya_to_peft:
+            valid = ", ".join(sorted([*layout.kohya_to_peft, ALPHA]))
+            raise UserError(f"{source}: key {key!r}: {weight!r} is not a {layout.kind} weight (valid: {valid})")
+        peft_weight = layout.kohya_to_peft[weight]
+        weights.add(peft_weight)
+        adapter.state[f"{path}.{peft_weight}"] = value
+        if peft_weight == layout.rank_weight:
+            adapter.ranks[path] = int(value.shape[layout.rank_dim])
+    for (part, path), weights in seen.items():
+        missing = [layout.peft_to_kohya[w] for w in layout.required if w not in weights]
+        if missing:
+            raise UserError(f"{source}: module {kohya_name(part, path)} has no {', '.join(missing)}")
+        parts[part].alphas[path] = alphas.get((part, path), float(parts[part].ranks[path]))
+    return parts
+
+
+def kohya_name(part: str, path: str, prefix: str | None = None) -> str:
+    """``lora_unet_down_blocks_0_…`` / ``lora_te_text_model_encoder_…`` for module ``path`` of ``part``."""
+    if part == "text_encoder" and not path.startswith(TEXT_MODEL):
+        path = TEXT_MODEL + path
+    return (prefix or PREFIXES[part]) + path.replace(".", "_")
+
+
+def common_value(values: dict[str, float]) -> float:
+    """The most common value (the config default); the others become per-module patterns."""
+    return Counter(values.values()).most_common(1)[0][0]
+
+
+def exceptions(values: dict[str, float], default: float) -> dict[str, float]:
+    """Modules whose value differs from ``default``, as peft ``rank_pattern``/``alpha_pattern`` (exact paths)."""
+    import re
+
+    return {re.escape(path): value for path, value in values.items() if value != default}
+
+
+def _prefixes_of(part: str) -> list[str]:
+    return [PREFIXES[part], READ_PREFIXES["text_encoder_sdxl"]] if part == "text_encoder" else [PREFIXES[part]]
+
+
+def _split(key: str, weights: dict[str, str], what: str) -> tuple[str, str]:
+    for weight in weights:
+        if key.endswith(f".{weight}"):
+            return key[: -len(weight) - 1], weight
+    raise UserError(f"{what}: weight {key!r} has no kohya name (known: {', '.join(weights)})")

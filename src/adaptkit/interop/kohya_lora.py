@@ -1,0 +1,76 @@
+"""LoRA in the kohya layout (A1111, Forge, ComfyUI; diffusers' ``load_lora_weights`` reads it too).
+
+``lora_unet_…`` / ``lora_te_…`` keys with ``lora_down.weight`` (peft ``lora_A``),
+``lora_up.weight`` (peft ``lora_B``) and a per-module ``alpha``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptkit.errors import UserError
+from adaptkit.interop.kohya_keys import Layout, PartAdapter, common_value, exceptions, to_kohya
+from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensors
+
+if TYPE_CHECKING:
+    import torch
+    from peft import LoraConfig
+
+LAYOUT = Layout(
+    kind="LoRA",
+    peft_to_kohya={"lora_A.weight": "lora_down.weight", "lora_B.weight": "lora_up.weight"},
+    rank_weight="lora_A.weight",
+    rank_dim=0,
+    network="networks.lora",
+    required=("lora_A.weight", "lora_B.weight"),
+)
+
+
+def read_native(adapter_dir: Path) -> tuple[dict[str, dict[str, "torch.Tensor"]], dict[str, dict[str, Any]]]:
+    """The peft state dicts and peft configs, by part, of a LoRA saved by the ``lora`` method."""
+    from adaptkit.builtins.methods.lora import METADATA_KEY, WEIGHT_NAME
+    from adaptkit.builtins.methods.peft_io import read_safetensors
+
+    weights = Path(adapter_dir) / WEIGHT_NAME
+    if not weights.is_file():
+        raise UserError(f"{adapter_dir}: no {WEIGHT_NAME} (not a LoRA result folder)")
+    state, header = read_safetensors(weights)
+    configs_flat = json.loads(header.get(METADATA_KEY, "{}"))
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        parts.setdefault(part, {})[rest] = value
+    for part in parts:
+        configs[part] = {k[len(part) + 1 :]: v for k, v in configs_flat.items() if k.startswith(f"{part}.")}
+        if not configs[part]:
+            raise UserError(f"{weights}: no adapter config for the {part} LoRA in the file's metadata")
+        if configs[part].get("rank_pattern") or configs[part].get("alpha_pattern") or configs[part].get("use_rslora"):
+            raise UserError(f"{weights}: per-module ranks/alphas or rsLoRA cannot be exported to kohya")
+    return parts, configs
+
+
+def export(info: RunInfo, out: Path) -> Path:
+    """Write the run's LoRA as one kohya ``.safetensors`` file at ``out``."""
+    parts, configs = read_native(info.adapter_dir)
+    alphas = {part: float(config["lora_alpha"]) for part, config in configs.items()}
+    rank = int(configs["unet"]["r"]) if "unet" in configs else None
+    metadata = header_metadata(info, rank=rank, alpha=alphas.get("unet"), network=LAYOUT.network)
+    return write_safetensors(out, to_kohya(parts, alphas, LAYOUT), metadata)
+
+
+def peft_config(adapter: PartAdapter) -> "LoraConfig":
+    """The peft ``LoraConfig`` that reproduces ``adapter`` exactly (per-module ranks/alphas as patterns)."""
+    from peft import LoraConfig
+
+    rank = int(common_value(adapter.ranks))
+    alpha = common_value(adapter.alphas)
+    return LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        target_modules=adapter.modules,
+        rank_pattern=exceptions(adapter.ranks, rank),
+        alpha_pattern=exceptions(adapter.alphas, alpha),
+    )

@@ -1,0 +1,123 @@
+"""What an export says about the run that made it: a :class:`RunInfo` and the safetensors header.
+
+Every exported ``.safetensors`` file carries the base model, method, rank, alpha, recipe hash and
+training steps under ``adaptkit.*`` keys, plus the ``ss_*`` / ``modelspec.*`` keys that kohya's
+sd-scripts writes and A1111, Forge and ComfyUI show in their LoRA browsers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from adaptkit.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A finished run as exports and model cards see it."""
+
+    run_dir: Path
+    recipe: "Recipe"
+    steps: int
+    recipe_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def method(self) -> str:
+        return self.recipe.method.name
+
+    @property
+    def base_model(self) -> str:
+        return self.recipe.model.base
+
+    @property
+    def adapter_dir(self) -> Path:
+        from adaptkit.run import ADAPTER_DIR
+
+        return self.run_dir / ADAPTER_DIR
+
+
+def read_run(run_dir: Path) -> RunInfo:
+    """The recipe, step count and recipe hash of the run in ``run_dir``, which must have finished."""
+    from adaptkit.inference import read_run_recipe
+    from adaptkit.run import ADAPTER_DIR, recipe_hash
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    recipe = read_run_recipe(run_dir)
+    if not (run_dir / ADAPTER_DIR).is_dir():
+        raise UserError(f"{run_dir}: the run has no {ADAPTER_DIR}/ folder (did it finish?)")
+    return RunInfo(run_dir, recipe, trained_steps(run_dir, recipe.train.steps), recipe_hash(recipe))
+
+
+def trained_steps(run_dir: Path, default: int) -> int:
+    """The last step logged in ``metrics.jsonl`` (``default`` when there is none)."""
+    from adaptkit.run import METRICS_FILE
+
+    path = run_dir / METRICS_FILE
+    steps = default
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                steps = int(json.loads(line).get("step", steps))
+            except (ValueError, AttributeError):
+                continue
+    return steps
+
+
+def header_metadata(info: RunInfo, *, rank: int | None, alpha: float | None, network: str | None) -> dict[str, str]:
+    """Safetensors header entries (all strings) describing ``info``'s result.
+
+    ``network`` is the kohya ``ss_network_module`` (``networks.lora``, ``lycoris.kohya``), or None
+    for a checkpoint, which gets no ``ss_network_*`` keys.
+    """
+    from adaptkit import __version__
+
+    data: dict[str, Any] = {
+        "adaptkit.version": __version__,
+        "adaptkit.base_model": info.base_model,
+        "adaptkit.method": info.method,
+        "adaptkit.recipe_hash": info.recipe_hash,
+        "adaptkit.training_steps": info.steps,
+        "adaptkit.run_name": info.name,
+        "ss_sd_model_name": info.base_model,
+        "ss_base_model_version": "sd_v1",
+        "ss_max_train_steps": info.steps,
+        "ss_steps": info.steps,
+        "ss_output_name": info.name,
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": "stable-diffusion-v1" + (f"/{info.method}" if network else ""),
+        "modelspec.implementation": "diffusers",
+        "modelspec.title": info.name,
+    }
+    if rank is not None:
+        data.update({"adaptkit.rank": rank, "ss_network_dim": rank})
+    if alpha is not None:
+        data.update({"adaptkit.alpha": alpha, "ss_network_alpha": alpha})
+    if network is not None:
+        data["ss_network_module"] = network
+        if network.startswith("lycoris"):
+            data["ss_network_args"] = json.dumps({"algo": info.method})
+    return {key: str(value) for key, value in data.items()}
+
+
+def write_safetensors(path: Path, state: dict[str, "torch.Tensor"], metadata: dict[str, str]) -> Path:
+    """Write ``state`` (contiguous CPU tensors) with ``metadata`` in the header; create the parent folder."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+    return path

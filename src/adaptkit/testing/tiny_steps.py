@@ -1,0 +1,74 @@
+"""Tiny training and sampling steps on the tiny model, for contract tests and plugins' own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from adaptkit.models import SDComponents
+
+
+def torch_equal(a: "torch.Tensor", b: "torch.Tensor") -> bool:
+    """Exact tensor equality (shape and values)."""
+    import torch
+
+    return a.shape == b.shape and torch.equal(a, b)
+
+
+def load_tiny(model_dir: Path) -> "SDComponents":
+    """The tiny model saved at ``model_dir`` (e.g. the ``tiny_model_dir`` fixture), freshly loaded."""
+    from adaptkit.models import load_base_model
+    from adaptkit.recipe import ModelSection
+
+    return load_base_model(ModelSection(base=str(model_dir)))
+
+
+def ddim_scheduler(components: "SDComponents") -> Any:
+    """A plain DDIM scheduler from the model's scheduler config."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(dict(components.scheduler_config))
+
+
+def unet_output(components: "SDComponents") -> "torch.Tensor":
+    """The UNet's prediction for fixed latents, timestep and prompt (to see whether weights changed)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    latents = torch.randn(1, 4, 8, 8, generator=generator)
+    ids = components.tokenizer(["a cartoon cat"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return components.unet(latents, torch.tensor([500]), components.text_encoder(ids)[0]).sample
+
+
+def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], steps: int, lr: float) -> None:
+    """``steps`` Adam steps of a denoising-style loss that reaches the UNet and the text encoder."""
+    import torch
+
+    generator = torch.Generator().manual_seed(2)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    ids = components.tokenizer(["a photo of a dog"], return_tensors="pt", padding="max_length", max_length=77).input_ids
+    components.unet.train()
+    for _ in range(steps):
+        latents = torch.randn(2, 4, 8, 8, generator=generator)
+        target = torch.randn(2, 4, 8, 8, generator=generator)
+        hidden = components.text_encoder(ids)[0].expand(2, -1, -1)
+        loss = torch.nn.functional.mse_loss(components.unet(latents, torch.tensor([100, 700]), hidden).sample, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    components.unet.eval()
+    components.text_encoder.eval()
+
+
+def sample_images(pipeline: Any, scheduler_steps: int = 2) -> Any:
+    """One fixed-seed image of a fixed prompt, as a numpy array in [0, 1]."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    return pipeline(
+        "a cartoon cat", num_inference_steps=scheduler_steps, guidance_scale=2.0, generator=generator, output_type="np"
+    ).images

@@ -1,0 +1,251 @@
+"""Cached VAE latents and text-encoder outputs, computed once before the first step.
+
+Latents: the VAE's posterior (mean and std) of every image — both mirror images with
+``random_flip`` — is stored, not a sample, so each step still draws its own latents from the
+step's generator: cached training sees the same latents as uncached training (up to the VAE's
+numerical determinism across batch compositions). With ``[data] cache_dir`` the posteriors go to
+disk, one safetensors file per entry, keyed by the image's pixel content, the output size, the
+flip, the crop and interpolation, the precision and the VAE's identity (config + weights hash),
+so a second run (or another recipe on the same images) reuses them.
+
+Text: the frozen text encoder's output for every caption of every row (and for "" with caption
+dropout), in memory.
+
+Several processes: with ``cache_dir`` each process encodes its share of the missing entries and
+writes them, then all read them back; without it each process encodes everything itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from adaptkit.data.pipeline import ImagePipeline
+from adaptkit.errors import UserError
+from adaptkit.recipe import DataSection
+from adaptkit.training.batches import ExampleInfo, tokenize
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """What is cached for a run (after resolving "auto")."""
+
+    latents: bool
+    text: bool
+    directory: Path | None
+
+
+def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) -> CacheSettings:
+    """Resolve ``cache_latents`` / ``cache_text``: "auto" is on where correct; ``true`` where incorrect is refused."""
+    if data.cache_latents is True and not data.center_crop:
+        raise UserError(
+            "data.cache_latents = true: data.center_crop = false draws a new random crop every step, which a "
+            "cache cannot hold; set data.center_crop = true, or cache_latents = 'auto' or false"
+        )
+    if data.cache_text is True and trains_text_encoder:
+        raise UserError(
+            f"data.cache_text = true: method {method!r} trains the text encoder, so its outputs change every "
+            "step; set data.cache_text = 'auto' or false"
+        )
+    latents = data.center_crop if data.cache_latents == "auto" else bool(data.cache_latents)
+    text = not trains_text_encoder if data.cache_text == "auto" else bool(data.cache_text)
+    return CacheSettings(latents, text, Path(data.cache_dir).expanduser() if data.cache_dir else None)
+
+
+# --------------------------------------------------------------------------- latents
+
+
+class LatentCache:
+    """VAE posteriors by (example index, flipped); :meth:`sample` draws a step's latents from them."""
+
+    def __init__(self, scaling_factor: float) -> None:
+        self.scaling_factor = scaling_factor
+        self.entries: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sample(self, indices: Sequence[int], flips: Sequence[bool], generator: torch.Generator, device) -> torch.Tensor:
+        """Scaled latents for a batch, drawn exactly as ``vae.encode(x).latent_dist.sample(generator)`` would."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        pairs = [self.entries[(index, bool(flip))] for index, flip in zip(indices, flips)]
+        mean = torch.stack([pair[0] for pair in pairs]).to(device, non_blocking=True)
+        if pairs[0][1] is None:  # a deterministic posterior (e.g. an identity distribution)
+            return mean.float() * self.scaling_factor
+        std = torch.stack([pair[1] for pair in pairs]).to(device, non_blocking=True)
+        noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return (mean + std * noise).float() * self.scaling_factor
+
+
+class DiskStore:
+    """Posteriors as ``<dir>/<key[:2]>/<key>.safetensors``, written atomically (temporary file, then rename)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.safetensors"
+
+    def get(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        tensors = load_file(path)
+        return tensors["mean"], tensors.get("std")
+
+    def put(self, key: str, mean: torch.Tensor, std: torch.Tensor | None) -> None:
+        from safetensors.torch import save_file
+
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"mean": mean.contiguous()} | ({"std": std.contiguous()} if std is not None else {})
+        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, str(temporary))
+        os.replace(temporary, path)
+
+
+def module_identity(module: torch.nn.Module) -> str:
+    """A hash of a model's config and weights (two VAEs with equal hashes encode alike)."""
+    digest = hashlib.blake2b(digest_size=16)
+    config = getattr(module, "config", {})
+    digest.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LatentJob:
+    """What to encode: ``examples`` (indexable, ``.image``), their infos, per-index output size, flips."""
+
+    examples: Sequence
+    infos: list[ExampleInfo]
+    sizes: list[Size]
+    flips: tuple[bool, ...]
+    pipeline: ImagePipeline
+    precision: str
+
+
+def fill_latent_cache(
+    job: LatentJob,
+    vae: torch.nn.Module,
+    *,
+    device: torch.device,
+    autocast: Callable[[], object],
+    batch_size: int,
+    store: DiskStore | None = None,
+    shard: tuple[int, int] = (0, 1),
+    wait: Callable[[], None] = lambda: None,
+    log: Callable[[str], None] = print,
+) -> LatentCache:
+    """Encode every (image, flip) of ``job`` once (or read it from ``store``) into a :class:`LatentCache`."""
+    started = time.perf_counter()
+    cache = LatentCache(float(vae.config.scaling_factor))
+    tasks = [(index, flip) for index in range(len(job.infos)) for flip in job.flips]
+    keys = {}
+    if store is not None:
+        identity = module_identity(vae)
+        pipe = job.pipeline
+        for index, flip in tasks:
+            parts = (identity, job.infos[index].digest, job.sizes[index], flip, pipe.center_crop, pipe.interpolation)
+            keys[(index, flip)] = hashlib.blake2b(repr((*parts, job.precision)).encode(), digest_size=20).hexdigest()
+        rank, count = shard
+        missing = [task for task in tasks if not store.path(keys[task]).is_file()]
+        for task, mean, std in _encode(job, missing[rank::count], vae, device, autocast, batch_size):
+            store.put(keys[task], mean, std)
+        wait()  # every process has written its share
+        for task in tasks:
+            entry = store.get(keys[task])
+            if entry is not None:
+                cache.entries[task] = entry
+        reused = len(tasks) - len(missing)
+    else:
+        reused = 0
+    for task, mean, std in _encode(
+        job, [t for t in tasks if t not in cache.entries], vae, device, autocast, batch_size
+    ):
+        cache.entries[task] = (mean, std)
+    where = f", {reused} read from {store.directory}" if store is not None else ""
+    log(
+        f"cached latents: {len(job.infos)} images × {len(job.flips)} flip(s) = {len(tasks)} posteriors"
+        f"{where} in {time.perf_counter() - started:.1f} s"
+    )
+    return cache
+
+
+def _encode(job: LatentJob, tasks: list[tuple[int, bool]], vae, device, autocast, batch_size: int):
+    """Yield ``(task, mean, std)`` on the CPU for ``tasks``, batched among images of one output size."""
+    by_size: dict[Size, list[tuple[int, bool]]] = {}
+    for task in tasks:
+        by_size.setdefault(job.sizes[task[0]], []).append(task)
+    for size, group in by_size.items():
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            pixels = torch.stack(
+                [job.pipeline(job.examples[index].image, size=size, flip=flip).pixel_values for index, flip in chunk]
+            )
+            with torch.no_grad(), autocast():
+                posterior = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
+            std = getattr(posterior, "std", None)
+            mean = posterior.mean if std is not None else posterior.sample()
+            for row, task in enumerate(chunk):
+                yield task, mean[row].cpu(), std[row].cpu() if std is not None else None
+
+
+# --------------------------------------------------------------------------- text
+
+
+class TextCache:
+    """Text-encoder outputs by caption."""
+
+    def __init__(self, hidden: dict[str, torch.Tensor]) -> None:
+        self.hidden = hidden
+
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def lookup(self, captions: Sequence[str], device) -> torch.Tensor:
+        """The stacked outputs for a batch of captions."""
+        return torch.stack([self.hidden[caption] for caption in captions]).to(device, non_blocking=True)
+
+
+def fill_text_cache(
+    captions: Sequence[str],
+    tokenizer,
+    text_encoder: torch.nn.Module,
+    *,
+    device: torch.device,
+    autocast: Callable[[], object],
+    batch_size: int = 32,
+    log: Callable[[str], None] = print,
+) -> TextCache:
+    """Encode every distinct caption once, tokenized as the training batches are."""
+    started = time.perf_counter()
+    unique = list(dict.fromkeys(captions))
+    hidden: dict[str, torch.Tensor] = {}
+    for start in range(0, len(unique), batch_size):
+        chunk = unique[start : start + batch_size]
+        with torch.no_grad(), autocast():
+            output = text_encoder(tokenize(tokenizer, chunk).to(device), return_dict=False)[0]
+        hidden.update(zip(chunk, output.cpu()))
+    log(f"cached text: {len(unique)} captions in {time.perf_counter() - started:.1f} s")
+    return TextCache(hidden)
+
+
+def captions_to_cache(infos: Sequence[ExampleInfo], caption_dropout: float) -> list[str]:
+    """Every caption of every row, plus "" when caption dropout can pick it."""
+    captions = [caption for info in infos for caption in info.captions]
+    return captions + [""] if caption_dropout > 0 else captions

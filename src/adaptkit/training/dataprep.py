@@ -1,0 +1,118 @@
+"""From a recipe's ``[data]`` and ``[train]`` sections to the training examples and their caches.
+
+One place decides what the data side of a run looks like: which order positions map to (a
+seeded permutation per epoch, or aspect-ratio buckets), which output size each image trains
+at, and whether images are decoded every step or their latents come from a cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adaptkit.component import StyleDataset
+from adaptkit.data.pipeline import ImagePipeline, choose_caption
+from adaptkit.errors import UserError
+from adaptkit.recipe import Recipe
+from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
+from adaptkit.training.cache import CacheSettings
+
+
+@dataclass
+class TrainingData:
+    """The examples as training draws them, plus what the caches need to know."""
+
+    examples: TrainingExamples
+    pipeline: ImagePipeline
+    infos: list[ExampleInfo] | None
+    sizes: list[tuple[int, int]]
+
+
+def bucket_settings(recipe: Recipe) -> tuple[int, int]:
+    """(max_pixels, step) for ``[data] bucketing``, defaults filled in."""
+    data = recipe.data
+    max_pixels = data.bucket_max_pixels or data.resolution * data.resolution
+    step = data.bucket_step or (64 if data.resolution >= 256 else 8)
+    if step * step > max_pixels:
+        raise UserError(
+            f"data.bucket_step = {step}: too large for buckets of {max_pixels} pixels "
+            f"(step² must not exceed data.bucket_max_pixels); use a step of at most {int(max_pixels**0.5) // 8 * 8}"
+        )
+    return max_pixels, step
+
+
+def build_training_data(examples: StyleDataset, recipe: Recipe, settings: CacheSettings) -> TrainingData:
+    """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are cached."""
+    from adaptkit.data.buckets import BucketOrder, BucketPlan
+
+    data, train = recipe.data, recipe.train
+    pipeline = ImagePipeline.from_data_section(data)
+    needs_infos = settings.latents or settings.text or data.bucketing
+    infos = (
+        describe_examples(examples, digests=settings.latents and settings.directory is not None)
+        if needs_infos
+        else None
+    )
+    square = (data.resolution, data.resolution)
+    sizes, order = [square] * len(examples), None
+    if data.bucketing:
+        assert infos is not None
+        max_pixels, step = bucket_settings(recipe)
+        plan = BucketPlan.for_images([info.size for info in infos], max_pixels, step, data.bucket_max_aspect)
+        sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed)
+    training_examples = TrainingExamples(
+        examples,
+        pipeline,
+        choose_caption,
+        seed=train.seed,
+        caption_dropout=train.caption_dropout,
+        order=order,
+        sizes=sizes if data.bucketing else None,
+        infos=infos,
+        pixels=not settings.latents,
+    )
+    return TrainingData(training_examples, pipeline, infos, sizes)
+
+
+def fill_caches(data: TrainingData, settings: CacheSettings, components, accelerator, recipe: Recipe):
+    """Fill the latent and text caches the settings ask for; returns ``(LatentCache | None, TextCache | None)``.
+
+    Runs under the run's autocast so cached outputs equal the ones the loop would compute.
+    """
+    from adaptkit.training.cache import DiskStore, LatentJob, captions_to_cache, fill_latent_cache, fill_text_cache
+
+    def log(line: str) -> None:
+        if accelerator.is_main_process:
+            print(line, flush=True)
+
+    latents = text = None
+    batch = max(recipe.train.batch_size, 8)
+    if settings.latents:
+        assert data.infos is not None
+        flips = (False, True) if data.pipeline.random_flip else (False,)
+        job = LatentJob(
+            data.examples.examples, data.infos, data.sizes, flips, data.pipeline, recipe.train.mixed_precision
+        )
+        latents = fill_latent_cache(
+            job,
+            components.vae,
+            device=accelerator.device,
+            autocast=accelerator.autocast,
+            batch_size=batch,
+            store=DiskStore(settings.directory) if settings.directory is not None else None,
+            shard=(accelerator.process_index, accelerator.num_processes),
+            wait=accelerator.wait_for_everyone,
+            log=log,
+        )
+    if settings.text:
+        assert data.infos is not None
+        captions = captions_to_cache(data.infos, recipe.train.caption_dropout)
+        text = fill_text_cache(
+            captions,
+            components.tokenizer,
+            components.text_encoder,
+            device=accelerator.device,
+            autocast=accelerator.autocast,
+            batch_size=max(batch, 32),
+            log=log,
+        )
+    return latents, text
