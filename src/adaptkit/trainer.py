@@ -19,8 +19,7 @@ from adaptkit import checkpoint as ckpt
 from adaptkit.errors import UserError
 from adaptkit.progress import TrainingProgress
 from adaptkit.resolve import ResolvedRecipe
-from adaptkit.run import Run, check_same_identity, package_versions, prepare_run_dir, recipe_hash, recipe_identity
-from adaptkit.sampling import SampleSpec, generate, save_before_after, save_grid
+from adaptkit.run import Run, check_same_identity, prepare_run_dir
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Collate, Layout, PositionSampler, derive_seed
@@ -28,14 +27,15 @@ from adaptkit.training.ema import EmaWeights
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
-from adaptkit.training.rng import get_rng_state, set_rng_state
+from adaptkit.training.outputs import TrainerOutputs
+from adaptkit.training.rng import set_rng_state
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class Trainer:
+class Trainer(TrainerOutputs):
     """Trains one resolved recipe. ``resume`` is None, ``"latest"`` or a checkpoint path."""
 
     def __init__(
@@ -350,68 +350,6 @@ class Trainer:
         grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
         with grad:
             return self.text_encoder(ids, return_dict=False)[0]
-
-    # ------------------------------------------------------------------ outputs
-
-    def _weights_to_save(self):
-        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
-
-    def save_checkpoint(self, step: int) -> Path | None:
-        """Write a complete checkpoint for ``step`` (main process only) and apply retention."""
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return None
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.lr_scheduler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
-            "rng": get_rng_state(),
-            "nonfinite": self.guard.state_dict(),
-        }
-        manifest = {
-            "recipe_hash": recipe_hash(self.recipe),
-            "identity": recipe_identity(self.recipe),
-            "versions": package_versions(),
-            "method": self.method.name,
-        }
-        ckpt.discard_after(self.run.checkpoints_dir, step)  # a resumed run's abandoned future
-        path = ckpt.write_checkpoint(
-            self.run.checkpoints_dir, step, self.method.trainable_state_dict(self.components), state, manifest
-        )
-        ckpt.apply_retention(self.run.checkpoints_dir, self.recipe.checkpoint.keep)
-        self.hook.on_checkpoint(run=self.run, path=path)
-        return path
-
-    def save_result(self) -> None:
-        """The method's output in ``adapter/`` — with the EMA weights when EMA is on."""
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return
-        with self._weights_to_save():
-            self.method.save(self.components, self.run.adapter_dir)
-
-    def sample_grid(self, step: int, before_after: bool = False) -> Path | None:
-        """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
-        if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
-            return None
-        pipeline = self.components.pipeline(self.resolved.sampler.build(dict(self.components.scheduler_config)))
-        trained = [m for m in (self.components.unet, self.components.text_encoder) if m.training]
-        for module in trained:
-            module.eval()
-        try:
-            with self._weights_to_save():
-                rows = generate(pipeline, SampleSpec.from_recipe(self.recipe))
-        finally:
-            for module in trained:
-                module.train()
-        prompts = list(self.recipe.sample.prompts)
-        path = save_grid(rows, prompts, self.run.samples_dir / f"{ckpt.checkpoint_name(step)}.png")
-        if step == 0:
-            self.base_rows = rows
-        elif before_after and self.base_rows is not None:
-            save_before_after(self.base_rows, rows, prompts, self.run.samples_dir / "before-after.png")
-        return path
 
     def cleanup(self) -> None:
         if getattr(self, "accelerator", None) is not None:
