@@ -14,7 +14,18 @@ from adaptkit.errors import UserError
 from adaptkit.quiet import quiet_third_party
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "validate", "plugins", "data", "sample", "export", "import", "eval", "compare", "bench")
+SUBCOMMANDS: tuple[str, ...] = (
+    "run",
+    "validate",
+    "plugins",
+    "data",
+    "sample",
+    "export",
+    "import",
+    "eval",
+    "compare",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -87,3 +87,29 @@ def prompt_following(
     """Generate for ``specs`` and score them with the probes."""
     images = generate(pipe, [s.prompt for s in specs], [s.seed for s in specs], steps, guidance)
     return score(probes, images, specs)
+
+
+def main() -> None:
+    """``python -m adaptkit.embedded.evaluate [MODEL_DIR]``: held-out prompt following as JSON."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from adaptkit.embedded.models import load_pipeline, with_sampler
+
+    here = Path(__file__).parent
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("model", nargs="?", type=Path, default=here / "tiny-sd")
+    parser.add_argument("--probes", type=Path, default=here / "probes")
+    parser.add_argument("--per-prompt", type=int, default=4, help="seeds per held-out prompt (24 prompts)")
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    args = parser.parse_args()
+    pipe = with_sampler(load_pipeline(args.model))
+    pipe.set_progress_bar_config(disable=True)
+    specs = eval_prompts("eval", per_prompt=args.per_prompt)
+    result = prompt_following(pipe, Probes.load(args.probes), specs, DEFAULT_STEPS, args.guidance)
+    print(json.dumps({"images": len(specs), "guidance": args.guidance, **result}))
+
+
+if __name__ == "__main__":
+    main()
