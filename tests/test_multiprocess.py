@@ -88,3 +88,63 @@ def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path,
     assert [m["step"] for m in metrics] == [2, 4]  # written once, by the main process
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
     assert done.stdout.count("run run") == 1  # one summary
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "adaptkit.cli", *args]
+    return subprocess.run(
+        command, cwd=folder, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
+
+
+def _adapter_tensors(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    files = sorted((run_dir / "adapter").rglob("*.safetensors"))
+    assert files, run_dir
+    return {f"{path.name}:{key}": value for path in files for key, value in load_file(str(path)).items()}
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed"
+)
+def test_two_process_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import torch
+
+    data = write_naruto(tmp_path / "naruto", rows=8).path
+    results = {}
+    for name in ("straight", "resumed"):
+        folder = tmp_path / name
+        folder.mkdir()
+        recipe = write_recipe(
+            folder,
+            tiny_model_dir,
+            data,
+            "lora",
+            train={"steps": 4, "log_every": 2},
+            checkpoint={"every": 2},
+            sample={"prompts": []},
+        )
+        if name == "straight":
+            done = _torchrun(folder, "run", str(recipe), "--no-progress")
+            assert done.returncode == 0, done.stdout + done.stderr
+        else:
+            first = _torchrun(folder, "run", str(recipe), "--set", "train.steps=2", "--no-progress")
+            assert first.returncode == 0, first.stdout + first.stderr
+            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress")
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert second.stdout.count("resuming from") == 1  # said once, by the main process
+            assert "(step 2)" in second.stdout  # trained on from the checkpoint, not from scratch
+        results[name] = _adapter_tensors(folder / "runs" / "run")
+    assert results["straight"].keys() == results["resumed"].keys()
+    for key, value in results["straight"].items():
+        assert torch.equal(value, results["resumed"][key]), key

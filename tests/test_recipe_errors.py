@@ -107,6 +107,16 @@ CASES = [
         ["eval.embedded_probes: needs data.adapter = 'embedded-styles' (got 'pokemon')"],
     ),
     (
+        "unknown-metric",
+        VALID + '\n[eval]\nmetrics = ["kid", "fid"]\n',
+        ["eval.metrics: unknown metric 'fid' (registered:", "clip_score", "kid"],
+    ),
+    (
+        "metric-option-typo",
+        VALID + '\n[eval]\nmetrics = ["kid"]\n[eval.kid]\nsubset_sise = 50\n',
+        ["eval.kid.subset_sise: unknown key (valid:", "subset_size"],
+    ),
+    (
         "several-errors-at-once",
         _edit("steps = 10", "stepz = 10\nbatch_size = 0"),
         ["train.stepz: unknown key", "train.batch_size:"],

@@ -183,6 +183,10 @@ class SampleSection(Section):
         return None if value is None else _check_multiple_of_8(value)
 
 
+#: The evaluation prompt sets (see :mod:`adaptkit.evaluation.prompts`).
+PromptSetName = Literal["in-style", "report", "general", "embedded"]
+
+
 class EvalSection(Section):
     """Evaluation at the end of a run and by `adaptkit eval RUN_DIR` (base vs adapted, paired prompts × seeds)."""
 
@@ -196,7 +200,7 @@ class EvalSection(Section):
     embedded_probes: bool = Field(
         False, description="Shorthand for metrics = ['embedded_probes'] (embedded models only)."
     )
-    prompt_sets: list[Literal["in-style", "report", "general", "embedded"]] | None = Field(
+    prompt_sets: list[PromptSetName] | None = Field(
         None,
         description="Prompt sets to generate; default: ['embedded'] (held-out embedded-world prompts) on the "
         "embedded styles, else ['in-style', 'report', 'general'].",

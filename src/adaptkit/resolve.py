@@ -41,14 +41,24 @@ class ResolvedRecipe:
 
 
 def build_component(
-    registry: Registry[C], name: str, options: dict[str, Any], source: str, key: str, errors: list[str]
+    registry: Registry[C],
+    name: str,
+    options: dict[str, Any],
+    source: str,
+    key: str,
+    errors: list[str],
+    options_key: str | None = None,
 ) -> C | None:
-    """Instantiate ``name`` from ``registry`` with ``options`` validated; append problems to ``errors``."""
+    """Instantiate ``name`` from ``registry`` with ``options`` validated; append problems to ``errors``.
+
+    Option errors are named ``<options_key>.<field>``; ``options_key`` defaults to the ``options``
+    table beside ``key`` (``method.name`` -> ``method.options``).
+    """
     if name not in registry:
         errors.append(f"{source}: {key}: {registry.unknown_message(name)}")
         return None
     cls = registry.get(name).cls
-    options_key = key.rsplit(".", 1)[0] + ".options."
+    options_key = (options_key or key.rsplit(".", 1)[0] + ".options") + "."
     try:
         parsed = cls.Options.model_validate(options)
     except ValidationError as exc:
@@ -72,6 +82,9 @@ def resolve_recipe(recipe: Recipe, path: Path, manager: PluginManager | None = N
     sampler = build_component(
         registries.samplers, recipe.sample.sampler, recipe.sample.options, source, "sample.sampler", errors
     )
+    for name in recipe.eval.metric_names:  # caught here, not when evaluation starts after training
+        options = recipe.eval.metric_options(name)
+        build_component(registries.metrics, name, options, source, "eval.metrics", errors, f"eval.{name}")
     for problems in manager.hook.check_recipe(recipe=recipe):
         errors.extend(f"{source}: {line}" for line in problems or [])
     if errors:

@@ -153,13 +153,15 @@ def step_figures(times: list[float], warmup: int, images_per_step: int) -> dict[
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA max allocated on a GPU; on CPU the peak RSS of this process (VmHWM), in MiB."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+    """CUDA max allocated on a GPU; on CPU the peak RSS of this process (VmHWM), in MiB.
+
+    VmHWM rather than ``ru_maxrss`` (:func:`adaptkit.training.telemetry.peak_memory_mb`, used where
+    there is no ``/proc``): Linux carries the forking parent's peak into ``ru_maxrss`` across exec.
+    """
     from adaptkit.training.telemetry import peak_memory_mb as rusage_peak
 
     status = Path("/proc/self/status")
-    if status.is_file():
+    if device.type != "cuda" and status.is_file():
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024

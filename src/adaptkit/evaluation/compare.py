@@ -21,7 +21,7 @@ from adaptkit.evaluation.ranking import (
     rule_text,
     trade_off,
 )
-from adaptkit.evaluation.runner import EVAL_DIR, IMAGES_DIR, METRICS_JSON
+from adaptkit.evaluation.runner import EVAL_DIR, IMAGES_DIR, METRICS_JSON, pair_image
 
 
 @dataclass
@@ -45,7 +45,7 @@ class EvaluatedRun:
         from PIL import Image
 
         folder = self.run_dir / EVAL_DIR / IMAGES_DIR
-        return [Image.open(folder / f"{side}-{i:03d}.png").convert("RGB") for i in range(len(self.pairs))]
+        return [Image.open(pair_image(folder, side, i)).convert("RGB") for i in range(len(self.pairs))]
 
 
 def load_evaluated(run_dir: Path) -> EvaluatedRun:

@@ -6,14 +6,16 @@ A :class:`adaptkit.Metric` receives one :class:`EvalContext` and returns a list 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
+
+from adaptkit.recipe import PromptSetName
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-PromptSetName = Literal["in-style", "report", "general", "embedded"]
 #: The prompt-set names a pair can belong to.
 PROMPT_SETS: tuple[str, ...] = get_args(PromptSetName)
 
@@ -43,9 +45,10 @@ class EvalPairs:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def indices(self, prompt_set: str | None = None) -> list[int]:
-        """Indices of the pairs in ``prompt_set`` (all pairs when ``None``)."""
-        return [i for i, s in enumerate(self.sets) if prompt_set is None or s == prompt_set]
+    def indices(self, sets: str | Collection[str] | None = None) -> list[int]:
+        """Indices of the pairs in the prompt set ``sets`` or any of several (all pairs when ``None``)."""
+        wanted = {sets} if isinstance(sets, str) else sets
+        return [i for i, s in enumerate(self.sets) if wanted is None or s in wanted]
 
     def subset(self, indices: list[int]) -> "EvalPairs":
         """The pairs at ``indices``, in that order."""
@@ -109,6 +112,11 @@ class Figure:
         }
 
 
+def find_figure(figures: Iterable[Figure], metric: str, name: str | None = None) -> Figure | None:
+    """The first of ``figures`` from ``metric`` (named ``name`` when given), else ``None``."""
+    return next((f for f in figures if f.metric == metric and name in (None, f.name)), None)
+
+
 class MetricUnavailable(Exception):
     """One line: which model is missing and how to provide a local copy.
 
@@ -116,4 +124,4 @@ class MetricUnavailable(Exception):
     """
 
 
-__all__ = ["PROMPT_SETS", "PromptSetName", "EvalPairs", "EvalContext", "Figure", "MetricUnavailable"]
+__all__ = ["PROMPT_SETS", "PromptSetName", "EvalPairs", "EvalContext", "Figure", "find_figure", "MetricUnavailable"]

@@ -1,8 +1,8 @@
 """The one generation loop: prompts × seeds, batched, deterministic per seed.
 
 Sample grids (:mod:`adaptkit.sampling`), the embedded-world probes and the before/after
-evaluation all generate through :func:`generate_images`; :func:`generate_pairs` runs it for a
-base and an adapted pipeline with the same prompts, seeds and sampler settings.
+evaluation (base and adapted pipeline, same prompts, seeds and settings) all generate through
+:func:`generate_images`.
 """
 
 from __future__ import annotations
@@ -64,27 +64,6 @@ def generate_images(
 def cross(prompts: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
     """Every prompt with every seed, prompt-major, as two parallel lists."""
     return [p for p in prompts for _ in seeds], [s for _ in prompts for s in seeds]
-
-
-def generate_pairs(
-    base: Any,
-    adapted: Any,
-    prompts: Sequence[str],
-    seeds: Sequence[int],
-    settings: GenerationSettings,
-    sets: Sequence[str] | None = None,
-) -> Any:
-    """:class:`~adaptkit.evaluation.context.EvalPairs`: base and adapted images for the same
-    ``(prompt, seed)`` lists (parallel, one entry per image), generated the same way."""
-    from adaptkit.evaluation.context import EvalPairs
-
-    return EvalPairs(
-        prompts=list(prompts),
-        sets=list(sets) if sets is not None else ["default"] * len(prompts),
-        seeds=[int(s) for s in seeds],
-        base=generate_images(base, prompts, seeds, settings),
-        adapted=generate_images(adapted, prompts, seeds, settings),
-    )
 
 
 def in_rows(images: "Sequence[Image.Image]", columns: int) -> "list[list[Image.Image]]":

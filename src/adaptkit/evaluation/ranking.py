@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adaptkit.evaluation.context import Figure
+from adaptkit.evaluation.context import Figure, find_figure
 
 #: Figures to take an axis from, in order of preference: ``(metric, figure name or None for its first)``.
 Axes = Sequence[tuple[str, "str | None"]]
@@ -38,11 +38,8 @@ class TradeOff:
 
 
 def _pick(figures: Sequence[Figure], axes: Axes) -> Figure | None:
-    for metric, name in axes:
-        for f in figures:
-            if f.metric == metric and name in (None, f.name):
-                return f
-    return None
+    """The figure of the first of ``axes`` that ``figures`` has."""
+    return next((f for f in (find_figure(figures, *axis) for axis in axes) if f is not None), None)
 
 
 def _sides(f: Figure) -> tuple[float, float]:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptkit.run import METRICS_FILE
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -134,7 +136,9 @@ def loss_curve(metrics_jsonl: Path) -> "Image.Image | None":
 
 def training_html(run_dir: Path) -> str:
     """Training time and throughput from the run's ``result.json``."""
-    path = run_dir / "result.json"
+    from adaptkit.evaluation.runner import RESULT_JSON
+
+    path = run_dir / RESULT_JSON
     if not path.is_file():
         return "<p>No result.json: training time unknown.</p>"
     result = json.loads(path.read_text(encoding="utf-8"))
@@ -159,7 +163,7 @@ def write_run_report(result: "EvalResult", path: Path) -> Path:
     """One run's ``report.html``: grid (base row, adapted row), loss curve, training figures, metrics."""
     pairs, s = result.pairs, result.settings
     label = f"adapted ({s.get('method')}, {result.checkpoint})"
-    curve = loss_curve(result.run_dir / "metrics.jsonl")
+    curve = loss_curve(result.run_dir / METRICS_FILE)
     sections = [
         (
             f"Base vs adapted: {s.get('sampler')}, {s.get('steps')} steps, guidance {s.get('guidance')}",

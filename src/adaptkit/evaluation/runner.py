@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptkit.errors import UserError
-from adaptkit.evaluation.context import EvalContext, EvalPairs, Figure, MetricUnavailable
+from adaptkit.evaluation.context import EvalContext, EvalPairs, Figure, MetricUnavailable, find_figure
 from adaptkit.evaluation.generate import GenerationSettings, generate_images
 
 EVAL_DIR = "eval"
@@ -56,7 +56,7 @@ class EvalResult:
 
     def figure(self, metric: str, name: str | None = None) -> Figure | None:
         """The first figure of ``metric`` (named ``name`` when given)."""
-        return next((f for f in self.figures if f.metric == metric and name in (None, f.name)), None)
+        return find_figure(self.figures, metric, name)
 
 
 def evaluation_prompts(recipe: Any, dataset: Any = None) -> tuple[list[str], list[int], list[str]]:
@@ -123,7 +123,13 @@ class Evaluation:
         )
         self.metrics = {
             name: build_component(
-                self.registries.metrics, name, self.recipe.eval.metric_options(name), source, "eval.metrics", errors
+                self.registries.metrics,
+                name,
+                self.recipe.eval.metric_options(name),
+                source,
+                "eval.metrics",
+                errors,
+                f"eval.{name}",
             )
             for name in metrics or default_metrics(self.recipe, self.registries.metrics.names())
         }
@@ -232,6 +238,11 @@ def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
     return components.pipeline(evaluation.sampler.build(dict(components.scheduler_config)))
 
 
+def pair_image(folder: Path, side: str, index: int) -> Path:
+    """Where pair ``index``'s ``side`` (``base`` or ``adapted``) image is saved: ``folder/<side>-NNN.png``."""
+    return folder / f"{side}-{index:03d}.png"
+
+
 def write_result(result: EvalResult, out_dir: Path) -> Path:
     """``metrics.json``, the paired images (``images/base-NNN.png``, ``images/adapted-NNN.png``), a
     ``before-after.png`` grid of the first pairs and ``report.html`` into ``out_dir``; returns the report's path."""
@@ -241,8 +252,8 @@ def write_result(result: EvalResult, out_dir: Path) -> Path:
     images = out_dir / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
     for i, (base, adapted) in enumerate(zip(result.pairs.base, result.pairs.adapted)):
-        base.save(images / f"base-{i:03d}.png")
-        adapted.save(images / f"adapted-{i:03d}.png")
+        base.save(pair_image(images, "base", i))
+        adapted.save(pair_image(images, "adapted", i))
     shown = min(GRID_COLUMNS, len(result.pairs))
     grid = make_grid(
         [result.pairs.base[:shown], result.pairs.adapted[:shown]], ["base", f"adapted ({result.checkpoint})"]

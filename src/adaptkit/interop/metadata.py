@@ -62,18 +62,33 @@ def read_run(run_dir: Path) -> RunInfo:
     return RunInfo(run_dir, recipe, trained_steps(run_dir, recipe.train.steps), recipe_hash(recipe))
 
 
-def trained_steps(run_dir: Path, default: int) -> int:
-    """The last step logged in ``metrics.jsonl`` (``default`` when there is none)."""
+def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of the run's ``metrics.jsonl`` (none when it is missing); lines that are not JSON objects
+    (e.g. a last line torn by a crash) are left out."""
     from adaptkit.run import METRICS_FILE
 
-    path = run_dir / METRICS_FILE
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def trained_steps(run_dir: Path, default: int) -> int:
+    """The last step logged in ``metrics.jsonl`` (``default`` when there is none)."""
     steps = default
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                steps = int(json.loads(line).get("step", steps))
-            except (ValueError, AttributeError):
-                continue
+    for row in metric_rows(run_dir):
+        try:
+            steps = int(row.get("step", steps))
+        except (TypeError, ValueError):
+            continue
     return steps
 
 

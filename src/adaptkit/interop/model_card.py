@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from adaptkit.interop.metadata import RunInfo
+from adaptkit.interop.metadata import RunInfo, metric_rows
 
 CARD_NAME = "README.md"
 IMAGES_DIR = "images"
@@ -138,8 +138,6 @@ def _usage(info: RunInfo) -> str:
 
 
 def _training_figures(info: RunInfo, result: dict[str, Any] | None) -> dict[str, Any]:
-    from adaptkit.run import METRICS_FILE
-
     train = info.recipe.train
     figures: dict[str, Any] = {
         "steps": info.steps,
@@ -149,8 +147,7 @@ def _training_figures(info: RunInfo, result: dict[str, Any] | None) -> dict[str,
         "mixed precision": train.mixed_precision,
         "seed": train.seed,
     }
-    metrics = info.run_dir / METRICS_FILE
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    rows = metric_rows(info.run_dir)
     if rows:
         figures["final loss"] = rows[-1].get("loss")
     for key in ("wall_time_s", "images_per_s"):

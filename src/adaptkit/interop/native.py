@@ -39,7 +39,7 @@ def peft_lora(info: RunInfo, out: Path) -> Path:
     """One peft adapter folder per part of the LoRA."""
     from peft import LoraConfig
 
-    from adaptkit.builtins.methods.loha import WEIGHT_NAME
+    from adaptkit.builtins.methods.peft_format import WEIGHT_NAME
     from adaptkit.interop.kohya_lora import read_native
 
     parts, configs = read_native(info.adapter_dir)

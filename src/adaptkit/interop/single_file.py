@@ -1,7 +1,7 @@
 """A full fine-tune as one ``.safetensors`` in the original Stable Diffusion (CompVis / A1111) layout.
 
 diffusers 0.42 ships only the other direction (``from_single_file`` and its
-``convert_ldm_*_checkpoint`` helpers), so the key map is :mod:`adaptkit.testing.original_layout`,
+``convert_ldm_*_checkpoint`` helpers), so the key map is :mod:`adaptkit.interop.original_layout`,
 which writes SD v1-layout UNets, VAEs and CLIP text encoders that ``from_single_file`` reads back
 exactly. Weights keep the dtype the run saved them in.
 """
@@ -33,13 +33,9 @@ def read_part(pipeline_dir: Path, part: str) -> dict[str, "torch.Tensor"]:
 
 def original_state_dict(pipeline_dir: Path) -> dict[str, "torch.Tensor"]:
     """UNet, VAE and text encoder of a saved diffusers pipeline folder in the original single-file layout."""
-    from adaptkit.testing.original_layout import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, unet_to_original, vae_to_original
+    from adaptkit.interop.original_layout import to_original
 
-    text = {k.removeprefix("text_model."): v for k, v in read_part(pipeline_dir, "text_encoder").items()}
-    merged = {UNET_PREFIX + k: v for k, v in unet_to_original(read_part(pipeline_dir, "unet")).items()}
-    merged.update({VAE_PREFIX + k: v for k, v in vae_to_original(read_part(pipeline_dir, "vae")).items()})
-    merged.update({TEXT_PREFIX + k: v for k, v in text.items() if not k.endswith("position_ids")})
-    return merged
+    return to_original(*(read_part(pipeline_dir, part) for part in ("unet", "vae", "text_encoder")))
 
 
 def export(info: RunInfo, out: Path) -> Path:

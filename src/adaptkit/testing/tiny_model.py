@@ -169,7 +169,7 @@ def save_tiny_single_file(path: str | Path, seed: int = 0) -> Path:
     """
     from safetensors.torch import save_file
 
-    from adaptkit.testing.original_layout import pipeline_to_original
+    from adaptkit.interop.original_layout import pipeline_to_original
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

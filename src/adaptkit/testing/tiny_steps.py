@@ -11,13 +11,6 @@ if TYPE_CHECKING:
     from adaptkit.models import SDComponents
 
 
-def torch_equal(a: "torch.Tensor", b: "torch.Tensor") -> bool:
-    """Exact tensor equality (shape and values)."""
-    import torch
-
-    return a.shape == b.shape and torch.equal(a, b)
-
-
 def load_tiny(model_dir: Path) -> "SDComponents":
     """The tiny model saved at ``model_dir`` (e.g. the ``tiny_model_dir`` fixture), freshly loaded."""
     from adaptkit.models import load_base_model

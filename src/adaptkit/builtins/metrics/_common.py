@@ -34,11 +34,7 @@ class EncoderOptions(BootstrapOptions):
 
 def selected_pairs(context: EvalContext, metric: str, sets: list[str] | None) -> EvalPairs:
     """The pairs in ``sets`` (all pairs when ``None``); MetricUnavailable when there are none."""
-    pairs = (
-        context.pairs
-        if sets is None
-        else context.pairs.subset([i for i, s in enumerate(context.pairs.sets) if s in sets])
-    )
+    pairs = context.pairs if sets is None else context.pairs.subset(context.pairs.indices(sets))
     if len(pairs) == 0:
         wanted = "any prompt set" if sets is None else f"prompt sets {', '.join(sets)}"
         raise MetricUnavailable(f"metric {metric}: no generated pairs in {wanted}")

@@ -27,7 +27,10 @@ PROBES_DIR = Path(__file__).resolve().parents[2] / "embedded" / "probes"
 class ProbeOptions(BootstrapOptions):
     """Options of ``embedded_probes``."""
 
-    probes: str = Field(str(PROBES_DIR), description="Folder of the probes (probes.safetensors, config.json).")
+    probes: str = Field(
+        "",
+        description="Folder of the probes (probes.safetensors, config.json); empty: the probes shipped with adaptkit.",
+    )
 
 
 @cache
@@ -67,16 +70,13 @@ class EmbeddedProbesMetric(Metric):
         if context.style is None:
             raise MetricUnavailable(f"metric {self.name}: only for runs on the embedded styles (no style set)")
         lookup = _specs_by_prompt()
-        keep = [
-            i
-            for i, p in enumerate(context.pairs.prompts)
-            if p in lookup and (o.sets is None or context.pairs.sets[i] in o.sets)
-        ]
+        keep = [i for i in context.pairs.indices(o.sets) if context.pairs.prompts[i] in lookup]
         if not keep:
             raise MetricUnavailable(f"metric {self.name}: no pair has an embedded-world caption as its prompt")
-        if not (Path(o.probes) / "probes.safetensors").is_file():
-            raise MetricUnavailable(f"metric {self.name}: no probes in {o.probes} (probes.safetensors)")
-        probes = Probes.load(o.probes)
+        folder = Path(o.probes) if o.probes else PROBES_DIR
+        if not (folder / "probes.safetensors").is_file():
+            raise MetricUnavailable(f"metric {self.name}: no probes in {folder} (probes.safetensors)")
+        probes = Probes.load(folder)
         if context.style not in probes.labels["style"]:
             raise MetricUnavailable(
                 f"metric {self.name}: the probes know styles {', '.join(probes.labels['style'])}, not {context.style!r}"
