@@ -39,55 +39,9 @@ def on_step_end(run, step, logs):
 """
 
 
-@pytest.mark.skipif(
+needs_torchrun = pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed"
 )
-def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path, tiny_model_dir: Path) -> None:
-    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
-    data = write_naruto(tmp_path / "naruto", rows=8).path
-    recipe = write_recipe(
-        tmp_path,
-        tiny_model_dir,
-        data,
-        "lora",
-        train={"steps": 4, "log_every": 2},
-        checkpoint={"every": 2},
-        sample={"prompts": []},
-        plugins={"modules": ["probe.py"]},
-    )
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [
-            torchrun,
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29517",
-            "-m",
-            "adaptkit.cli",
-            "run",
-            str(recipe),
-            "--no-progress",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = [json.loads(line) for line in (tmp_path / "probe.log").read_text().splitlines()]
-    assert {r["rank"] for r in rows} == {0, 1} and all(r["processes"] == 2 for r in rows)
-    assert all("MULTI_CPU" in r["distributed"] for r in rows)
-    for step in (2, 4):
-        sums = {r["rank"]: r["checksum"] for r in rows if r["step"] == step}
-        assert sums[0] == sums[1]  # DDP keeps the replicas identical
-    run_dir = tmp_path / "runs" / "run"
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == [2, 4]  # written once, by the main process
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
-    assert done.stdout.count("run run") == 1  # one summary
 
 
 def _free_port() -> int:
@@ -114,9 +68,36 @@ def _adapter_tensors(run_dir: Path) -> dict:
     return {f"{path.name}:{key}": value for path in files for key, value in load_file(str(path)).items()}
 
 
-@pytest.mark.skipif(
-    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed"
-)
+@needs_torchrun
+def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
+    data = write_naruto(tmp_path / "naruto", rows=8).path
+    recipe = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        data,
+        "lora",
+        train={"steps": 4, "log_every": 2},
+        checkpoint={"every": 2},
+        sample={"prompts": []},
+        plugins={"modules": ["probe.py"]},
+    )
+    done = _torchrun(tmp_path, "run", str(recipe), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "probe.log").read_text().splitlines()]
+    assert {r["rank"] for r in rows} == {0, 1} and all(r["processes"] == 2 for r in rows)
+    assert all("MULTI_CPU" in r["distributed"] for r in rows)
+    for step in (2, 4):
+        sums = {r["rank"]: r["checksum"] for r in rows if r["step"] == step}
+        assert sums[0] == sums[1]  # DDP keeps the replicas identical
+    run_dir = tmp_path / "runs" / "run"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [2, 4]  # written once, by the main process
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    assert done.stdout.count("run run") == 1  # one summary
+
+
+@needs_torchrun
 def test_two_process_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path, tiny_model_dir: Path) -> None:
     import torch
 
