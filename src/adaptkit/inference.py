@@ -20,24 +20,36 @@ def read_run_recipe(run_dir: Path) -> Recipe:
     return load_recipe(path)
 
 
-def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components, run_dir: Path | None = None):
-    """A ``StableDiffusionPipeline`` for ``model`` with ``sampler``; with ``run_dir``, the run's
-    result (adapter or fine-tuned weights) applied by the method that produced it."""
+def run_components(model: ModelSection, recipe: Recipe | None):
+    """The base model's components, with the scheduler set to predict what ``recipe``'s run trained."""
     from adaptkit.models import load_base_model
 
-    recipe = read_run_recipe(run_dir) if run_dir is not None else None
     components = load_base_model(model)
-    if recipe is not None and recipe.train.prediction_type:  # what the run trained the model to predict
+    if recipe is not None and recipe.train.prediction_type:
         components.scheduler_config["prediction_type"] = recipe.train.prediction_type
-    pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
-    if recipe is None or run_dir is None:
-        return pipeline
+    return components
+
+
+def run_method(registries: Components, recipe: Recipe, source: str):
+    """The method component that produced a run (UserError naming ``source`` when unknown)."""
     errors: list[str] = []
     method = build_component(
-        registries.methods, recipe.method.name, recipe.method.options, str(run_dir / RECIPE_FILE), "method.name", errors
+        registries.methods, recipe.method.name, recipe.method.options, source, "method.name", errors
     )
     if method is None:
         raise UserError.collect(errors)
+    return method
+
+
+def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components, run_dir: Path | None = None):
+    """A ``StableDiffusionPipeline`` for ``model`` with ``sampler``; with ``run_dir``, the run's
+    result (adapter or fine-tuned weights) applied by the method that produced it."""
+    recipe = read_run_recipe(run_dir) if run_dir is not None else None
+    components = run_components(model, recipe)
+    pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
+    if recipe is None or run_dir is None:
+        return pipeline
+    method = run_method(registries, recipe, str(run_dir / RECIPE_FILE))
     adapter = run_dir / ADAPTER_DIR
     if not adapter.is_dir():
         raise UserError(f"{run_dir}: the run has no {ADAPTER_DIR}/ folder (did it finish?)")

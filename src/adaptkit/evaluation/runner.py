@@ -219,18 +219,11 @@ class Evaluation:
 def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
     """A pipeline with the trainable weights saved in ``checkpoint`` (before EMA, as trained)."""
     from adaptkit.checkpoint import load_checkpoint
-    from adaptkit.models import load_base_model
-    from adaptkit.resolve import build_component
+    from adaptkit.inference import run_components, run_method
 
-    recipe, errors = evaluation.recipe, []
-    method = build_component(
-        evaluation.registries.methods, recipe.method.name, recipe.method.options, "recipe", "method.name", errors
-    )
-    if method is None:
-        raise UserError.collect(errors)
-    components = load_base_model(recipe.model)
-    if recipe.train.prediction_type:
-        components.scheduler_config["prediction_type"] = recipe.train.prediction_type
+    recipe = evaluation.recipe
+    method = run_method(evaluation.registries, recipe, "recipe")
+    components = run_components(recipe.model, recipe)
     method.prepare(components)
     method.load_trainable_state_dict(components, load_checkpoint(checkpoint).trainable)
     for module in (components.unet, components.text_encoder, components.vae):
