@@ -12,7 +12,6 @@ import torch
 from adaptkit.bench.compare import compare_reports
 from adaptkit.bench.flops import count_flops, matmul_flops_per_s, mfu, tensor_bytes
 from adaptkit.bench.measure import step_figures
-from adaptkit.bench.runner import caching_problem
 from adaptkit.bench.scenarios import (
     BASELINE,
     Scenario,
@@ -108,7 +107,6 @@ def test_skip_reasons_on_cpu():
     assert "CUDA" in skip_reason(Scenario(attention="xformers"), "cpu")
     assert "CUDA" in skip_reason(Scenario(precision="fp16"), "cpu")
     assert skip_reason(BASELINE, "cpu") is None
-    assert caching_problem() is None  # [data] cache_latents / cache_text exist in the recipe
 
 
 def test_quick_bench_writes_finite_json_and_csv(tmp_path, capsys):

@@ -1,12 +1,14 @@
-"""The denoising objective: targets, min-SNR weights, noise offset and input perturbation."""
+"""The denoising objective: targets, min-SNR weights, noise offset, input perturbation, timestep range."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
-from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
+from adaptkit.errors import UserError
+from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
 
 
 class Recorder(torch.nn.Module):
@@ -29,7 +31,7 @@ def replay(seed: int, latents: torch.Tensor, config: ObjectiveConfig):
     noise = torch.randn(latents.shape, generator=gen)
     offset = torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=gen) if config.noise_offset else None
     perturb = torch.randn(latents.shape, generator=gen) if config.input_perturbation else None
-    timesteps = torch.randint(0, 1000, (latents.shape[0],), generator=gen)
+    timesteps = torch.randint(config.min_timestep, config.max_timestep or 1000, (latents.shape[0],), generator=gen)
     return noise, offset, perturb, timesteps
 
 
@@ -69,3 +71,21 @@ def test_noise_offset_and_input_perturbation_change_what_they_should() -> None:
     assert torch.allclose(loss, target.pow(2).mean())  # the target carries the offset, not the perturbation
     noisy = sched.add_noise(latents, target + 0.2 * perturb, timesteps)
     assert torch.allclose(unet.sample, noisy)  # the input carries both
+
+
+def test_timestep_range_bounds_the_drawn_timesteps() -> None:
+    latents = torch.randn(64, 4, 2, 2)
+    config = ObjectiveConfig(min_timestep=200, max_timestep=300)
+    unet = Recorder()
+    diffusion_loss(unet, scheduler(), latents, torch.zeros(64, 2, 4), torch.Generator().manual_seed(4), config)
+    assert int(unet.timesteps.min()) >= 200 and int(unet.timesteps.max()) < 300
+    assert len(set(unet.timesteps.tolist())) > 30  # spread over the range, not one value
+    assert torch.equal(unet.timesteps, replay(4, latents, config)[3])
+
+
+def test_timestep_range_must_fit_the_scheduler() -> None:
+    with pytest.raises(UserError, match=r"train.max_timestep = 1200: .* 1000 timesteps \(valid: 1..1000\)"):
+        check_timestep_range(ObjectiveConfig(max_timestep=1200), 1000)
+    with pytest.raises(UserError, match=r"train.min_timestep = 1000: .*valid: 0..999"):
+        check_timestep_range(ObjectiveConfig(min_timestep=1000), 1000)
+    check_timestep_range(ObjectiveConfig(min_timestep=10, max_timestep=1000), 1000)  # fits: no error

@@ -52,6 +52,11 @@ CASES = [
     ("unknown-section", VALID + "\n[trian]\nsteps = 1\n", ["trian: unknown key (valid: run, model, data"]),
     ("wrong-type", _edit("steps = 10", 'steps = "many"'), ["train.steps:"]),
     ("out-of-range", _edit("steps = 10", "steps = 0"), ["train.steps: Input should be greater than or equal to 1"]),
+    (
+        "timestep-range-empty",
+        _edit("steps = 10", "steps = 10\nmin_timestep = 600\nmax_timestep = 500"),
+        ["train: max_timestep (500) must be greater than min_timestep (600)"],
+    ),
     ("negative-lr", _edit("learning_rate = 1e-4", "learning_rate = -1.0"), ["train.learning_rate:"]),
     (
         "resolution-not-multiple-of-8",

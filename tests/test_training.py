@@ -24,6 +24,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_naruto(tmp_path_factory.mktemp("naruto") / "naruto", rows=4).path
 
 
+def one_step_run(tmp_path: Path, tiny_model_dir: Path, data_dir: Path) -> Path:
+    """Write a one-step LoRA recipe without samples, run it through the CLI and return the recipe."""
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    return recipe
+
+
 def trainable_snapshot(trainer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in trainer.method.trainable_state_dict(trainer.components).items()}
 
@@ -274,8 +281,7 @@ def test_xformers_and_fp16_train_on_gpu(tmp_path, tiny_model_dir, data_dir) -> N
 
 
 def test_existing_run_directory_is_refused(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
-    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
-    assert main(["run", str(recipe), "--no-progress"]) == 0
+    recipe = one_step_run(tmp_path, tiny_model_dir, data_dir)
     marker = tmp_path / "runs" / "run" / "adapter"
     assert main(["run", str(recipe), "--no-progress"]) == 2
     assert "already holds a run" in capsys.readouterr().err
@@ -284,31 +290,16 @@ def test_existing_run_directory_is_refused(tmp_path, tiny_model_dir, data_dir, c
 
 
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
-    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
-    assert main(["run", str(recipe), "--no-progress"]) == 0
-    assert (
-        main(
-            [
-                "run",
-                str(recipe),
-                "--resume",
-                "--set",
-                "method.options.rank=8",
-                "--set",
-                "train.steps=2",
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    recipe = one_step_run(tmp_path, tiny_model_dir, data_dir)
+    args = ["run", str(recipe), "--resume", "--set", "method.options.rank=8", "--set", "train.steps=2"]
+    assert main([*args, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "method.options.rank" in err and "--force" in err
 
 
 def test_resume_accepts_a_change_of_speed_only_keys(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
     """Caching changes how fast a run trains, not what it trains: resuming across it is allowed."""
-    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"steps": 1}, sample={"prompts": []})
-    assert main(["run", str(recipe), "--no-progress"]) == 0
+    recipe = one_step_run(tmp_path, tiny_model_dir, data_dir)
     args = ["run", str(recipe), "--resume", "--set", "train.steps=2", "--no-progress"]
     assert main([*args, "--set", "data.cache_latents=false", "--set", "data.cache_text=false"]) == 0
     assert "resuming from" in capsys.readouterr().out

@@ -135,6 +135,14 @@ class TrainSection(Section):
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR weighting gamma (5.0 is usual).")
     noise_offset: float = Field(0.0, ge=0, le=1)
     input_perturbation: float = Field(0.0, ge=0, le=1)
+    min_timestep: int = Field(0, ge=0, description="Train on timesteps t >= this (as kohya's --min_timestep).")
+    max_timestep: int | None = Field(
+        None,
+        ge=1,
+        description="Train on timesteps t < this (kohya's --max_timestep); default: the scheduler's "
+        "num_train_timesteps. A low maximum trains the texture-forming, low-noise steps and leaves "
+        "layout and colour, decided at high noise, to the base model.",
+    )
     caption_dropout: float = Field(0.0, ge=0, le=1, description="Probability of training on an empty caption.")
     seed: int = Field(0, ge=0)
     log_every: int = Field(10, ge=1, description="Read the loss and log every N steps.")
@@ -146,6 +154,14 @@ class TrainSection(Section):
     )
     num_workers: int = Field(0, ge=0, le=64, description="Data-loader worker processes.")
     compile: bool = Field(False, description="torch.compile the UNet (slow first steps; pays off on long GPU runs).")
+
+    @model_validator(mode="after")
+    def _timestep_range(self) -> "TrainSection":
+        if self.max_timestep is not None and self.max_timestep <= self.min_timestep:
+            raise ValueError(
+                f"max_timestep ({self.max_timestep}) must be greater than min_timestep ({self.min_timestep})"
+            )
+        return self
 
 
 class EmaSection(Section):

@@ -25,7 +25,7 @@ from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Collate, Layout, PositionSampler, derive_seed
 from adaptkit.training.ema import EmaWeights
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
-from adaptkit.training.objective import ObjectiveConfig, diffusion_loss
+from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.outputs import TrainerOutputs
 from adaptkit.training.rng import set_rng_state
@@ -115,7 +115,10 @@ class Trainer(TrainerOutputs):
             snr_gamma=train.snr_gamma,
             noise_offset=train.noise_offset,
             input_perturbation=train.input_perturbation,
+            min_timestep=train.min_timestep,
+            max_timestep=train.max_timestep,
         )
+        check_timestep_range(self.objective, components.noise_scheduler.config.num_train_timesteps)
         configure_attention(components.unet, train.attention)
 
         base_param_ids = {id(p) for m in (components.unet, components.text_encoder) for p in m.parameters()}

@@ -21,19 +21,6 @@ def device_type() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def caching_problem() -> str | None:
-    """Why the caching axis cannot be set through the recipe (None once ``[data] cache_latents`` exists)."""
-    from adaptkit.recipe import DataSection
-
-    missing = [key for key in ("cache_latents", "cache_text") if key not in DataSection.model_fields]
-    return f"skipped: needs {', '.join(missing)}" if missing else None
-
-
-def scenario_skip_reason(scenario: Scenario, device: str) -> str | None:
-    """Why ``scenario`` is skipped on ``device`` (hardware, missing library, or missing recipe key)."""
-    return skip_reason(scenario, device) or caching_problem()
-
-
 def run_bench(
     scenarios: list[Scenario],
     config: BenchConfig,
@@ -47,7 +34,7 @@ def run_bench(
     images = write_synthetic_images(workdir / "images", config.resolution)
     results = []
     for scenario in scenarios:
-        reason = scenario_skip_reason(scenario, device)
+        reason = skip_reason(scenario, device)
         figures = {"status": "skipped", "reason": reason} if reason else run_in_subprocess(scenario, config, images)
         result = {"scenario": scenario.name, **scenario.to_dict(), **figures}
         results.append(result)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 
+from adaptkit.errors import UserError
+
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
@@ -16,13 +18,30 @@ class ObjectiveConfig:
     ``snr_gamma``: min-SNR-γ loss weighting (None = plain MSE). ``noise_offset``: adds a
     per-channel constant to the noise (helps very dark/bright images). ``input_perturbation``:
     perturbs the noise that is *added* (not the target), as in "Input Perturbation Reduces
-    Exposure Bias".
+    Exposure Bias". ``min_timestep``/``max_timestep``: timesteps are drawn uniformly from
+    ``[min_timestep, max_timestep)`` (None = the scheduler's ``num_train_timesteps``).
     """
 
     prediction_type: str = "epsilon"
     snr_gamma: float | None = None
     noise_offset: float = 0.0
     input_perturbation: float = 0.0
+    min_timestep: int = 0
+    max_timestep: int | None = None
+
+
+def check_timestep_range(config: ObjectiveConfig, num_train_timesteps: int) -> None:
+    """Raise a UserError when the recipe's timestep range does not fit the base model's scheduler."""
+    if config.max_timestep is not None and config.max_timestep > num_train_timesteps:
+        raise UserError(
+            f"train.max_timestep = {config.max_timestep}: the base model's scheduler has "
+            f"{num_train_timesteps} timesteps (valid: {config.min_timestep + 1}..{num_train_timesteps})"
+        )
+    if config.min_timestep >= num_train_timesteps:
+        raise UserError(
+            f"train.min_timestep = {config.min_timestep}: the base model's scheduler has "
+            f"{num_train_timesteps} timesteps (valid: 0..{num_train_timesteps - 1})"
+        )
 
 
 def diffusion_loss(
@@ -48,7 +67,8 @@ def diffusion_loss(
     if config.noise_offset:
         noise = noise + config.noise_offset * randn(batch, latents.shape[1], 1, 1)
     added_noise = noise + config.input_perturbation * randn(*latents.shape) if config.input_perturbation else noise
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
+    high = config.max_timestep or noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(config.min_timestep, high, (batch,), generator=generator).to(device)
     noisy_latents = noise_scheduler.add_noise(latents, added_noise, timesteps)
 
     if config.prediction_type == "epsilon":
