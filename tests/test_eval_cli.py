@@ -191,6 +191,26 @@ def test_eval_cli_ranks_every_checkpoint(runs: dict[str, Path], capsys: pytest.C
     assert ranking["best"] in labels and ranking["tolerance"] == 0.5
 
 
+def test_a_checkpoint_is_scored_with_its_ema_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """With EMA on, the run's result holds the EMA weights; ranking a checkpoint must score those too."""
+    import torch
+
+    from adaptkit.checkpoint import load_checkpoint
+    from adaptkit.evaluation.runner import Evaluation, checkpoint_pipeline
+
+    run_dir = make_run(tmp_path, tiny_model_dir, "lora", "ema-run", ema={"enabled": True, "decay": 0.5})
+    evaluation = Evaluation(run_dir)
+    last = sorted((run_dir / "checkpoints").iterdir())[-1]  # the final step, as the result
+    scored = checkpoint_pipeline(evaluation, last).unet.state_dict()
+    result = evaluation.adapted_pipeline(None).unet.state_dict()
+    trained = load_checkpoint(last).trainable
+    lora_keys = [key for key in scored if ".lora_" in key]
+    assert lora_keys
+    for key in lora_keys:
+        assert torch.allclose(scored[key], result[key.replace(".default.", ".default_0.")], atol=1e-6), key
+    assert any(not torch.equal(scored[key], trained[f"unet.{key}"]) for key in lora_keys)  # not the live weights
+
+
 def test_eval_cli_refuses_bad_arguments(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
     assert main(["eval", str(runs["lora"]), "--checkpoints", str(tmp_path)]) == 2
     assert "not a complete checkpoint folder (want all, latest or a path)" in capsys.readouterr().err

@@ -217,15 +217,22 @@ class Evaluation:
 
 
 def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
-    """A pipeline with the trainable weights saved in ``checkpoint`` (before EMA, as trained)."""
+    """A pipeline with the weights saved in ``checkpoint``: its EMA weights when the run kept an
+    EMA (as the run's result holds them), else the trainable weights as trained."""
     from adaptkit.checkpoint import load_checkpoint
     from adaptkit.inference import run_components, run_method
+    from adaptkit.training.ema import EmaWeights
 
     recipe = evaluation.recipe
     method = run_method(evaluation.registries, recipe, "recipe")
     components = run_components(recipe.model, recipe)
-    method.prepare(components)
-    method.load_trainable_state_dict(components, load_checkpoint(checkpoint).trainable)
+    trainable = method.prepare(components)
+    contents = load_checkpoint(checkpoint)
+    method.load_trainable_state_dict(components, contents.trainable)
+    if contents.state.get("ema") is not None:
+        ema = EmaWeights(trainable, recipe.ema)
+        ema.load_state_dict(contents.state["ema"])
+        ema.copy_to_params()
     for module in (components.unet, components.text_encoder, components.vae):
         module.eval().requires_grad_(False)
     return components.pipeline(evaluation.sampler.build(dict(components.scheduler_config)))

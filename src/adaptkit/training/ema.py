@@ -71,6 +71,10 @@ class EmaWeights:
         finally:
             self.model.restore(self.params)
 
+    def copy_to_params(self) -> None:
+        """Overwrite the parameters with the EMA weights (to infer from a saved EMA state)."""
+        self.model.copy_to(self.params)
+
     def state_dict(self) -> dict:
         state = dict(self.model.state_dict())
         state["shadow_params"] = [p.detach().cpu() for p in state["shadow_params"]]
