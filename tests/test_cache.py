@@ -234,3 +234,31 @@ def test_each_process_writes_its_share_of_the_disk_cache(tmp_path, tiny_vae, dat
     )
     assert written_before_wait == [len(infos) * 2 // 3]  # process 1 of 3 wrote every third posterior
     assert len(cache) == len(infos) * 2  # and encoded what the others did not provide
+
+
+def test_processes_share_the_in_memory_encoding(tiny_vae, data_dir) -> None:
+    """Without a cache_dir each of N processes encodes 1/N of the posteriors and gathers the rest."""
+    from adaptkit.data.loading import build_adapter
+
+    examples = build_adapter("naruto", {"source": str(data_dir)}).load("train")
+    infos = describe_examples(examples)
+    job = LatentJob(examples, infos, [(32, 32)] * len(infos), (False, True), ImagePipeline(32, random_flip=True), "no")
+    kwargs = dict(device=torch.device("cpu"), autocast=torch.no_grad, batch_size=4, log=quiet)
+    shares: dict[int, list] = {}
+
+    def gather_for(rank: int):
+        def gather(share: list) -> list:  # all_gather: every process receives every share
+            shares[rank] = share
+            return [entry for r in sorted(shares) for entry in shares[r]]
+
+        return gather
+
+    fill_latent_cache(job, tiny_vae, shard=(1, 2), gather=gather_for(1), **kwargs)
+    gathered = fill_latent_cache(job, tiny_vae, shard=(0, 2), gather=gather_for(0), **kwargs)
+    alone = fill_latent_cache(job, tiny_vae, **kwargs)
+    assert [len(shares[0]), len(shares[1])] == [len(infos), len(infos)]  # half of 2 × len(infos) each
+    assert {task for task, _, _ in shares[0]}.isdisjoint({task for task, _, _ in shares[1]})
+    assert gathered.entries.keys() == alone.entries.keys()
+    for task, (mean, std) in alone.entries.items():
+        torch.testing.assert_close(gathered.entries[task][0], mean)
+        torch.testing.assert_close(gathered.entries[task][1], std)

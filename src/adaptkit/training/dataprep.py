@@ -78,6 +78,8 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
 
     Runs under the run's autocast so cached outputs equal the ones the loop would compute.
     """
+    from accelerate.utils import gather_object
+
     from adaptkit.training.cache import DiskStore, LatentJob, captions_to_cache, fill_latent_cache, fill_text_cache
 
     def log(line: str) -> None:
@@ -101,6 +103,7 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
             store=DiskStore(settings.directory) if settings.directory is not None else None,
             shard=(accelerator.process_index, accelerator.num_processes),
             wait=accelerator.wait_for_everyone,
+            gather=gather_object,
             log=log,
         )
     if settings.text:
