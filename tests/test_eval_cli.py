@@ -222,6 +222,24 @@ def test_eval_cli_refuses_bad_arguments(runs: dict[str, Path], tmp_path: Path, c
     assert "nope" in capsys.readouterr().err
 
 
+def test_eval_set_changes_how_not_what(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    """``--set eval.*`` / ``sample.*`` re-evaluate a run differently; other keys are refused."""
+    import shutil
+
+    run_dir = Path(shutil.copytree(runs["lora"], tmp_path / "lora-run"))
+    before = json.loads((run_dir / "eval" / "metrics.json").read_text())["settings"]["images"]
+    assert before == EVAL["prompts"] * EVAL["seeds_per_prompt"]
+    args = ["eval", str(run_dir), "--metric", "test_style", "--set", "eval.seeds_per_prompt=3"]
+    assert main([*args, "--set", "sample.guidance=1.5"]) == 0
+    settings = json.loads((run_dir / "eval" / "metrics.json").read_text())["settings"]
+    assert settings["images"] == EVAL["prompts"] * 3 and settings["guidance"] == 1.5
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--set", "train.steps=9"]) == 2
+    assert "--set train.steps=9: only eval.* and sample.* keys change an evaluation" in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--set", "eval.seeds_per_prompt=0"]) == 2
+    assert "eval.seeds_per_prompt" in capsys.readouterr().err
+
+
 def test_compare_two_runs(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "compare.html"
     assert main(["compare", str(runs["lora"]), str(runs["loha"]), "--out", str(out), *AXES]) == 0

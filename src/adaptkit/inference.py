@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from adaptkit.component import Sampler
@@ -12,12 +13,12 @@ from adaptkit.resolve import build_component
 from adaptkit.run import ADAPTER_DIR, RECIPE_FILE
 
 
-def read_run_recipe(run_dir: Path) -> Recipe:
-    """The resolved recipe a run saved in its folder."""
+def read_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Recipe:
+    """The resolved recipe a run saved in its folder, with ``--set KEY=VALUE`` ``overrides`` applied."""
     path = run_dir / RECIPE_FILE
     if not path.is_file():
         raise UserError(f"{run_dir}: not an adaptkit run directory (no {RECIPE_FILE})")
-    return load_recipe(path)
+    return load_recipe(path, list(overrides))
 
 
 def run_components(model: ModelSection, recipe: Recipe | None):

@@ -10,6 +10,9 @@ from typing import Any
 from adaptkit.cli.common import console
 from adaptkit.errors import UserError
 
+#: The recipe sections ``adaptkit eval --set`` may change.
+EVALUATION_KEYS = ("eval.", "sample.")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,6 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="score checkpoints instead of the result: all (and rank them), latest, or one checkpoint folder",
     )
     parser.add_argument("--metric", action="append", help="metric to compute (repeatable; default: the recipe's)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an eval.* or sample.* key of the run's recipe for this evaluation, e.g. "
+        "--set eval.seeds_per_prompt=4 (repeatable)",
+    )
     add_trade_off_arguments(
         parser, "with --checkpoints all: allowed fidelity loss as a fraction of the base's fidelity (default 0.05)"
     )
@@ -78,7 +90,14 @@ def handle(args: argparse.Namespace) -> int:
     tolerance, style, fidelity = trade_off_settings(args)
     if args.checkpoints != "all" and (args.tolerance, args.style_figure, args.fidelity_figure) != (None, None, None):
         raise UserError("--tolerance, --style-figure, --fidelity-figure: only used with --checkpoints all")
-    results = evaluate_checkpoints(args.run_dir, chosen_checkpoints(args.run_dir, args.checkpoints), args.metric)
+    for text in args.overrides:
+        if not text.startswith(EVALUATION_KEYS):
+            raise UserError(
+                f"--set {text}: only eval.* and sample.* keys change an evaluation "
+                "(what the run trained is fixed; start a new run to change it)"
+            )
+    checkpoints = chosen_checkpoints(args.run_dir, args.checkpoints)
+    results = evaluate_checkpoints(args.run_dir, checkpoints, args.metric, args.overrides)
     if args.checkpoints == "all":
         ranking = rank_results(results, tolerance, style, fidelity)
         (args.run_dir / EVAL_DIR / "ranking.json").write_text(json.dumps(ranking, indent=2), encoding="utf-8")

@@ -108,13 +108,13 @@ def default_metrics(recipe: Any, registered: Sequence[str]) -> list[str]:
 class Evaluation:
     """One run's evaluation set-up, shared by every checkpoint scored (the base images are made once)."""
 
-    def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None) -> None:
+    def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> None:
         from adaptkit.inference import read_run_recipe
         from adaptkit.plugins import get_plugin_manager
         from adaptkit.resolve import build_component
 
         self.run_dir = Path(run_dir)
-        self.recipe = read_run_recipe(self.run_dir)
+        self.recipe = read_run_recipe(self.run_dir, overrides)
         self.registries = get_plugin_manager(self.recipe.plugins.modules).collect()
         source, errors = str(self.run_dir / "recipe.toml"), []
         sample = self.recipe.sample
@@ -269,11 +269,15 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None = None, metrics: Sequenc
 
 
 def evaluate_checkpoints(
-    run_dir: Path, checkpoints: Sequence[Path | None], metrics: Sequence[str] | None = None
+    run_dir: Path,
+    checkpoints: Sequence[Path | None],
+    metrics: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
 ) -> list[EvalResult]:
     """Evaluate several adapted models of one run against one set of base images: ``None`` is the
-    run's result (written to ``eval/``), a path a checkpoint (``eval/checkpoints/step-NNNNNN/``)."""
-    evaluation = Evaluation(Path(run_dir), metrics)
+    run's result (written to ``eval/``), a path a checkpoint (``eval/checkpoints/step-NNNNNN/``).
+    ``overrides`` (``eval.*`` / ``sample.*`` keys) change how the run is evaluated, not what it trained."""
+    evaluation = Evaluation(Path(run_dir), metrics, overrides)
     results = []
     for checkpoint in checkpoints:
         result = evaluation.evaluate(checkpoint)
