@@ -2,8 +2,9 @@
 
 Rows: method / attention / optimizer / precision / EMA placement; columns: gradient checkpointing × caching.
 The first table holds the median step time (ms), the second the peak memory (MiB); skipped
-scenarios are counted by reason underneath. With several reports, a later report's scenario
-replaces the same scenario of an earlier one (to merge a partial rerun). Usage:
+and failed scenarios are counted by status and reason underneath. With several reports, a later
+report's scenario replaces the same scenario of an earlier one (to merge a partial rerun), except
+that a failure never replaces a scenario that ran. Usage:
 
     python benchmarks/matrix_summary.py benchmarks/results/tiny-cpu-matrix.json [RERUN.json ...]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,12 @@ COLUMNS = [(False, True), (False, False), (True, True), (True, False)]  # (check
 
 
 def column_name(checkpointing: bool, cache: bool) -> str:
+    """The table column of a scenario: gradient checkpointing × caching."""
     return f"{'gc' if checkpointing else 'nogc'}/{'cached' if cache else 'uncached'}"
 
 
 def row_key(result: dict[str, Any]) -> str:
+    """The table row of a scenario: method/attention/optimizer/precision/EMA placement."""
     return f"{result['method']}/{result['attention']}/{result['optimizer']}/{result['precision']}/ema-{result['ema']}"
 
 
@@ -49,17 +53,21 @@ def main() -> None:
     by_scenario: dict[str, dict[str, Any]] = {}
     for path in args.reports:
         for result in json.loads(path.read_text(encoding="utf-8"))["results"]:
-            by_scenario[result["scenario"]] = result
+            earlier = by_scenario.get(result["scenario"])
+            if not (earlier and earlier["status"] == "ok" and result["status"] == "failed"):
+                by_scenario[result["scenario"]] = result
     results = list(by_scenario.values())
     ran = [r for r in results if r["status"] == "ok"]
-    skipped = Counter(r.get("reason", "") for r in results if r["status"] != "ok")
+    not_ran = Counter(  # a failure's reason ends with its own log path: leave it out to group them
+        (r["status"], re.sub(r" \(log: [^)]*\)$", "", r.get("reason", ""))) for r in results if r["status"] != "ok"
+    )
     print(f"{len(ran)} scenarios ran on {ran[0]['device'] if ran else '?'}; step time p50 (ms):\n")
     print("\n".join(table(ran, "step_s_p50", 1000, 0)))
     print("\npeak memory (MiB):\n")
     print("\n".join(table(ran, "peak_memory_mb", 1, 0)))
     print()
-    for reason, count in skipped.most_common():
-        print(f"- {count} skipped: {reason}")
+    for (status, reason), count in not_ran.most_common():
+        print(f"- {count} {status}: {reason}")
 
 
 if __name__ == "__main__":

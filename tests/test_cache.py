@@ -236,7 +236,7 @@ def test_each_process_writes_its_share_of_the_disk_cache(tmp_path, tiny_vae, dat
     assert len(cache) == len(infos) * 2  # and encoded what the others did not provide
 
 
-def test_processes_share_the_in_memory_encoding(tiny_vae, data_dir) -> None:
+def test_processes_share_the_in_memory_encoding(tiny_vae, data_dir, monkeypatch) -> None:
     """Without a cache_dir each of N processes encodes 1/N of the posteriors and gathers the rest."""
     from adaptkit.data.loading import build_adapter
 
@@ -253,8 +253,11 @@ def test_processes_share_the_in_memory_encoding(tiny_vae, data_dir) -> None:
 
         return gather
 
-    fill_latent_cache(job, tiny_vae, shard=(1, 2), gather=gather_for(1), **kwargs)
+    fill_latent_cache(job, tiny_vae, shard=(1, 2), gather=gather_for(1), **kwargs)  # sees only its own share
+    encoded = count_encoded_images(tiny_vae, monkeypatch)
     gathered = fill_latent_cache(job, tiny_vae, shard=(0, 2), gather=gather_for(0), **kwargs)
+    assert encoded[0] == len(infos)  # its half of 2 × len(infos); process 1's half is not encoded again
+    monkeypatch.undo()
     alone = fill_latent_cache(job, tiny_vae, **kwargs)
     assert [len(shares[0]), len(shares[1])] == [len(infos), len(infos)]  # half of 2 × len(infos) each
     assert {task for task, _, _ in shares[0]}.isdisjoint({task for task, _, _ in shares[1]})
@@ -262,3 +265,41 @@ def test_processes_share_the_in_memory_encoding(tiny_vae, data_dir) -> None:
     for task, (mean, std) in alone.entries.items():
         torch.testing.assert_close(gathered.entries[task][0], mean)
         torch.testing.assert_close(gathered.entries[task][1], std)
+
+
+def count_encoded_images(vae, monkeypatch) -> list[int]:
+    """Patch ``vae.encode`` to count the images it encodes; the one-element list holds the count."""
+    encoded = [0]
+    original = vae.encode
+
+    def counting_encode(pixels, *args, **kwargs):
+        encoded[0] += len(pixels)
+        return original(pixels, *args, **kwargs)
+
+    monkeypatch.setattr(vae, "encode", counting_encode)
+    return encoded
+
+
+def test_a_process_that_fails_to_encode_its_share_fails_the_others_too(tiny_vae, data_dir, monkeypatch) -> None:
+    """The failing process still joins the gather, so the others raise its message instead of hanging."""
+    from adaptkit.data.loading import build_adapter
+
+    examples = build_adapter("naruto", {"source": str(data_dir)}).load("train")
+    infos = describe_examples(examples)
+    job = LatentJob(examples, infos, [(32, 32)] * len(infos), (False,), ImagePipeline(32), "no")
+    kwargs = dict(device=torch.device("cpu"), autocast=torch.no_grad, batch_size=4, log=quiet)
+    gathered: list = []
+
+    def gather(share: list) -> list:
+        gathered.extend(share)
+        return list(gathered)
+
+    def out_of_memory(pixels, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tiny_vae, "encode", out_of_memory)
+        with pytest.raises(RuntimeError, match="CUDA out of memory"):  # its own exception
+            fill_latent_cache(job, tiny_vae, shard=(1, 2), gather=gather, **kwargs)
+    with pytest.raises(RuntimeError, match=r"failed in another process \(process 1: RuntimeError: CUDA out of memory"):
+        fill_latent_cache(job, tiny_vae, shard=(0, 2), gather=gather, **kwargs)

@@ -233,9 +233,12 @@ def test_eval_set_changes_how_not_what(runs: dict[str, Path], tmp_path: Path, ca
     assert main([*args, "--set", "sample.guidance=1.5"]) == 0
     settings = json.loads((run_dir / "eval" / "metrics.json").read_text())["settings"]
     assert settings["images"] == EVAL["prompts"] * 3 and settings["guidance"] == 1.5
+    assert settings["overrides"] == ["eval.seeds_per_prompt=3", "sample.guidance=1.5"]  # traceable
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--set", "train.steps=9"]) == 2
-    assert "--set train.steps=9: only eval.* and sample.* keys change an evaluation" in capsys.readouterr().err
+    assert "--set train.steps=9: only eval.* keys and sample.{sampler,options," in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--set", "sample.every=5"]) == 2  # no effect on an evaluation
+    assert "--set sample.every=5: only eval.* keys" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--set", "eval.seeds_per_prompt=0"]) == 2
     assert "eval.seeds_per_prompt" in capsys.readouterr().err
 
@@ -263,6 +266,20 @@ def test_compare_refuses_other_base_models(runs: dict[str, Path], tmp_path: Path
     recipe.write_text(text.replace(json.dumps(base), json.dumps(base + "-other")))
     assert main(["compare", str(runs["lora"]), str(other), "--out", str(tmp_path / "c.html")]) == 2
     assert "compare runs of one base model" in capsys.readouterr().err
+
+
+def test_compare_refuses_runs_evaluated_with_other_sampler_settings(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    other = Path(shutil.copytree(runs["loha"], tmp_path / "other"))
+    metrics_path = other / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["settings"]["guidance"] = metrics["settings"]["guidance"] + 1  # as `eval --set sample.guidance=...`
+    metrics_path.write_text(json.dumps(metrics))
+    assert main(["compare", str(runs["lora"]), str(other), "--out", str(tmp_path / "c.html")]) == 2
+    assert "evaluated with sample.guidance = " in capsys.readouterr().err
 
 
 def _fig(metric: str, name: str, base: float, adapted: float) -> Figure:

@@ -88,4 +88,6 @@ def test_timestep_range_must_fit_the_scheduler() -> None:
         check_timestep_range(ObjectiveConfig(max_timestep=1200), 1000)
     with pytest.raises(UserError, match=r"train.min_timestep = 1000: .*valid: 0..999"):
         check_timestep_range(ObjectiveConfig(min_timestep=1000), 1000)
+    with pytest.raises(UserError, match=r"train.min_timestep = 1200: .*valid: 0..999"):  # the first key that is off
+        check_timestep_range(ObjectiveConfig(min_timestep=1200, max_timestep=1500), 1000)
     check_timestep_range(ObjectiveConfig(min_timestep=10, max_timestep=1000), 1000)  # fits: no error

@@ -253,6 +253,23 @@ def test_ema_offload_keeps_ema_on_cpu_and_saves_ema_weights(tmp_path, tiny_model
     assert saved_values == pytest.approx(ema_values, rel=1e-6)
 
 
+def test_a_saved_ema_state_must_fit_the_weights_it_is_copied_to() -> None:
+    from adaptkit.errors import UserError
+    from adaptkit.recipe import EmaSection
+    from adaptkit.training.ema import EmaWeights, copy_ema_weights
+
+    params = [torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(4))]
+    ema = EmaWeights(params, EmaSection(enabled=True, decay=0.5))
+    state = ema.state_dict()
+    state["shadow_params"] = [torch.full((2, 3), 1.0), torch.full((4,), 2.0)]
+    copy_ema_weights(state, params, "ckpt")
+    assert params[0].tolist() == [[1.0] * 3] * 2 and params[1].tolist() == [2.0] * 4
+    with pytest.raises(UserError, match="ckpt: the checkpoint has no EMA state but ema.enabled = true"):
+        copy_ema_weights(None, params, "ckpt")
+    with pytest.raises(UserError, match="ckpt: the checkpoint's EMA holds 1 tensors that do not match the 2"):
+        copy_ema_weights({"shadow_params": [torch.zeros(2, 3)]}, params, "ckpt")
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

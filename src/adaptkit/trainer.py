@@ -23,7 +23,7 @@ from adaptkit.run import Run, check_same_identity, prepare_run_dir
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Collate, Layout, PositionSampler, derive_seed
-from adaptkit.training.ema import EmaWeights
+from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
@@ -204,9 +204,7 @@ class Trainer(TrainerOutputs):
         self.optimizer.load_state_dict(contents.state["optimizer"])
         self.lr_scheduler.load_state_dict(contents.state["lr_scheduler"])
         if self.ema is not None:
-            if contents.state.get("ema") is None:
-                raise UserError(f"--resume {path}: checkpoint has no EMA state but ema.enabled = true")
-            self.ema.load_state_dict(contents.state["ema"])
+            self.ema.load_state_dict(check_ema_state(contents.state.get("ema"), self.trainable, f"--resume {path}"))
         if self.accelerator.scaler is not None and contents.state.get("scaler"):
             self.accelerator.scaler.load_state_dict(contents.state["scaler"])
         set_rng_state(contents.state.get("rng"))

@@ -10,8 +10,15 @@ from typing import Any
 from adaptkit.cli.common import console
 from adaptkit.errors import UserError
 
-#: The recipe sections ``adaptkit eval --set`` may change.
-EVALUATION_KEYS = ("eval.", "sample.")
+#: The ``sample.*`` keys an evaluation uses (its prompts and seeds come from ``[eval]``).
+EVALUATION_SAMPLE_KEYS = ("sampler", "options", "steps", "guidance", "negative_prompt", "resolution")
+
+
+def changes_evaluation(override: str) -> bool:
+    """Whether ``adaptkit eval --set KEY=VALUE`` may change ``KEY``: any ``eval.*`` key and the sample
+    settings an evaluation uses; what the run trained (and ``sample.every/prompts/seeds``) is fixed."""
+    section, _, rest = override.partition("=")[0].strip().partition(".")
+    return section == "eval" or (section == "sample" and rest.split(".")[0] in EVALUATION_SAMPLE_KEYS)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -91,10 +98,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.checkpoints != "all" and (args.tolerance, args.style_figure, args.fidelity_figure) != (None, None, None):
         raise UserError("--tolerance, --style-figure, --fidelity-figure: only used with --checkpoints all")
     for text in args.overrides:
-        if not text.startswith(EVALUATION_KEYS):
+        if not changes_evaluation(text):
             raise UserError(
-                f"--set {text}: only eval.* and sample.* keys change an evaluation "
-                "(what the run trained is fixed; start a new run to change it)"
+                f"--set {text}: only eval.* keys and sample.{{{','.join(EVALUATION_SAMPLE_KEYS)}}} change an "
+                "evaluation (what the run trained is fixed; start a new run to change it)"
             )
     checkpoints = chosen_checkpoints(args.run_dir, args.checkpoints)
     results = evaluate_checkpoints(args.run_dir, checkpoints, args.metric, args.overrides)

@@ -61,8 +61,21 @@ def load_evaluated(run_dir: Path) -> EvaluatedRun:
     return EvaluatedRun(run_dir, f"{run_dir.name} ({recipe.method.name})", recipe.model.base, metrics)
 
 
+#: Sampler settings that must match for figures to be compared: their name in ``metrics.json``
+#: (written by :func:`adaptkit.evaluation.runner.comparable_settings`) and their recipe key.
+COMPARED_SETTINGS = {
+    "sampler": "sample.sampler",
+    "sampler_options": "sample.options",
+    "steps": "sample.steps",
+    "guidance": "sample.guidance",
+    "resolution": "sample.resolution",
+    "negative_prompt": "sample.negative_prompt",
+}
+
+
 def check_comparable(runs: Sequence[EvaluatedRun]) -> None:
-    """Refuse runs on different base models or evaluated on different prompts × seeds (one line)."""
+    """Refuse runs on different base models, evaluated on different prompts × seeds or with
+    different sampler settings (one line)."""
     first = runs[0]
     for run in runs[1:]:
         if run.base_model != first.base_model:
@@ -75,6 +88,13 @@ def check_comparable(runs: Sequence[EvaluatedRun]) -> None:
                 f"compare: {run.run_dir} was evaluated on other prompts or seeds than {first.run_dir}; "
                 "give both the same [eval] and [sample] settings and run adaptkit eval again"
             )
+        ours, theirs = first.metrics.get("settings", {}), run.metrics.get("settings", {})
+        for key, recipe_key in COMPARED_SETTINGS.items():
+            if key in ours and key in theirs and ours[key] != theirs[key]:
+                raise UserError(
+                    f"compare: {run.run_dir} was evaluated with {recipe_key} = {theirs[key]!r}, {first.run_dir} "
+                    f"with {ours[key]!r}; evaluate both alike (adaptkit eval RUN_DIR --set {recipe_key}=VALUE)"
+                )
 
 
 def scatter(offs: Sequence[TradeOff], chosen: TradeOff | None) -> Any:

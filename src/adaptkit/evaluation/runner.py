@@ -115,6 +115,7 @@ class Evaluation:
 
         self.run_dir = Path(run_dir)
         self.recipe = read_run_recipe(self.run_dir, overrides)
+        self.overrides = list(overrides)
         self.registries = get_plugin_manager(self.recipe.plugins.modules).collect()
         source, errors = str(self.run_dir / "recipe.toml"), []
         sample = self.recipe.sample
@@ -207,13 +208,24 @@ class Evaluation:
         settings = {
             "base_model": self.recipe.model.base,
             "method": self.recipe.method.name,
-            "sampler": sample.sampler,
-            "steps": sample.steps,
-            "guidance": sample.guidance,
-            "resolution": self.settings.resolution,
+            **comparable_settings(sample.sampler, sample.options, self.settings),
             "images": len(pairs),
+            "weights": "ema" if self.recipe.ema.enabled else "trained",
+            "overrides": self.overrides,
         }
         return EvalResult(self.run_dir, checkpoint.name if checkpoint else FINAL, figures, unavailable, pairs, settings)
+
+
+def comparable_settings(sampler: str, options: dict[str, Any], generation: GenerationSettings) -> dict[str, Any]:
+    """The sampler settings two evaluations must share for their figures to be compared."""
+    return {
+        "sampler": sampler,
+        "sampler_options": dict(options),
+        "steps": generation.steps,
+        "guidance": generation.guidance,
+        "resolution": generation.resolution,
+        "negative_prompt": generation.negative_prompt,
+    }
 
 
 def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
@@ -221,7 +233,7 @@ def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
     EMA (as the run's result holds them), else the trainable weights as trained."""
     from adaptkit.checkpoint import load_checkpoint
     from adaptkit.inference import run_components, run_method
-    from adaptkit.training.ema import EmaWeights
+    from adaptkit.training.ema import copy_ema_weights
 
     recipe = evaluation.recipe
     method = run_method(evaluation.registries, recipe, "recipe")
@@ -229,10 +241,8 @@ def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
     trainable = method.prepare(components)
     contents = load_checkpoint(checkpoint)
     method.load_trainable_state_dict(components, contents.trainable)
-    if contents.state.get("ema") is not None:
-        ema = EmaWeights(trainable, recipe.ema)
-        ema.load_state_dict(contents.state["ema"])
-        ema.copy_to_params()
+    if recipe.ema.enabled:
+        copy_ema_weights(contents.state.get("ema"), trainable, str(checkpoint))
     for module in (components.unet, components.text_encoder, components.vae):
         module.eval().requires_grad_(False)
     return components.pipeline(evaluation.sampler.build(dict(components.scheduler_config)))

@@ -182,8 +182,13 @@ def fill_latent_cache(
     else:
         reused = 0
     pending = [task for task in tasks if task not in cache.entries]  # normally the same in every process
-    share = list(_encode(job, pending[rank::count], vae, device, autocast, batch_size))
-    for task, mean, std in gather(share) if count > 1 else share:
+    if count > 1:
+        share = _gather_shares(
+            gather, lambda: list(_encode(job, pending[rank::count], vae, device, autocast, batch_size)), rank
+        )
+    else:
+        share = list(_encode(job, pending, vae, device, autocast, batch_size))
+    for task, mean, std in share:
         cache.entries[task] = (mean, std)
     leftover = [task for task in tasks if task not in cache.entries]  # what no other process provided
     for task, mean, std in _encode(job, leftover, vae, device, autocast, batch_size):
@@ -194,6 +199,31 @@ def fill_latent_cache(
         f"{where} in {time.perf_counter() - started:.1f} s"
     )
     return cache
+
+
+def _gather_shares(gather: Callable[[list], list], encode_share: Callable[[], list], rank: int) -> list:
+    """Every process's encoded share, or the same error on every process if one of them failed.
+
+    A process whose share raises still joins the gather (with a failure marker instead of
+    entries), so the others fail with its message instead of waiting in the collective until
+    the distributed timeout; the failing process re-raises its own exception, the others a
+    :class:`UserError` if it was one (a user mistake, such as an unreadable image) or else a
+    RuntimeError.
+    """
+    try:
+        share, failure = encode_share(), None
+    except Exception as exc:  # re-raised below, after the others have heard of it
+        lines = exc.lines if isinstance(exc, UserError) else [f"process {rank}: {type(exc).__name__}: {exc}"]
+        share, failure = [(None, lines, isinstance(exc, UserError))], exc
+    gathered = gather(share)
+    if failure is not None:
+        raise failure
+    for task, lines, user_mistake in gathered:
+        if task is None:
+            if user_mistake:
+                raise UserError(*lines)
+            raise RuntimeError(f"encoding the latent cache failed in another process ({lines[0]})")
+    return gathered
 
 
 def _encode(job: LatentJob, tasks: list[tuple[int, bool]], vae, device, autocast, batch_size: int):
@@ -210,9 +240,10 @@ def _encode(job: LatentJob, tasks: list[tuple[int, bool]], vae, device, autocast
             with torch.no_grad(), autocast():
                 posterior = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
             std = getattr(posterior, "std", None)
-            mean = posterior.mean if std is not None else posterior.sample()
-            for row, task in enumerate(chunk):
-                yield task, mean[row].cpu(), std[row].cpu() if std is not None else None
+            mean = (posterior.mean if std is not None else posterior.sample()).cpu()
+            std = std.cpu() if std is not None else None
+            for row, task in enumerate(chunk):  # clones: a row view would keep (and pickle) the whole batch
+                yield task, mean[row].clone(), std[row].clone() if std is not None else None
 
 
 # --------------------------------------------------------------------------- text

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from diffusers.training_utils import EMAModel
 
+from adaptkit.errors import UserError
 from adaptkit.recipe import EmaSection
 
 
@@ -71,10 +72,6 @@ class EmaWeights:
         finally:
             self.model.restore(self.params)
 
-    def copy_to_params(self) -> None:
-        """Overwrite the parameters with the EMA weights (to infer from a saved EMA state)."""
-        self.model.copy_to(self.params)
-
     def state_dict(self) -> dict:
         state = dict(self.model.state_dict())
         state["shadow_params"] = [p.detach().cpu() for p in state["shadow_params"]]
@@ -84,3 +81,23 @@ class EmaWeights:
         self.model.load_state_dict(state)
         target = "cpu" if self.offload else self.device
         self.model.to(target)
+
+
+def check_ema_state(state: dict | None, params: Sequence[torch.nn.Parameter], source: str) -> dict:
+    """``state`` (a checkpoint's saved EMA) if it fits ``params``, else a UserError naming ``source``."""
+    if state is None:
+        raise UserError(f"{source}: the checkpoint has no EMA state but ema.enabled = true")
+    shadows = state.get("shadow_params") or []
+    if [tuple(s.shape) for s in shadows] != [tuple(p.shape) for p in params]:
+        raise UserError(
+            f"{source}: the checkpoint's EMA holds {len(shadows)} tensors that do not match the "
+            f"{len(params)} trainable weights of this recipe's method; was it saved by another recipe?"
+        )
+    return state
+
+
+@torch.no_grad()
+def copy_ema_weights(state: dict | None, params: Sequence[torch.nn.Parameter], source: str) -> None:
+    """Overwrite ``params`` with a checkpoint's EMA weights, to infer from them (no second copy is made)."""
+    for param, shadow in zip(params, check_ema_state(state, params, source)["shadow_params"]):
+        param.copy_(shadow.to(param.device, param.dtype))

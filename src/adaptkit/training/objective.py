@@ -32,15 +32,15 @@ class ObjectiveConfig:
 
 def check_timestep_range(config: ObjectiveConfig, num_train_timesteps: int) -> None:
     """Raise a UserError when the recipe's timestep range does not fit the base model's scheduler."""
-    if config.max_timestep is not None and config.max_timestep > num_train_timesteps:
-        raise UserError(
-            f"train.max_timestep = {config.max_timestep}: the base model's scheduler has "
-            f"{num_train_timesteps} timesteps (valid: {config.min_timestep + 1}..{num_train_timesteps})"
-        )
     if config.min_timestep >= num_train_timesteps:
         raise UserError(
             f"train.min_timestep = {config.min_timestep}: the base model's scheduler has "
             f"{num_train_timesteps} timesteps (valid: 0..{num_train_timesteps - 1})"
+        )
+    if config.max_timestep is not None and config.max_timestep > num_train_timesteps:
+        raise UserError(
+            f"train.max_timestep = {config.max_timestep}: the base model's scheduler has "
+            f"{num_train_timesteps} timesteps (valid: {config.min_timestep + 1}..{num_train_timesteps})"
         )
 
 
@@ -67,7 +67,7 @@ def diffusion_loss(
     if config.noise_offset:
         noise = noise + config.noise_offset * randn(batch, latents.shape[1], 1, 1)
     added_noise = noise + config.input_perturbation * randn(*latents.shape) if config.input_perturbation else noise
-    high = config.max_timestep or noise_scheduler.config.num_train_timesteps
+    high = noise_scheduler.config.num_train_timesteps if config.max_timestep is None else config.max_timestep
     timesteps = torch.randint(config.min_timestep, high, (batch,), generator=generator).to(device)
     noisy_latents = noise_scheduler.add_noise(latents, added_noise, timesteps)
 
