@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 
 class UserError(Exception):
@@ -13,11 +14,27 @@ class UserError(Exception):
     """
 
     exit_code = 2
+    #: True once :meth:`print_on_every_process` printed the lines; the CLI does not print them again.
+    printed = False
 
     def __init__(self, *lines: str) -> None:
         flat = [line for line in lines if line]
         super().__init__("\n".join(flat))
         self.lines: list[str] = flat
+
+    def print(self) -> None:
+        """``error: <line>`` on stderr for each line (what the CLI prints)."""
+        for line in self.lines:
+            print(f"error: {line}", file=sys.stderr)
+        sys.stderr.flush()
+
+    def print_on_every_process(self, barrier: Callable[[], None]) -> UserError:
+        """Print now, then wait at ``barrier`` (a collective every process of the run calls), so
+        every process has said why before any exits: torchrun stops the others as soon as one exits."""
+        self.print()
+        barrier()
+        self.printed = True
+        return self
 
     @classmethod
     def collect(cls, lines: Iterable[str]) -> "UserError":

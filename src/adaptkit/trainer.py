@@ -156,7 +156,8 @@ class Trainer(TrainerOutputs):
         """Run ``action`` on the main process only; its UserError is raised on every process.
 
         The error lines are broadcast (``broadcast_object_list``, a barrier too), so the other
-        ranks exit with the same message instead of waiting forever in ``wait_for_everyone``.
+        ranks exit with the same message instead of waiting forever in ``wait_for_everyone``;
+        each prints it before a second barrier, so none is stopped by torchrun before it has.
         """
         lines: list[str] = []
         if self.accelerator.is_main_process:
@@ -169,7 +170,10 @@ class Trainer(TrainerOutputs):
 
             lines = broadcast_object_list([lines])[0]
         if lines:
-            raise UserError(*lines)
+            error = UserError(*lines)
+            if self.accelerator.num_processes > 1:
+                error.print_on_every_process(self.accelerator.wait_for_everyone)
+            raise error
 
     def _place_modules(self) -> None:
         """Frozen weights in the mixed-precision dtype, trainable ones in float32, all on the device."""

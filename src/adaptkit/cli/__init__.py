@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
-        for line in exc.lines:
-            print(f"error: {line}", file=sys.stderr)
+        if not exc.printed:
+            exc.print()
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
