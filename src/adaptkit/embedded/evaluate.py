@@ -15,6 +15,8 @@ from adaptkit.evaluation.generate import GenerationSettings, generate_images
 #: Sampler settings of evaluation and the demo.
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 5.0
+#: Held-out ground-truth images :func:`round_trip_ceiling` probes by default.
+ROUND_TRIP_IMAGES = 600
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def prompt_following(
     return score(probes, images, specs)
 
 
-def round_trip_ceiling(vae, probes: Probes, style: str, n: int = 600, seed: int = 777_000) -> dict[str, float]:
+def round_trip_ceiling(
+    vae, probes: Probes, style: str, n: int = ROUND_TRIP_IMAGES, seed: int = 777_000
+) -> dict[str, float]:
     """Per-head probe accuracy on held-out ground-truth images of ``style`` after a VAE round trip.
 
     A model that drew ``style`` perfectly would still be scored through its VAE's decoder, so
@@ -97,16 +101,12 @@ def round_trip_ceiling(vae, probes: Probes, style: str, n: int = 600, seed: int 
     ``style``). For the ink style the shipped VAE turns yellow wash into orange: colour 84 %
     against 100 % for the plain world.
     """
-    import torch
-
     from adaptkit.embedded.data import Batch, make_batch
     from adaptkit.embedded.probes import accuracy
     from adaptkit.embedded.training import reconstruct
 
     truth = make_batch(n, EVAL_SEED_OFFSET + seed, "eval", (style,))
-    with torch.no_grad():
-        decoded = Batch(reconstruct(vae, truth.images), truth.labels, truth.captions)
-    return accuracy(probes.net, decoded)
+    return accuracy(probes.net, Batch(reconstruct(vae, truth.images), truth.labels, truth.captions))
 
 
 def main() -> None:
@@ -134,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.round_trip:
         ceiling = round_trip_ceiling(load_pipeline(args.model).vae, Probes.load(args.probes), args.round_trip)
-        print(json.dumps({"round_trip": args.round_trip, "images": 600, **ceiling}))
+        print(json.dumps({"round_trip": args.round_trip, "images": ROUND_TRIP_IMAGES, **ceiling}))
         return
     pipe = with_sampler(load_pipeline(args.model))
     pipe.set_progress_bar_config(disable=True)
