@@ -240,7 +240,9 @@ def test_eval_set_changes_how_not_what(runs: dict[str, Path], tmp_path: Path, ca
     assert main(["eval", str(run_dir), "--set", "sample.every=5"]) == 2  # no effect on an evaluation
     assert "--set sample.every=5: only eval.* keys" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--set", "eval.seeds_per_prompt=0"]) == 2
-    assert "eval.seeds_per_prompt" in capsys.readouterr().err
+    assert "--set eval.seeds_per_prompt=0: eval.seeds_per_prompt:" in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--set", "sample.options.solver_ordr=2"]) == 2
+    assert "--set sample.options.solver_ordr=2: sample.options.solver_ordr: unknown key" in capsys.readouterr().err
 
 
 def test_compare_two_runs(runs: dict[str, Path], tmp_path: Path, capsys) -> None:

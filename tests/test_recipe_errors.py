@@ -182,6 +182,35 @@ def test_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str], overri
     assert expected in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.steps=abc", "--set train.steps=abc: train.steps: Input should be a valid integer"),
+        ("method.options.rank=-1", "--set method.options.rank=-1: method.options.rank:"),
+        ("method={name='lora', options={rnak=4}}", "--set method={name='lora', options={rnak=4}}: method.options.rnak"),
+        ("data.adapter=pokemn", "--set data.adapter=pokemn: data.adapter: unknown dataset 'pokemn'"),
+    ],
+)
+def test_bad_override_value_names_the_override_not_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    assert main(["validate", str(recipe), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert str(recipe) not in err
+
+
+def test_file_error_beside_an_override_still_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID.replace("[train]", "[train]\nstepz = 3", 1))
+    assert main(["validate", str(recipe), "--set", "train.steps=5"]) == 2
+    err = capsys.readouterr().err
+    assert f"{recipe}: train.stepz: unknown key" in err
+    assert "--set" not in err
+
+
 def test_override_applies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(VALID)

@@ -10,6 +10,7 @@ Each component's ``options`` table is validated by that component's own ``Option
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -332,6 +333,32 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 # --------------------------------------------------------------------------- errors
 
 
+class RecipeSource(str):
+    """A recipe file's name that remembers the ``--set`` overrides applied on top of the file,
+    so that an error in an overridden value names the override, not the file."""
+
+    overrides: tuple[str, ...]
+
+    def __new__(cls, path: str | Path, overrides: Sequence[str] = ()) -> "RecipeSource":
+        source = super().__new__(cls, str(path))
+        source.overrides = tuple(overrides)
+        return source
+
+    def of(self, key: str) -> str:
+        """Where the value of ``key`` (``train.steps``) came from: the last ``--set`` that wrote it
+        or a table above it, else the file."""
+        for text in reversed(self.overrides):
+            written = text.split("=", 1)[0].strip()
+            if key == written or key.startswith(written + "."):
+                return f"--set {text}"
+        return str(self)
+
+
+def source_of(source: str, key: str) -> str:
+    """The label an error about ``key`` starts with (see :class:`RecipeSource`)."""
+    return source.of(key) if isinstance(source, RecipeSource) else source
+
+
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
     """The valid keys of the model at ``loc`` (for 'unknown key' messages)."""
     current: Any = model
@@ -348,7 +375,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None
 
 
 def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
-    """One line per error: ``source: key.path: message``."""
+    """One line per error: ``source: key.path: message`` (``source`` is the ``--set`` that wrote the
+    key when ``source`` is a :class:`RecipeSource` that knows one)."""
     lines = []
     for error in exc.errors():
         loc = tuple(error["loc"])
@@ -357,16 +385,16 @@ def format_validation_error(source: str, exc: ValidationError, model: type[BaseM
         if error["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
             hint = f" (valid: {', '.join(valid)})" if valid else ""
-            lines.append(f"{source}: {full_key}: unknown key{hint}")
+            lines.append(f"{source_of(source, full_key)}: {full_key}: unknown key{hint}")
         elif error["type"] == "missing":
-            lines.append(f"{source}: {full_key}: required key is missing")
+            lines.append(f"{source_of(source, full_key)}: {full_key}: required key is missing")
         else:
             message = error["msg"]
             if message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
             given = error.get("input")
             shown = "" if isinstance(given, dict) else f" (got {given!r})"
-            lines.append(f"{source}: {full_key}: {message}{shown}")
+            lines.append(f"{source_of(source, full_key)}: {full_key}: {message}{shown}")
     return lines
 
 
@@ -397,4 +425,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe file (component options are checked by :func:`resolve`)."""
     path = Path(path)
     data = apply_overrides(read_toml(path), list(overrides or []))
-    return parse_recipe(data, str(path))
+    return parse_recipe(data, RecipeSource(path, overrides or ()))

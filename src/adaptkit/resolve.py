@@ -5,6 +5,7 @@ All problems (unknown component names, bad options) are collected and raised tog
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from adaptkit.component import Component, DatasetAdapter, Method, Sampler
 from adaptkit.errors import UserError
 from adaptkit.plugins import Components, PluginManager, Registry, get_plugin_manager
-from adaptkit.recipe import Recipe, format_validation_error, load_recipe
+from adaptkit.recipe import Recipe, RecipeSource, format_validation_error, load_recipe, source_of
 
 C = TypeVar("C", bound=Component)
 
@@ -55,7 +56,7 @@ def build_component(
     table beside ``key`` (``method.name`` -> ``method.options``).
     """
     if name not in registry:
-        errors.append(f"{source}: {key}: {registry.unknown_message(name)}")
+        errors.append(f"{source_of(source, key)}: {key}: {registry.unknown_message(name)}")
         return None
     cls = registry.get(name).cls
     options_key = (options_key or key.rsplit(".", 1)[0] + ".options") + "."
@@ -67,8 +68,13 @@ def build_component(
     return cls(parsed)
 
 
-def resolve_recipe(recipe: Recipe, path: Path, manager: PluginManager | None = None) -> ResolvedRecipe:
-    source = str(path)
+def resolve_recipe(
+    recipe: Recipe, path: Path, manager: PluginManager | None = None, overrides: Sequence[str] = ()
+) -> ResolvedRecipe:
+    """Build the recipe's dataset, method, sampler and metrics through the plugin registries;
+    raise :class:`UserError` listing every problem (a value set by one of ``overrides`` is blamed
+    on that ``--set``)."""
+    source = RecipeSource(path, overrides)
     if manager is None:
         manager = get_plugin_manager(recipe.plugins.modules, base_dir=path.parent, source=source)
     registries = manager.collect()
@@ -97,4 +103,4 @@ def load_and_resolve(path: str | Path, overrides: list[str] | None = None) -> Re
     """Read, validate and resolve a recipe file; raise :class:`UserError` listing every problem."""
     path = Path(path)
     recipe = load_recipe(path, overrides)
-    return resolve_recipe(recipe, path)
+    return resolve_recipe(recipe, path, overrides=overrides or ())

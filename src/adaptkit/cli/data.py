@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.table import Table
 
 from adaptkit.cli.common import add_recipe_arguments, console
 from adaptkit.component import DatasetAdapter
-from adaptkit.recipe import Recipe, load_recipe
+from adaptkit.recipe import Recipe, RecipeSource, load_recipe
 
 CAPTION_WIDTH = 80
 
@@ -64,12 +65,16 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def resolve_dataset(recipe: Recipe, path: Path) -> DatasetAdapter:
+def resolve_dataset(recipe: Recipe, path: Path, overrides: Sequence[str] = ()) -> DatasetAdapter:
     """Only the recipe's dataset adapter (plugins loaded as for a run); methods and samplers are not built."""
     from adaptkit.data.loading import build_adapter
 
     return build_adapter(
-        recipe.data.adapter, recipe.data.options, modules=recipe.plugins.modules, base_dir=path.parent, source=str(path)
+        recipe.data.adapter,
+        recipe.data.options,
+        modules=recipe.plugins.modules,
+        base_dir=path.parent,
+        source=RecipeSource(path, overrides),
     )
 
 
@@ -84,7 +89,7 @@ def handle_preview(args: argparse.Namespace) -> int:
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
-    dataset = resolve_dataset(recipe, path).load()
+    dataset = resolve_dataset(recipe, path, args.overrides).load()
     pipeline = ImagePipeline.from_data_section(recipe.data)
     result = preview(dataset, pipeline, rows=args.rows, seed=recipe.train.seed, thumb=args.thumb)
 
@@ -121,7 +126,7 @@ def handle_export(args: argparse.Namespace) -> int:
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
-    count = export_imagefolder(resolve_dataset(recipe, path).load(), args.out, args.limit)
+    count = export_imagefolder(resolve_dataset(recipe, path, args.overrides).load(), args.out, args.limit)
     console.print(
         f"wrote {count} images and metadata.jsonl to {args.out}; train on it with "
         f'[data] adapter = "imagefolder", [data.options] source = "{args.out}"',

@@ -111,13 +111,14 @@ class Evaluation:
     def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> None:
         from adaptkit.inference import read_run_recipe
         from adaptkit.plugins import get_plugin_manager
+        from adaptkit.recipe import RecipeSource
         from adaptkit.resolve import build_component
 
         self.run_dir = Path(run_dir)
         self.recipe = read_run_recipe(self.run_dir, overrides)
         self.overrides = list(overrides)
         self.registries = get_plugin_manager(self.recipe.plugins.modules).collect()
-        source, errors = str(self.run_dir / "recipe.toml"), []
+        source, errors = RecipeSource(self.run_dir / "recipe.toml", overrides), []
         sample = self.recipe.sample
         self.sampler = build_component(
             self.registries.samplers, sample.sampler, sample.options, source, "sample.sampler", errors
