@@ -83,21 +83,26 @@ def test_pipeline_loads_offline_and_samples_fast(pipe) -> None:
     assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
 
 
-def test_base_model_follows_heldout_prompts_above_chance_live(pipe, probes: Probes) -> None:
+def test_base_model_follows_heldout_prompts_as_recorded_live(pipe, probes: Probes) -> None:
     report = json.loads(REPORT.read_text())
     guidance = float(report["sampling"]["guidance_scale"])
     specs = eval_prompts("eval", per_prompt=2, seed=777_000)  # 24 held-out prompts × 2 seeds
     images = generate(pipe, [s.prompt for s in specs], [s.seed for s in specs], 20, guidance)
     res = score(probes, images, specs)
-    # well above chance (1/6 colours, 1/4 shapes); the full bar is checked on the report
-    assert res["colour"] >= 0.35 and res["shape"] >= 0.25, res
+    recorded = report["stages"]["evaluate"]["heldout"][str(guidance)]
+    # the issue's bar, on 48 fresh held-out images, and within sampling noise of the recorded figures
+    for head in ("shape", "colour"):
+        assert res[head] >= 0.8 and recorded[head] >= 0.8, (head, res, recorded)
+        assert abs(res[head] - recorded[head]) <= 0.1, (head, res, recorded)
+    assert res["style_plain"] >= 0.8 and res["style_ink"] <= 0.1, res
 
 
-def test_round_trip_ceiling_reads_the_plain_world_and_measures_the_ink_loss(pipe, probes: Probes) -> None:
-    """The ceiling of a perfect model: ground truth through the VAE. Plain keeps its colours; ink
-    keeps its shapes and style but loses colours (yellow wash decodes as orange), as documented."""
+def test_round_trip_ceiling_lets_an_ink_model_keep_its_colours(pipe, probes: Probes) -> None:
+    """The ceiling of a perfect model: ground truth through the VAE. The demo's colour target (90 %
+    of the base's) is measurable only if the decoder keeps the ink wash's hue (the 600-step VAE of
+    sessions 1-4 read 84 %); docs/embedded.md: plain 100 %, ink 98 % on 600 images."""
     plain = round_trip_ceiling(pipe.vae, probes, "plain", n=120)
     ink = round_trip_ceiling(pipe.vae, probes, "ink", n=120)
-    assert plain["colour"] >= 0.95 and plain["style"] >= 0.9
+    assert plain["colour"] >= 0.95 and plain["shape"] >= 0.95 and plain["style"] >= 0.95
     assert ink["shape"] >= 0.95 and ink["style"] >= 0.95
-    assert 0.70 <= ink["colour"] <= 0.92  # docs/embedded.md: 84 % on 600 images
+    assert ink["colour"] >= 0.92

@@ -2,7 +2,9 @@
 
 Usage::
 
-    python -m adaptkit.embedded.pretrain --out src/adaptkit/embedded [--minutes-budget 70]
+    python -m adaptkit.embedded.pretrain --out DIR --work DIR/work
+
+The defaults are the settings of the shipped weights (seed 0; 100 min on a quiet 2-core CPU).
 
 Stages: render data → probes → VAE → cache latents → UNet + text encoder
 (caption dropout for classifier-free guidance) → prompt-following evaluation
@@ -35,7 +37,7 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="directory receiving tiny-sd/, probes/, report")
     p.add_argument("--work", type=Path, default=Path("/tmp/adaptkit-pretrain"), help="cache directory")
-    p.add_argument("--minutes-budget", type=float, default=70.0)
+    p.add_argument("--minutes-budget", type=float, default=160.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-styled", type=int, default=12000)
@@ -44,13 +46,13 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--n-decoded", type=int, default=6000, help="styled images whose VAE round trips tune the probes")
     p.add_argument("--probe-decoded-steps", type=int, default=500, help="0 skips tuning the probes on decoded images")
     p.add_argument("--probes-only", action="store_true", help="stop after the probes (with --init-from: tune them)")
-    p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--vae-steps", type=int, default=2000)
     p.add_argument("--kl-weight", type=float, default=1e-6)
-    p.add_argument("--unet-steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--unet-steps", type=int, default=3200)
+    p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--guidances", default="3,5,7.5")
-    p.add_argument("--eval-per-prompt", type=int, default=8)
+    p.add_argument("--guidances", default="5")
+    p.add_argument("--eval-per-prompt", type=int, default=4)
     p.add_argument("--resume", action="store_true", help="reuse probes/VAE from a previous run")
     p.add_argument("--init-from", type=Path, default=None, help="continue UNet/text encoder from a saved pipeline")
     return p.parse_args()
