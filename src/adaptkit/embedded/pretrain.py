@@ -33,7 +33,8 @@ from adaptkit.embedded.training import EMA, UNetRun, encode_latents, psnr, recon
 from adaptkit.embedded.world import EVAL_SEED_OFFSET
 
 
-def _parse() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv[1:]``); the defaults are the shipped settings."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="directory receiving tiny-sd/, probes/, report")
     p.add_argument("--work", type=Path, default=Path("/tmp/adaptkit-pretrain"), help="cache directory")
@@ -53,9 +54,11 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--guidances", default="5")
     p.add_argument("--eval-per-prompt", type=int, default=4)
+    p.add_argument("--eval-steps", type=int, default=DEFAULT_STEPS, help="sampler steps of every evaluation")
+    p.add_argument("--probe-eval-images", type=int, default=2000, help="fresh images the probes are scored on")
     p.add_argument("--resume", action="store_true", help="reuse probes/VAE from a previous run")
     p.add_argument("--init-from", type=Path, default=None, help="continue UNet/text encoder from a saved pipeline")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 class Run:
@@ -97,7 +100,7 @@ def stage_probes(run: Run, styled) -> Probes:
         return Probes.load(path)
     t = time.time()
     net = train_probe_net(styled, steps=a.probe_steps, seed=a.seed, log=run.log)
-    fresh = make_batch(2000, EVAL_SEED_OFFSET + a.seed + 7, "any", STYLE_CLASSES, workers=2)
+    fresh = make_batch(a.probe_eval_images, EVAL_SEED_OFFSET + a.seed + 7, "any", STYLE_CLASSES, workers=2)
     clean, aug = accuracy(net, fresh), accuracy(net, fresh, augmented=True)
     config = {
         "labels": {k: list(v) for k, v in LABELS.items()},
@@ -105,7 +108,7 @@ def stage_probes(run: Run, styled) -> Probes:
         "width": 32,
         "heldout_accuracy": clean,
         "heldout_accuracy_augmented": aug,
-        "heldout_data": "2000 fresh images, seeds >= EVAL_SEED_OFFSET, all triples, styles cycled",
+        "heldout_data": f"{a.probe_eval_images} fresh images, seeds >= EVAL_SEED_OFFSET, all triples, styles cycled",
     }
     probes = Probes(net, config)
     probes.save(path)
@@ -133,7 +136,7 @@ def stage_probes_on_decoded(run: Run, probes: Probes, vae: models.AutoencoderKL)
         real.captions * 2,
     )
     net = train_probe_net(both, steps=a.probe_decoded_steps, lr=5e-4, seed=a.seed + 2, log=run.log, init=probes.net)
-    fresh = make_batch(2000, EVAL_SEED_OFFSET + a.seed + 7, "any", STYLE_CLASSES, workers=2)
+    fresh = make_batch(a.probe_eval_images, EVAL_SEED_OFFSET + a.seed + 7, "any", STYLE_CLASSES, workers=2)
     decoded = Batch(reconstruct(vae, fresh.images), fresh.labels, fresh.captions)
     info = {
         "heldout_accuracy": accuracy(net, fresh),
@@ -188,9 +191,9 @@ def stage_latents(run: Run, vae: models.AutoencoderKL, plain, cache: Path):
     return lat_mean, lat_std, plain.captions
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run all stages."""
-    a = _parse()
+    a = parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     run = Run(a)
@@ -257,7 +260,7 @@ def main() -> None:
 
     def checkpoint(ema: EMA, step: int) -> None:
         pipe = export(ema)
-        res = prompt_following(pipe, probes, quick, DEFAULT_STEPS, 5.0)
+        res = prompt_following(pipe, probes, quick, a.eval_steps, 5.0)
         run.log(f"checkpoint at step {step}: quick held-out eval (g=5) {res}")
         run.report.setdefault("checkpoints", []).append({"step": step, "elapsed": round(time.time() - run.t0), **res})
         run.save_report()
@@ -276,14 +279,14 @@ def main() -> None:
     specs = eval_prompts("eval", per_prompt=a.eval_per_prompt)
     results = {}
     for g in (float(v) for v in a.guidances.split(",")):
-        results[str(g)] = prompt_following(pipe, probes, specs, DEFAULT_STEPS, g)
+        results[str(g)] = prompt_following(pipe, probes, specs, a.eval_steps, g)
         run.log(f"held-out eval guidance {g}: {results[str(g)]}")
     best = max(results, key=lambda k: results[k]["both"])
     train_specs = eval_prompts("train", per_prompt=1, seed=900_000)
-    train_res = prompt_following(pipe, probes, train_specs, DEFAULT_STEPS, float(best))
+    train_res = prompt_following(pipe, probes, train_specs, a.eval_steps, float(best))
     run.report["sampling"] = {
         "scheduler": "DPMSolverMultistepScheduler",
-        "steps": DEFAULT_STEPS,
+        "steps": a.eval_steps,
         "guidance_scale": float(best),
     }
     run.stage(

@@ -106,9 +106,9 @@ def psnr(vae: AutoencoderKL, images: np.ndarray) -> float:
 class UNetRun:
     """Hyper-parameters of the UNet + text-encoder stage."""
 
-    steps: int = 2000
+    steps: int = 3200
     batch_size: int = 64
-    lr: float = 4e-4
+    lr: float = 6e-4
     warmup: int = 100
     caption_dropout: float = 0.1
     min_snr_gamma: float = 5.0
@@ -188,7 +188,7 @@ def train_unet(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema.update()
-        losses.append(float(loss))
+        losses.append(loss.item())
         elapsed = time.time() - t0
         if step % 25 == 0:
             log(
