@@ -189,6 +189,7 @@ def test_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str], overri
         ("method.options.rank=-1", "--set method.options.rank=-1: method.options.rank:"),
         ("method={name='lora', options={rnak=4}}", "--set method={name='lora', options={rnak=4}}: method.options.rnak"),
         ("data.adapter=pokemn", "--set data.adapter=pokemn: data.adapter: unknown dataset 'pokemn'"),
+        (" train . steps = abc", "--set  train . steps = abc: train.steps: Input should be a valid integer"),
     ],
 )
 def test_bad_override_value_names_the_override_not_the_file(

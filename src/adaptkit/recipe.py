@@ -348,7 +348,7 @@ class RecipeSource(str):
         """Where the value of ``key`` (``train.steps``) came from: the last ``--set`` that wrote it
         or a table above it, else the file."""
         for text in reversed(self.overrides):
-            written = text.split("=", 1)[0].strip()
+            written = ".".join(parse_override(text)[0])
             if key == written or key.startswith(written + "."):
                 return f"--set {text}"
         return str(self)

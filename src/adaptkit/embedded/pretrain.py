@@ -4,7 +4,7 @@ Usage::
 
     python -m adaptkit.embedded.pretrain --out DIR --work DIR/work
 
-The defaults are the settings of the shipped weights (seed 0; 100 min on a quiet 2-core CPU).
+The defaults are the settings of the shipped weights (seed 0; 96 min on a quiet 2-core CPU).
 
 Stages: render data → probes → VAE → cache latents → UNet + text encoder
 (caption dropout for classifier-free guidance) → prompt-following evaluation
