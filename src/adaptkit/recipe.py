@@ -10,13 +10,13 @@ Each component's ``options`` table is validated by that component's own ``Option
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adaptkit.errors import UserError
+from adaptkit.recipe_overrides import RecipeSource, apply_overrides, source_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -299,64 +299,7 @@ class Recipe(Section):
         return self
 
 
-# --------------------------------------------------------------------------- overrides
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.steps=10`` -> (["train", "steps"], 10). Values are TOML; bare words are strings."""
-    if "=" not in text:
-        raise UserError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set train.steps=10")
-    key, raw = text.split("=", 1)
-    path = [part.strip() for part in key.strip().split(".")]
-    if not all(path):
-        raise UserError(f"--set {text}: empty key in {key!r}")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return path, value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for depth, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise UserError(f"--set {text}: {'.'.join(path[: depth + 1])} is not a table")
-            node = child
-        node[path[-1]] = value
-    return data
-
-
 # --------------------------------------------------------------------------- errors
-
-
-class RecipeSource(str):
-    """A recipe file's name that remembers the ``--set`` overrides applied on top of the file,
-    so that an error in an overridden value names the override, not the file."""
-
-    overrides: tuple[str, ...]
-
-    def __new__(cls, path: str | Path, overrides: Sequence[str] = ()) -> "RecipeSource":
-        source = super().__new__(cls, str(path))
-        source.overrides = tuple(overrides)
-        return source
-
-    def of(self, key: str) -> str:
-        """Where the value of ``key`` (``train.steps``) came from: the last ``--set`` that wrote it
-        or a table above it, else the file."""
-        for text in reversed(self.overrides):
-            written = ".".join(parse_override(text)[0])
-            if key == written or key.startswith(written + "."):
-                return f"--set {text}"
-        return str(self)
-
-
-def source_of(source: str, key: str) -> str:
-    """The label an error about ``key`` starts with (see :class:`RecipeSource`)."""
-    return source.of(key) if isinstance(source, RecipeSource) else source
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from adaptkit.component import Component, DatasetAdapter, Method, Sampler
 from adaptkit.errors import UserError
 from adaptkit.plugins import Components, PluginManager, Registry, get_plugin_manager
-from adaptkit.recipe import Recipe, RecipeSource, format_validation_error, load_recipe, source_of
+from adaptkit.recipe import Recipe, format_validation_error, load_recipe
+from adaptkit.recipe_overrides import RecipeSource, source_of
 
 C = TypeVar("C", bound=Component)
 

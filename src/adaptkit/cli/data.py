@@ -11,7 +11,8 @@ from rich.table import Table
 
 from adaptkit.cli.common import add_recipe_arguments, console
 from adaptkit.component import DatasetAdapter
-from adaptkit.recipe import Recipe, RecipeSource, load_recipe
+from adaptkit.recipe import Recipe, load_recipe
+from adaptkit.recipe_overrides import RecipeSource
 
 CAPTION_WIDTH = 80
 

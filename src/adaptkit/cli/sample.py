@@ -8,7 +8,8 @@ from pathlib import Path
 from adaptkit.cli.common import console
 from adaptkit.errors import UserError
 from adaptkit.plugins import get_plugin_manager
-from adaptkit.recipe import ModelSection, parse_override
+from adaptkit.recipe import ModelSection
+from adaptkit.recipe_overrides import parse_override
 from adaptkit.resolve import build_component
 from adaptkit.sampling import SampleSpec, generate, save_grid
 

@@ -111,7 +111,7 @@ class Evaluation:
     def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> None:
         from adaptkit.inference import read_run_recipe
         from adaptkit.plugins import get_plugin_manager
-        from adaptkit.recipe import RecipeSource
+        from adaptkit.recipe_overrides import RecipeSource
         from adaptkit.resolve import build_component
 
         self.run_dir = Path(run_dir)
