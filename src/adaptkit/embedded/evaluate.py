@@ -98,7 +98,7 @@ def round_trip_ceiling(
 
     A model that drew ``style`` perfectly would still be scored through its VAE's decoder, so
     these fractions bound what any adapted model can score (``style`` is the fraction read as
-    ``style``). The shipped VAE keeps the ink style's colours for the probe in 98 % of images
+    ``style``). The shipped VAE keeps the ink style's colours for the probe in 97 % of images
     (the 600-step VAE of sessions 1-4 turned its yellow wash into orange: 84 %).
     """
     from adaptkit.embedded.data import Batch, make_batch
