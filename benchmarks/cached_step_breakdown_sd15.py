@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from peft import LoraConfig
 
-from adaptkit.bench.sd15 import build_sd15_random_pipeline
+from adaptkit.testing.sd15 import build_sd15_random_pipeline
 
 
 def seconds(action: Callable[[], object], repeats: int) -> float:

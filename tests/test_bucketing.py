@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from adaptkit.cli import main
-from adaptkit.data.buckets import BucketOrder, BucketPlan, make_buckets, nearest_bucket
 from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.testing.datasets import pattern_image
 from adaptkit.training.batches import Layout
+from adaptkit.training.buckets import BucketOrder, BucketPlan, make_buckets, nearest_bucket
 
 from training_helpers import run, write_recipe
 
@@ -107,7 +107,7 @@ def test_training_with_buckets(tmp_path, tiny_model_dir, cache_latents) -> None:
         sample={"prompts": []},
     )
     trainer, result = run(recipe)
-    assert math.isfinite(result["final_loss"])
+    assert math.isfinite(result.final_loss)
     sizes = trainer.training_data.sizes
     assert set(sizes) == {(40, 24), (32, 32), (24, 40)}
     examples = trainer.training_examples

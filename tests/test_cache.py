@@ -55,7 +55,7 @@ def run_losses(tmp_path: Path, model: Path, data: Path, name: str, **data_keys) 
         sample={"prompts": []},
     )
     trainer, _ = run(recipe)
-    metrics = [json.loads(line) for line in trainer.run.metrics_path.read_text().splitlines()]
+    metrics = [json.loads(line) for line in trainer.run.dir.metrics.read_text().splitlines()]
     weights = {k: v.clone() for k, v in trainer.method.trainable_state_dict(trainer.components).items()}
     return [row["loss"] for row in metrics], weights, trainer
 
@@ -190,7 +190,7 @@ def test_text_encoder_training_still_trains_uncached(tmp_path, tiny_model_dir, d
     )
     trainer, result = run(recipe)
     assert trainer.text_cache is None and trainer.latent_cache is not None
-    assert result["steps"] == 4
+    assert result.steps == 4
 
 
 def test_a_user_error_for_bad_cache_values(tmp_path, tiny_model_dir, data_dir, capsys) -> None:

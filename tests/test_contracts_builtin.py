@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from adaptkit.builtins.datasets import (
-    EmbeddedStylesAdapter,
     HubAdapter,
     ImageFolderAdapter,
     NarutoAdapter,
@@ -23,6 +22,7 @@ from adaptkit.builtins.datasets import (
 from adaptkit.builtins.methods import FullMethod, LohaMethod, LoraMethod
 from adaptkit.builtins.samplers import DDIMSampler, DPMSolverSampler, PNDMSampler
 from adaptkit.component import Metric, Sampler
+from adaptkit.embedded.dataset import EmbeddedStylesAdapter
 from adaptkit.evaluation import Figure
 from adaptkit.testing import datasets as local
 from adaptkit.testing.contracts import (

@@ -13,7 +13,6 @@ from PIL import Image
 from adaptkit.data.images import decode_rgb, to_rgb
 from adaptkit.data.pipeline import (
     ImagePipeline,
-    build_training_transform,
     choose_caption,
     to_image,
     to_tensor,
@@ -103,8 +102,7 @@ def test_built_from_the_recipe_data_section() -> None:
     data = DataSection(adapter="pokemon", resolution=24, center_crop=False, random_flip=True)
     pipeline = ImagePipeline.from_data_section(data)
     assert (pipeline.resolution, pipeline.center_crop, pipeline.random_flip) == (24, False, True)
-    transform = build_training_transform(data)
-    assert transform(pattern_image(0, (30, 40)), random.Random(0)).shape == (3, 24, 24)
+    assert pipeline(pattern_image(0, (30, 40)), random.Random(0)).pixel_values.shape == (3, 24, 24)
     with pytest.raises(ValueError, match="interpolation must be one of bicubic, lanczos"):
         ImagePipeline(8, interpolation="nearest")  # type: ignore[arg-type]
 

@@ -156,14 +156,16 @@ def test_dataset_and_transform_survive_pickling_for_loader_workers(tmp_path: Pat
     import pickle
     import random
 
-    from adaptkit.data.pipeline import build_training_transform
+    from adaptkit.data.pipeline import ImagePipeline
     from adaptkit.recipe import DataSection
 
     dataset = load("pokemon", source=str(write_pokemon(tmp_path / "p", rows=3).path))
     copy = pickle.loads(pickle.dumps(dataset))
     assert copy.keys() == dataset.keys() and copy[2].captions == dataset[2].captions
-    transform = pickle.loads(pickle.dumps(build_training_transform(DataSection(adapter="pokemon", resolution=16))))
-    assert transform(copy[0].image, random.Random(0)).shape == (3, 16, 16)
+    pipeline = pickle.loads(
+        pickle.dumps(ImagePipeline.from_data_section(DataSection(adapter="pokemon", resolution=16)))
+    )
+    assert pipeline(copy[0].image, random.Random(0)).pixel_values.shape == (3, 16, 16)
 
 
 def test_limit_examples(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ import torch
 
 import adaptkit.embedded as embedded
 from adaptkit.embedded.data import make_batch
-from adaptkit.embedded.evaluate import eval_prompts, generate, round_trip_ceiling, score
-from adaptkit.embedded.models import load_pipeline, with_sampler
+from adaptkit.embedded.evaluate import eval_prompts, generate, score
+from adaptkit.embedded.pretraining.evaluate import round_trip_ceiling
+from adaptkit.embedded.pretraining.models import load_pipeline, with_sampler
 from adaptkit.embedded.probes import Probes
 from adaptkit.embedded.styles import STYLE_CLASSES
 from adaptkit.embedded.world import EVAL_SEED_OFFSET
@@ -21,7 +22,7 @@ from adaptkit.embedded.world import EVAL_SEED_OFFSET
 ROOT = Path(embedded.__file__).parent
 MODEL_DIR = ROOT / "tiny-sd"
 PROBES_DIR = ROOT / "probes"
-REPORT = ROOT / "pretrain_report.json"
+REPORT = Path(__file__).resolve().parents[1] / "docs" / "embedded" / "pretrain_report.json"
 
 pytestmark = pytest.mark.skipif(not (PROBES_DIR / "probes.safetensors").exists(), reason="embedded weights not built")
 
@@ -39,7 +40,7 @@ def pipe():
 
 
 def test_recorded_probe_accuracy_is_high(probes: Probes) -> None:
-    acc = probes.heldout_accuracy
+    acc = probes.config["heldout_accuracy"]
     for head in ("shape", "colour", "style"):
         assert acc[head] >= 0.95, (head, acc)
 
@@ -60,7 +61,7 @@ def test_probes_are_accurate_on_fresh_generator_images(probes: Probes) -> None:
 
 def test_probes_judge_vae_round_trips_as_recorded(pipe, probes: Probes) -> None:
     """Generated images are decoded images: the probes must read them as well as recorded."""
-    from adaptkit.embedded.training import reconstruct
+    from adaptkit.embedded.pretraining.training import reconstruct
 
     recorded = probes.config["heldout_accuracy_decoded"]
     batch = make_batch(240, EVAL_SEED_OFFSET + 515_151, "any", STYLE_CLASSES)

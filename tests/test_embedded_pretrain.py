@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import adaptkit.embedded as embedded
-from adaptkit.embedded import pretrain
 from adaptkit.embedded.evaluate import generate
-from adaptkit.embedded.models import load_pipeline, with_sampler
+from adaptkit.embedded.pretraining import pretrain
+from adaptkit.embedded.pretraining.models import load_pipeline, with_sampler
 from adaptkit.embedded.probes import Probes
 
-SHIPPED_REPORT = Path(embedded.__file__).parent / "pretrain_report.json"
+SHIPPED_REPORT = Path(__file__).resolve().parents[1] / "docs" / "embedded" / "pretrain_report.json"
 TOY = [
     "--n-styled", "64", "--n-plain", "64", "--probe-steps", "2", "--n-decoded", "32",
     "--probe-decoded-steps", "1", "--vae-steps", "2", "--unet-steps", "2", "--warmup", "1",
@@ -24,7 +23,7 @@ STAGES = {"data", "probes", "vae", "probes_on_decoded", "latents", "unet", "eval
 
 
 def test_defaults_are_the_settings_of_the_shipped_weights() -> None:
-    """``python -m adaptkit.embedded.pretrain --out DIR`` reproduces the shipped run (docs/embedded.md).
+    """``python -m adaptkit.embedded.pretraining.pretrain --out DIR`` reproduces the shipped run (docs/embedded.md).
 
     Options added after that run must default to what the run did (they are not in its report)."""
     shipped = json.loads(SHIPPED_REPORT.read_text())["args"]

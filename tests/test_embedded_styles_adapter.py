@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptkit.builtins.datasets.embedded_styles import EmbeddedStylesAdapter
+from adaptkit.embedded.dataset import EmbeddedStylesAdapter
 from adaptkit.errors import UserError
 from adaptkit.recipe import ModelSection
 
@@ -86,7 +86,8 @@ def test_probe_report_after_a_run(tmp_path: Path, tiny_model_dir: Path, monkeypa
     )
     _, result = run(recipe)
     saved = json.loads((tmp_path / "runs" / "run" / "eval" / "metrics.json").read_text())
-    assert saved == result["evaluation"] and saved["settings"]["images"] == 4 and not saved["unavailable"]
+    assert saved["checkpoint"] == "final" and saved["settings"]["images"] == 4 and not saved["unavailable"]
+    assert result.steps == 2
     figures = {f["name"]: f for f in saved["figures"] if f["metric"] == "embedded_probes"}
     assert set(figures) == {"target_style", "shape", "colour", "both"}
     for figure in figures.values():

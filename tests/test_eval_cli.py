@@ -151,9 +151,9 @@ def test_run_end_writes_metrics_json_result_and_report(runs: dict[str, Path]) ->
 
 def test_pairs_share_prompt_seed_and_sampler(runs: dict[str, Path]) -> None:
     """With the base model as the 'adapted' one, every pair is identical: same prompt, seed and settings."""
-    from adaptkit.evaluation.generate import generate_images
     from adaptkit.evaluation.runner import Evaluation
-    from adaptkit.inference import load_pipeline
+    from adaptkit.sampling.generate import generate_images
+    from adaptkit.sampling.pipeline import load_pipeline
 
     evaluation = Evaluation(runs["lora"], metrics=["test_style"])
     evaluation.adapted_pipeline = lambda checkpoint: load_pipeline(  # type: ignore[method-assign]
@@ -195,8 +195,8 @@ def test_a_checkpoint_is_scored_with_its_ema_weights(tmp_path: Path, tiny_model_
     """With EMA on, the run's result holds the EMA weights; ranking a checkpoint must score those too."""
     import torch
 
-    from adaptkit.checkpoint import load_checkpoint
     from adaptkit.evaluation.runner import Evaluation, checkpoint_pipeline
+    from adaptkit.training.checkpoint import load_checkpoint
 
     run_dir = make_run(tmp_path, tiny_model_dir, "lora", "ema-run", ema={"enabled": True, "decay": 0.5})
     evaluation = Evaluation(run_dir)

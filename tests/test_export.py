@@ -76,9 +76,9 @@ def images(pipeline) -> torch.Tensor:
 
 def native_pipeline(run_dir: Path, model_dir: Path):
     """The base pipeline with the run's result applied by its own method (as ``adaptkit sample`` does)."""
-    from adaptkit.inference import read_run_recipe
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.resolve import build_component
+    from adaptkit.run import read_run_recipe
 
     recipe = read_run_recipe(run_dir)
     methods = get_plugin_manager().collect().methods
@@ -129,8 +129,8 @@ def test_lycoris_loha_converts_back_to_peft_with_identical_delta_w(loha_run, tin
     from safetensors.torch import load_file
 
     from adaptkit.builtins.methods.loha import LohaMethod
-    from adaptkit.builtins.methods.peft_io import adapter_state_dict
     from adaptkit.interop.importer import load_onto
+    from adaptkit.interop.peft_files import adapter_state_dict
     from adaptkit.models import load_base_model
     from adaptkit.recipe import ModelSection
 

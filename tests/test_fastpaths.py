@@ -30,7 +30,7 @@ def test_compile_option_compiles_the_unet_that_trains(tmp_path, tiny_model_dir, 
     recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train={"compile": True}, sample={"prompts": []})
     trainer, result = run(recipe)
     assert len(compiled) == 1 and compiled[0] is trainer.components.unet
-    assert result["steps"] == 4
+    assert result.steps == 4
 
 
 def test_without_compile_nothing_is_compiled(monkeypatch) -> None:

@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adaptkit.checkpoint import is_complete, list_checkpoints, load_checkpoint
 from adaptkit.cli import main
 from adaptkit.testing.datasets import write_naruto
 from adaptkit.training import faults
+from adaptkit.training.checkpoint import is_complete, list_checkpoints, load_checkpoint
 from adaptkit.training.faults import Fault, parse_faults
 from adaptkit.training.optim import NonFiniteGuard
 
@@ -190,7 +190,7 @@ def test_nonfinite_steps_are_skipped_and_not_averaged_into_ema(
         tmp_path, tiny_model_dir, data, "lora", name="four", train={"steps": 4, "max_nonfinite_steps": 0}, **sections
     )
     trainer, result = run_recipe(four)
-    assert result["nonfinite_steps"] == 2
+    assert result.nonfinite_steps == 2
     assert [row["nonfinite_steps"] for row in read_metrics(tmp_path / "runs" / "four")] == [0, 0, 1, 2]
     for a, b in zip(trainer_two.trainable, trainer.trainable, strict=True):
         assert torch.isfinite(b).all() and torch.equal(a, b)

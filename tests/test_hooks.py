@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adaptkit.cli import main
-from adaptkit.hookdocs import hook_functions, hook_reference
+from adaptkit.cli.hookdocs import hook_functions, hook_reference
 from adaptkit.testing.datasets import write_naruto
 
 from training_helpers import run, write_recipe
@@ -67,7 +67,7 @@ def on_checkpoint(run, path):
 
 @adaptkit.hookimpl
 def on_train_end(run, result):
-    record("end", steps=result["steps"], adapter=Path(result["adapter_dir"]).is_dir())
+    record("end", steps=result.steps, adapter=Path(result.adapter_dir).is_dir())
 """
 
 
@@ -111,7 +111,7 @@ def test_every_hook_is_documented_and_tested() -> None:
 
 def test_hook_reference_is_current() -> None:
     assert (ROOT / "docs" / "hooks.md").read_text() == hook_reference(), (
-        "run: python -m adaptkit.hookdocs > docs/hooks.md"
+        "run: python -m adaptkit.cli.hookdocs > docs/hooks.md"
     )
 
 
@@ -137,7 +137,66 @@ def test_register_datasets(capsys: pytest.CaptureFixture[str]) -> None:
     """The built-ins arrive through the same registration hooks as any plugin's."""
     datasets = registered(capsys)["dataset"]
     assert set(datasets) >= {"newyorker", "pokemon", "naruto", "simpsons", "hub", "imagefolder", "embedded-styles"}
+    assert datasets.pop("embedded-styles") == "adaptkit.embedded.plugin"  # the embedded world is a plugin too
     assert set(datasets.values()) == {"adaptkit.builtins.datasets"}
+
+
+def test_register_base_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``name:model`` bases come from plugins: the embedded world's and the test kit's, and a recipe's own."""
+    assert registered(capsys)["base_model"] == {
+        "embedded": "adaptkit.embedded.plugin",
+        "testing": "adaptkit.testing.bases",
+    }
+    from adaptkit.errors import UserError
+    from adaptkit.models import resolve_base
+    from adaptkit.plugins import get_plugin_manager
+    from adaptkit.recipe import ModelSection
+    from adaptkit.testing.tiny_model import save_tiny_pipeline
+
+    save_tiny_pipeline(tmp_path / "house-model", seed=0)
+    module = tmp_path / "house_bases.py"
+    module.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            import adaptkit
+
+            class HouseModels(adaptkit.BaseModels):
+                name = "house"
+                description = "Our own models."
+
+                def models(self):
+                    return ["v1"]
+
+                def locate(self, model):
+                    return Path({str(tmp_path)!r}) / "house-model"
+
+            @adaptkit.hookimpl
+            def register_base_models(register):
+                register(HouseModels)
+            """
+        )
+    )
+    named = get_plugin_manager([str(module)]).collect().base_models
+    source = resolve_base(ModelSection(base="house:v1"), named)
+    assert (source.kind, source.location) == ("named", str(tmp_path / "house-model"))
+    with pytest.raises(UserError, match=r"model.base: no house model 'v2' \(available: house:v1\)"):
+        resolve_base(ModelSection(base="house:v2"), named)
+    with pytest.raises(UserError, match="not a Hub id"):  # an unregistered name is not mistaken for one
+        resolve_base(ModelSection(base="house:v1"))
+
+
+def test_plugins_table_never_cuts_a_name(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from adaptkit.cli import common
+
+    monkeypatch.setattr(common.console, "_width", 80)
+    monkeypatch.setattr(common.console, "soft_wrap", False)
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out
+    names = [row["name"] for rows in registered(capsys).values() for row in [{"name": n} for n in rows]]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    for name in names:
+        assert f" {name} " in table, f"{name} is cut in an 80-column table"
 
 
 def test_register_methods(capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,9 +243,9 @@ def test_trace_plugins_prints_hook_calls(monkeypatch: pytest.MonkeyPatch, capsys
 
 
 def test_recipe_reference_is_current() -> None:
-    from adaptkit.recipedocs import recipe_reference
+    from adaptkit.recipe.docs import recipe_reference
 
     text = recipe_reference()
-    assert (ROOT / "docs" / "recipes.md").read_text() == text, "run: python -m adaptkit.recipedocs > docs/recipes.md"
+    assert (ROOT / "docs" / "recipes.md").read_text() == text, "run: python -m adaptkit.recipe.docs > docs/recipes.md"
     for key in ("`steps`", "`snr_gamma`", "`[ema]`", "`dpm-solver`", "`solver_order`", "`newyorker`", "`rank`"):
         assert key in text

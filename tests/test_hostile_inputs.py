@@ -108,7 +108,7 @@ def test_caption_over_77_tokens_is_truncated_and_counted(tmp_path: Path, tiny_mo
     folder = image_folder(tmp_path / "images", "long.png", encode(pattern_image(9)), long.encode())
     recipe = imagefolder_recipe(tmp_path, tiny_model_dir, folder, train={"steps": 3, "batch_size": 3})
     _, result = run(recipe)
-    assert result["truncated_captions"] == 3  # every step draws every row once (batch of 3 of 3)
+    assert result.truncated_captions == 3  # every step draws every row once (batch of 3 of 3)
 
 
 def one_error(capsys: pytest.CaptureFixture) -> str:

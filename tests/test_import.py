@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from adaptkit.builtins.methods.peft_io import adapter_state_dict
 from adaptkit.cli import main
 from adaptkit.errors import UserError
 from adaptkit.interop.export import export_run
+from adaptkit.interop.peft_files import adapter_state_dict
 from adaptkit.testing.datasets import write_naruto
 
 from training_helpers import make_trainer, run, write_recipe
@@ -70,9 +70,9 @@ def deltas(pipeline) -> dict[str, torch.Tensor]:
 
 def apply_run(run_dir: Path, model_dir: Path):
     from adaptkit.builtins.samplers.ddim import DDIMSampler
-    from adaptkit.inference import load_pipeline
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.recipe import ModelSection
+    from adaptkit.sampling.pipeline import load_pipeline
 
     return load_pipeline(ModelSection(base=str(model_dir)), DDIMSampler(), get_plugin_manager().collect(), run_dir)
 
@@ -90,7 +90,7 @@ def test_export_import_gives_the_same_delta_w(kind, lora_file, loha_file, tiny_m
     assert any(key.startswith("text_encoder.") for key in original) == (kind == "lora")
     for key, value in original.items():
         torch.testing.assert_close(imported[key], value, atol=0, rtol=0)
-    from adaptkit.inference import read_run_recipe
+    from adaptkit.run import read_run_recipe
 
     assert read_run_recipe(out).train.steps == 2  # from the file's header
     # the imported folder samples and exports like a run

@@ -13,9 +13,9 @@ from adaptkit.builtins.metrics import _common
 from adaptkit.builtins.metrics.clip_score import ClipScoreMetric, clip_scores
 from adaptkit.builtins.metrics.cmmd import CmmdMetric, cmmd
 from adaptkit.builtins.metrics.content import ContentMetric
-from adaptkit.builtins.metrics.embedded_probes import EmbeddedProbesMetric
 from adaptkit.builtins.metrics.kid import KidMetric, kid, subset_size
 from adaptkit.builtins.metrics.style import StyleMetric
+from adaptkit.embedded.probe_metric import EmbeddedProbesMetric
 from adaptkit.evaluation import EvalContext, EvalPairs, Figure, MetricUnavailable
 from adaptkit.evaluation.encoders import DEFAULT_CLIP, unavailable_message
 from adaptkit.testing.contracts import MetricContract, build, small_eval_context
@@ -208,7 +208,7 @@ def test_missing_model_is_one_line_and_other_metrics_still_compute(
     assert unavailable["style"] == unavailable_message("style", DEFAULT_CLIP)
     assert unavailable["style"] == (
         "metric style needs model openai/clip-vit-large-patch14: not in the local cache; download it with "
-        "`huggingface-cli download openai/clip-vit-large-patch14` on a machine with network, or set "
+        "`hf download openai/clip-vit-large-patch14` on a machine with network, or set "
         '[eval.style] model = "/path/to/local/copy"'
     )
     assert "/no/such/clip does not exist" in unavailable["kid"]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from adaptkit.embedded import plugin as embedded_plugin
 from adaptkit.errors import UserError
-from adaptkit.models import load_base_model, source
+from adaptkit.models import load_base_model
 from adaptkit.recipe import ModelSection
 from adaptkit.testing.tiny_model import PROMPT_WORDS, build_tiny_pipeline, save_tiny_single_file
 
@@ -142,7 +143,7 @@ def test_unknown_embedded_model_lists_available(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "tiny-x").mkdir()
     (tmp_path / "tiny-x" / "model_index.json").write_text("{}")
     (tmp_path / "not-a-model").mkdir()
-    monkeypatch.setattr(source, "embedded_root", lambda: tmp_path)
+    monkeypatch.setattr(embedded_plugin, "embedded_root", lambda: tmp_path)
     message = user_error("embedded:nope")
     assert "'nope'" in message and "embedded:tiny-x" in message and "not-a-model" not in message
 
@@ -151,13 +152,13 @@ def test_embedded_model_loads_through_from_pretrained(
     tmp_path: Path, tiny_model_dir: Path, reference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "tiny-sd").symlink_to(tiny_model_dir, target_is_directory=True)
-    monkeypatch.setattr(source, "embedded_root", lambda: tmp_path)
+    monkeypatch.setattr(embedded_plugin, "embedded_root", lambda: tmp_path)
     components = load_base_model(ModelSection(base="embedded:tiny-sd"))
-    assert components.extra["kind"] == "embedded"
+    assert components.extra["kind"] == "named"
     assert max_weight_diff(components.unet, reference.unet) == 0.0
 
 
 def test_real_embedded_root_is_inside_the_package() -> None:
     import adaptkit
 
-    assert source.embedded_root() == Path(adaptkit.__file__).resolve().parent / "embedded"
+    assert embedded_plugin.embedded_root() == Path(adaptkit.__file__).resolve().parent / "embedded"

@@ -40,3 +40,33 @@ def test_reference_recipes_follow_the_report(name: str) -> None:
     assert recipe.model.base == "CompVis/stable-diffusion-v1-4"
     assert recipe.data.resolution == 512
     assert list(recipe.sample.prompts) == REPORT_PROMPTS
+
+
+def test_the_checkout_recipes_folder_is_the_packaged_one() -> None:
+    from adaptkit.recipe.shipped import shipped_recipes
+
+    assert [r.path.name for r in shipped_recipes()] == [p.name for p in RECIPES]
+    assert all(r.path.resolve() == p.resolve() for r, p in zip(shipped_recipes(), RECIPES))
+
+
+def test_a_shipped_recipe_runs_by_name_from_any_folder(tmp_path, monkeypatch, capsys) -> None:
+    from adaptkit.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no recipes/ here: the name is found inside the package
+    assert main(["validate", "demo"]) == 0
+    assert "demo is valid" in capsys.readouterr().out
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out
+    assert all(p.stem in listed for p in RECIPES)
+    assert main(["recipes", "--path", "tiny-smoke"]) == 0
+    assert capsys.readouterr().out.strip().endswith("recipe/shipped/tiny-smoke.toml")
+
+
+def test_an_unknown_recipe_name_lists_the_shipped_ones(tmp_path, monkeypatch, capsys) -> None:
+    from adaptkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "demoo"]) == 2
+    err = capsys.readouterr().err
+    assert "demoo: no such recipe file" in err and "shipped: demo-full, demo-loha, demo," in err
+    assert len(err.strip().splitlines()) == 1

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import adaptkit
-from adaptkit.checkpoint import MANIFEST, STATE, load_checkpoint, write_checkpoint
 from adaptkit.errors import UserError
+from adaptkit.training.checkpoint import MANIFEST, STATE, load_checkpoint, write_checkpoint
 
 SOURCE = Path(adaptkit.__file__).parent
 MARKER_ENV = "ADAPTKIT_TEST_MARKER"

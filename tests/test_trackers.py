@@ -70,7 +70,7 @@ def test_an_unknown_tracker_names_the_valid_ones(tmp_path: Path, tiny_model_dir:
     recipe = write_recipe(tmp_path, tiny_model_dir, None, log={"trackers": ["mlflow"]})
     assert main(["validate", str(recipe)]) == 2
     err = capsys.readouterr().err
-    assert "log.trackers: unknown tracker 'mlflow' (valid: tensorboard, wandb)" in err and "Traceback" not in err
+    assert "log.trackers.0: Input should be 'tensorboard' or 'wandb' (got 'mlflow')" in err and "Traceback" not in err
 
 
 def test_a_tracker_that_is_not_installed_says_how_to_install_it(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
 
@@ -91,10 +92,10 @@ def test_method_sampler_end_to_end(tmp_path, tiny_model_dir, data_dir, method, s
 def test_lora_loads_in_diffusers_with_identical_images(tmp_path, tiny_model_dir, data_dir) -> None:
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    from adaptkit.inference import load_pipeline
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.recipe import ModelSection
-    from adaptkit.sampling import SampleSpec, generate_arrays
+    from adaptkit.sampling.generate import GenerationSettings, generate_images
+    from adaptkit.sampling.pipeline import load_pipeline
 
     recipe = write_recipe(
         tmp_path,
@@ -107,17 +108,22 @@ def test_lora_loads_in_diffusers_with_identical_images(tmp_path, tiny_model_dir,
     )
     run(recipe)
     run_dir = tmp_path / "runs" / "run"
-    spec = SampleSpec(["a ninja", "a boy"], [0, 1], steps=3, guidance=3.0, resolution=32)
+    prompts, seeds = ["a ninja", "a ninja", "a boy", "a boy"], [0, 1, 0, 1]
+    settings = GenerationSettings(steps=3, guidance=3.0, resolution=32)
+
+    def generate_arrays(pipeline) -> torch.Tensor:
+        return torch.from_numpy(numpy.stack(generate_images(pipeline, prompts, seeds, settings, "np")))
+
     registries = get_plugin_manager().collect()
     sampler = registries.samplers.get("dpm-solver").cls()
-    ours = generate_arrays(load_pipeline(ModelSection(base=str(tiny_model_dir)), sampler, registries, run_dir), spec)
+    ours = generate_arrays(load_pipeline(ModelSection(base=str(tiny_model_dir)), sampler, registries, run_dir))
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None)
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
-    base = generate_arrays(pipe, spec)
+    base = generate_arrays(pipe)
     pipe.load_lora_weights(run_dir / "adapter")
-    theirs = generate_arrays(pipe, spec)
+    theirs = generate_arrays(pipe)
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
     assert (ours - base).abs().max() > 1e-3  # the adapter changes the images
 
@@ -196,7 +202,7 @@ def test_resume_gives_identical_weights(tmp_path, tiny_model_dir, data_dir, meth
         trainer.train()
     trainer.cleanup()
     resumed, result = run(interrupted_recipe, resume="latest")
-    assert resumed.start_step == 3 and result["steps_this_session"] == 3
+    assert resumed.start_step == 3 and result.steps_this_session == 3
 
     a, b = trainable_snapshot(straight), trainable_snapshot(resumed)
     assert a.keys() == b.keys() and len(a) > 0
@@ -242,7 +248,7 @@ def test_ema_offload_keeps_ema_on_cpu_and_saves_ema_weights(tmp_path, tiny_model
         sample={"prompts": []},
     )
     trainer, _ = run(recipe)
-    assert trainer.ema.shadow_devices() == {"cpu"}
+    assert {p.device.type for p in trainer.ema.model.shadow_params} == {"cpu"}
     live = trainable_snapshot(trainer)
     with trainer.ema.applied():
         averaged = trainable_snapshot(trainer)
@@ -286,6 +292,29 @@ def test_cuda_only_options_fail_clearly_on_cpu(tmp_path, tiny_model_dir, data_di
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "environment, recipe_value, ran",
+    [("bf16", None, "bf16"), ("bf16", "no", "no"), (None, None, "no")],
+    ids=["accelerate-config-honoured", "recipe-wins", "default-no"],
+)
+def test_mixed_precision_unset_follows_accelerate(
+    tmp_path, tiny_model_dir, data_dir, monkeypatch, environment, recipe_value, ran
+) -> None:
+    """``train.mixed_precision`` unset: ``accelerate config`` / ``launch --mixed_precision`` decide
+    (they set ACCELERATE_MIXED_PRECISION); a recipe value wins; recipe.toml records what ran."""
+    from adaptkit.recipe import load_recipe
+
+    if environment:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", environment)
+    else:
+        monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    train = {"steps": 1} if recipe_value is None else {"steps": 1, "mixed_precision": recipe_value}
+    recipe = write_recipe(tmp_path, tiny_model_dir, data_dir, "lora", train=train, sample={"prompts": []})
+    trainer, _ = run(recipe)
+    assert trainer.recipe.train.mixed_precision == ran  # what the accelerator ran with
+    assert load_recipe(tmp_path / "runs" / "run" / "recipe.toml").train.mixed_precision == ran
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_xformers_and_fp16_train_on_gpu(tmp_path, tiny_model_dir, data_dir) -> None:
@@ -294,7 +323,7 @@ def test_xformers_and_fp16_train_on_gpu(tmp_path, tiny_model_dir, data_dir) -> N
         tmp_path, tiny_model_dir, data_dir, "lora", train={"attention": "xformers", "mixed_precision": "fp16"}
     )
     _, result = run(recipe)
-    assert result["final_loss"] == result["final_loss"]  # finite
+    assert result.final_loss == result.final_loss  # finite
 
 
 def test_existing_run_directory_is_refused(tmp_path, tiny_model_dir, data_dir, capsys) -> None:
@@ -372,9 +401,9 @@ def test_resume_past_the_end_is_refused(tmp_path, tiny_model_dir, data_dir, caps
 
 
 def test_prediction_type_override_reaches_the_samplers(tmp_path, tiny_model_dir, data_dir) -> None:
-    from adaptkit.inference import load_pipeline
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.recipe import ModelSection
+    from adaptkit.sampling.pipeline import load_pipeline
 
     recipe = write_recipe(
         tmp_path,
@@ -415,4 +444,4 @@ def test_long_captions_are_truncated_and_counted(tmp_path, tiny_model_dir) -> No
         sample={"prompts": []},
     )
     _, result = run(recipe)
-    assert result["truncated_captions"] == 3  # each batch of 2 holds the long caption once
+    assert result.truncated_captions == 3  # each batch of 2 holds the long caption once

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adaptkit.recipe_dump import dump_toml
+from adaptkit.recipe.dump import dump_toml
 from adaptkit.resolve import load_and_resolve
-from adaptkit.trainer import Trainer
+from adaptkit.training.trainer import Trainer
 
 
 def write_recipe(

@@ -1,4 +1,4 @@
-"""The component contracts every plugin implements: datasets, methods, samplers, metrics.
+"""The component contracts every plugin implements: datasets, methods, samplers, metrics, named bases.
 
 A component is a small class with a stable ``name``, a one-line ``description`` and a
 nested pydantic ``Options`` model (``extra="forbid"``), so a recipe's ``options`` table is
@@ -61,8 +61,24 @@ class DatasetAdapter(Component):
     """Maps one dataset (a Hub id or a local copy) to :class:`Example` rows.
 
     Adapters only *map*; resizing, cropping, flipping and normalising is done by one shared
-    image pipeline (:mod:`adaptkit.data.pipeline`).
+    image pipeline (:mod:`adaptkit.data.pipeline`). An adapter may also say how a run on it is
+    evaluated: :attr:`default_prompt_sets`, :meth:`evaluation_pairs` for a prompt set of its own,
+    and :meth:`target_style` for metrics that judge a named style.
     """
+
+    #: The evaluation prompt sets of a run whose ``[eval] prompt_sets`` is empty.
+    default_prompt_sets: ClassVar[tuple[str, ...]] = ("in-style", "report", "general")
+
+    def evaluation_pairs(self, prompt_set: str, prompts: int, seeds_per_prompt: int) -> list[tuple[str, int]] | None:
+        """``(prompt, seed)`` pairs of ``prompt_set`` when this dataset defines that set itself, else None.
+
+        ``prompts`` × ``seeds_per_prompt`` is how many pairs the recipe's ``[eval]`` asks for.
+        """
+        return None
+
+    def target_style(self) -> str | None:
+        """The name of the style a run on this dataset aims at, for metrics that judge it (None: unnamed)."""
+        return None
 
     @abstractmethod
     def load(self, split: str = "train") -> "StyleDataset":
@@ -159,6 +175,25 @@ class Sampler(Component):
         """Return a scheduler made with ``SchedulerClass.from_config(scheduler_config, ...)``."""
 
 
+# --------------------------------------------------------------------------- named base models
+
+
+class BaseModels(Component):
+    """Base models a recipe names ``<name>:<model>`` in ``model.base`` (``embedded:tiny-sd``, ``testing:sd15-random``).
+
+    ``name`` is the part before the colon. :meth:`locate` returns a diffusers pipeline folder,
+    which then loads like any local folder.
+    """
+
+    @abstractmethod
+    def models(self) -> list[str]:
+        """The model names this source holds (listed in the error for an unknown one)."""
+
+    @abstractmethod
+    def locate(self, model: str) -> Path:
+        """The diffusers pipeline folder of ``model`` (one of :meth:`models`), built on first use if need be."""
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -169,6 +204,11 @@ class Metric(Component):
     :meth:`compute` on every configured metric; a metric whose model is not available raises
     :class:`adaptkit.evaluation.MetricUnavailable` and the others still run.
     """
+
+    @classmethod
+    def applies_to(cls, dataset_adapter: str) -> bool:
+        """Whether an evaluation whose ``[eval]`` lists no metrics runs this one on a run of ``dataset_adapter``."""
+        return True
 
     @abstractmethod
     def compute(self, context: "EvalContext") -> list["Figure"]:

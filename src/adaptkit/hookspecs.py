@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from adaptkit.component import DatasetAdapter, Method, Metric, Sampler
+    from adaptkit.component import BaseModels, DatasetAdapter, Method, Metric, Sampler
     from adaptkit.recipe import Recipe
-    from adaptkit.run import Run
+    from adaptkit.run import Run, TrainingResult
 
 PROJECT = "adaptkit"
 
@@ -66,6 +66,15 @@ def register_metrics(register: Callable[[type[Metric]], None]) -> None:
 
 
 @hookspec
+def register_base_models(register: Callable[[type[BaseModels]], None]) -> None:
+    """Register named base models (``[model] base = "<name>:<model>"``).
+
+    Call ``register(SourceClass)`` for each :class:`adaptkit.BaseModels` subclass; its ``name`` is
+    the prefix before the colon (``embedded``, ``testing``).
+    """
+
+
+@hookspec
 def check_recipe(recipe: Recipe) -> list[str] | None:
     """Called when a recipe is resolved, before anything heavy is loaded.
 
@@ -101,8 +110,9 @@ def on_checkpoint(run: Run, path: Path) -> None:
 
 
 @hookspec
-def on_train_end(run: Run, result: dict[str, Any]) -> None:
-    """Called once on the main process after the final result was saved.
+def on_train_end(run: Run, result: TrainingResult) -> None:
+    """Called once on the main process after the final result and ``result.json`` were saved.
 
-    ``result`` holds ``steps``, ``wall_time_s``, ``images_per_s`` and ``adapter_dir``.
+    ``result`` is a :class:`adaptkit.TrainingResult` (``steps``, ``wall_time_s``, ``images_per_s``,
+    ``adapter_dir``, …). The built-in evaluation and model card run here (:mod:`adaptkit.builtins.reports`).
     """

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from adaptkit import hookspecs
-from adaptkit.component import Component, DatasetAdapter, Method, Metric, Sampler
+from adaptkit.component import BaseModels, Component, DatasetAdapter, Method, Metric, Sampler
 from adaptkit.errors import PluginError, UserError
 
 ENTRY_POINT_GROUP = "adaptkit"
@@ -42,10 +42,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "adaptkit.builtins.metrics.content",
     "adaptkit.builtins.metrics.kid",
     "adaptkit.builtins.metrics.cmmd",
-    "adaptkit.builtins.metrics.embedded_probes",
-    "adaptkit.builtins.reports.evaluation",
-    "adaptkit.builtins.reports.model_card",
-    "adaptkit.training.trackers",
+    "adaptkit.builtins.reports",
+    "adaptkit.builtins.trackers",
+    "adaptkit.embedded.plugin",
+    "adaptkit.testing.bases",
 )
 
 C = TypeVar("C", bound=Component)
@@ -165,6 +165,7 @@ class PluginManager:
             methods=Registry("method", Method),
             samplers=Registry("sampler", Sampler),
             metrics=Registry("metric", Metric),
+            base_models=Registry("base_model", BaseModels),
         )
         for kind, registry in registries.by_kind().items():
             hook = getattr(self.pm.hook, f"register_{kind}")
@@ -209,9 +210,17 @@ class Components:
     methods: Registry[Method]
     samplers: Registry[Sampler]
     metrics: Registry[Metric]
+    base_models: Registry[BaseModels]
 
     def by_kind(self) -> dict[str, Registry[Any]]:
-        return {"datasets": self.datasets, "methods": self.methods, "samplers": self.samplers, "metrics": self.metrics}
+        """Each registry under the plural its hook is named after (``register_<kind>``)."""
+        return {
+            "datasets": self.datasets,
+            "methods": self.methods,
+            "samplers": self.samplers,
+            "metrics": self.metrics,
+            "base_models": self.base_models,
+        }
 
 
 def _trace(message: str) -> None:

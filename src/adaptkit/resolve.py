@@ -16,7 +16,7 @@ from adaptkit.component import Component, DatasetAdapter, Method, Sampler
 from adaptkit.errors import UserError
 from adaptkit.plugins import Components, PluginManager, Registry, get_plugin_manager
 from adaptkit.recipe import Recipe, format_validation_error, load_recipe
-from adaptkit.recipe_overrides import RecipeSource, source_of
+from adaptkit.recipe.overrides import RecipeSource, source_of
 
 C = TypeVar("C", bound=Component)
 
@@ -101,7 +101,10 @@ def resolve_recipe(
 
 
 def load_and_resolve(path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:
-    """Read, validate and resolve a recipe file; raise :class:`UserError` listing every problem."""
-    path = Path(path)
+    """Read, validate and resolve a recipe file (or a shipped recipe's name, :func:`locate_recipe`);
+    raise :class:`UserError` listing every problem."""
+    from adaptkit.recipe.shipped import locate_recipe
+
+    path = locate_recipe(path)
     recipe = load_recipe(path, overrides)
     return resolve_recipe(recipe, path, overrides=overrides or ())

@@ -1,4 +1,5 @@
-"""The run directory and the :class:`Run` object lifecycle hooks receive."""
+"""A run: its folder (:class:`RunDir`, the one place that names every file in it), the :class:`Run`
+lifecycle hooks receive, the :class:`TrainingResult` the trainer returns, and resume identity."""
 
 from __future__ import annotations
 
@@ -6,19 +7,119 @@ import hashlib
 import importlib.metadata
 import json
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adaptkit.errors import UserError
-from adaptkit.recipe import Recipe
-from adaptkit.recipe_dump import dump_toml
+from adaptkit.recipe import Recipe, load_recipe
+from adaptkit.recipe.dump import dump_toml
 
 RECIPE_FILE = "recipe.toml"
 METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
+EVAL_DIR = "eval"
+LOGS_DIR = "logs"
+EXPORTS_DIR = "exports"
+BEFORE_AFTER_PNG = "before-after.png"
+MODEL_CARD = "README.md"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Every file and folder of one run folder, by name::
+
+    recipe.toml  metrics.jsonl  result.json  adapter/ (+ README.md, the model card)
+    checkpoints/step-NNNNNN/  samples/ (+ before-after.png)  eval/ (+ checkpoints/step-NNNNNN/)
+    logs/ (trackers)  exports/
+    """
+
+    root: Path
+
+    @property
+    def recipe(self) -> Path:
+        return self.root / RECIPE_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def result(self) -> Path:
+        return self.root / RESULT_FILE
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / ADAPTER_DIR
+
+    @property
+    def model_card(self) -> Path:
+        return self.adapter / MODEL_CARD
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def samples(self) -> Path:
+        return self.root / SAMPLES_DIR
+
+    @property
+    def before_after(self) -> Path:
+        return self.samples / BEFORE_AFTER_PNG
+
+    @property
+    def eval(self) -> Path:
+        return self.root / EVAL_DIR
+
+    def checkpoint_eval(self, checkpoint: str) -> Path:
+        """Where one checkpoint's evaluation goes (``eval/checkpoints/step-NNNNNN``)."""
+        return self.eval / CHECKPOINTS_DIR / checkpoint
+
+    @property
+    def logs(self) -> Path:
+        return self.root / LOGS_DIR
+
+    @property
+    def exports(self) -> Path:
+        return self.root / EXPORTS_DIR
+
+
+def read_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Recipe:
+    """The resolved recipe a run saved in its folder, with ``--set KEY=VALUE`` ``overrides`` applied."""
+    path = RunDir(Path(run_dir)).recipe
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not an adaptkit run directory (no {RECIPE_FILE})")
+    return load_recipe(path, list(overrides))
+
+
+@dataclass
+class TrainingResult:
+    """What one training session did; written to ``result.json`` and passed to ``on_train_end``."""
+
+    steps: int
+    steps_this_session: int
+    final_loss: float
+    wall_time_s: float
+    images_per_s: float
+    adapter_dir: str
+    examples: int
+    skipped_examples: int
+    truncated_captions: int
+    nonfinite_steps: int
+    main_process: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        """Write ``result.json``."""
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
+
 
 #: Recipe sections whose change makes a checkpoint meaningless for resume.
 IDENTITY_SECTIONS = ("model", "data", "method")
@@ -91,7 +192,8 @@ def check_same_identity(manifest: dict[str, Any], recipe: Recipe, path: Path) ->
 class Run:
     """One training run: its recipe, directory and (once set up) its live state.
 
-    Passed to lifecycle hooks. ``accelerator`` and ``components`` are set by the trainer.
+    Passed to lifecycle hooks. ``accelerator``, ``components`` and ``method`` are set by the
+    trainer once it has built them; ``state`` is free for plugins to keep their own data in.
     """
 
     recipe: Recipe
@@ -99,35 +201,24 @@ class Run:
     run_dir: Path
     accelerator: Any = None
     components: Any = None
+    method: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> RunDir:
+        """The run folder's files by name."""
+        return RunDir(self.run_dir)
 
     @property
     def is_main_process(self) -> bool:
         return self.accelerator is None or self.accelerator.is_main_process
 
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.run_dir / CHECKPOINTS_DIR
-
-    @property
-    def adapter_dir(self) -> Path:
-        return self.run_dir / ADAPTER_DIR
-
-    @property
-    def samples_dir(self) -> Path:
-        return self.run_dir / SAMPLES_DIR
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.run_dir / METRICS_FILE
-
     def trainer_state(self) -> dict[str, Any]:
         """The trainable weights by name, as the method names them (for plugins that inspect training)."""
-        trainer = self.state["trainer"]
-        return trainer.method.trainable_state_dict(trainer.components)
+        return self.method.trainable_state_dict(self.components)
 
     def log_metrics(self, row: dict[str, Any]) -> None:
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
+        with self.dir.metrics.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
 
 
@@ -135,7 +226,7 @@ def prepare_run_dir(
     run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite: bool, recipe_dir: Path | None = None
 ) -> None:
     """Create the run directory, refusing to mix two runs in one folder."""
-    saved = run_dir / RECIPE_FILE
+    saved = RunDir(run_dir).recipe
     if run_dir.exists() and any(run_dir.iterdir()) and not resuming:
         if not overwrite:
             raise UserError(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from adaptkit.errors import UserError
+from adaptkit import UserError
 from adaptkit.testing.contracts import MethodContract, build
 
 from adaptkit_lokr import LokrMethod, OftMethod
@@ -38,10 +38,9 @@ class TestOftContract(MethodContract):
 
 @pytest.fixture
 def components(tiny_model_dir: Path):
-    from adaptkit.models import load_base_model
-    from adaptkit.recipe import ModelSection
+    from adaptkit.testing.tiny_steps import load_tiny
 
-    return load_base_model(ModelSection(base=str(tiny_model_dir)))
+    return load_tiny(tiny_model_dir)
 
 
 def test_lokr_options_reach_peft(components) -> None:

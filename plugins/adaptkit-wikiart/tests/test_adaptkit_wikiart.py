@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adaptkit.errors import UserError
+from adaptkit import UserError
 from adaptkit.testing.contracts import DatasetAdapterContract, build
 from adaptkit.testing.datasets import encode, image_cell, isolated_datasets, pattern_image, write_parquet
 

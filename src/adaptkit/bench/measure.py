@@ -95,7 +95,7 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
     """Train ``scenario`` for warm-up + timed steps in this process; return its figures."""
     from adaptkit.recipe import parse_recipe
     from adaptkit.resolve import resolve_recipe
-    from adaptkit.trainer import Trainer
+    from adaptkit.training.trainer import Trainer
 
     source = Path(config.workdir) / f"{scenario.name.replace('/', '_')}.toml"
     recipe = parse_recipe(scenario_recipe(scenario, config, images), str(source))

@@ -110,23 +110,3 @@ def comparison_table(changes: list[Change], old_name: str) -> Table:
 
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
-
-
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table (for benchmarks/README.md); skipped rows give the reason."""
-    lines = [
-        "| scenario | images/s | step p50 s | step p95 s | peak MiB | GFLOP/image | MFU "
-        "| optimizer state MiB | EMA MiB (on accelerator) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        if r["status"] != "ok":
-            lines.append(f"| `{r['scenario']}` | {r['status']}: {r.get('reason')} | | | | | | | |")
-            continue
-        lines.append(
-            f"| `{r['scenario']}` | {r['images_per_s']:.3g} | {r['step_s_p50']:.3f} | {r['step_s_p95']:.3f} "
-            f"| {r['peak_memory_mb']:.0f} | {r['flops_per_image'] / 1e9:.4g} | {_percent(r.get('mfu'))} "
-            f"| {r['optimizer_state_bytes'] / 2**20:.2f} | {r['ema_bytes'] / 2**20:.2f} "
-            f"({r['ema_accelerator_bytes'] / 2**20:.2f}) |"
-        )
-    return "\n".join(lines)

@@ -10,12 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from adaptkit import __version__
+from adaptkit.cli.quiet import quiet_third_party
 from adaptkit.errors import UserError
-from adaptkit.quiet import quiet_third_party
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
     "run",
+    "recipes",
     "validate",
     "plugins",
     "data",
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaptkit",
         description="Adapt Stable Diffusion to a visual style (full fine-tune, LoRA, LoHa or a plugin's method).",
-        epilog="Start with: adaptkit run recipes/demo.toml",
+        epilog="Start with: adaptkit run demo (adaptkit recipes lists the shipped recipes)",
     )
     parser.add_argument("--version", action="version", version=f"adaptkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

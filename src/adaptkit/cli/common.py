@@ -11,7 +11,11 @@ console = Console(highlight=False, soft_wrap=True)
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """``RECIPE`` and repeatable ``--set KEY.PATH=VALUE``."""
-    parser.add_argument("recipe", metavar="RECIPE", help="path to a TOML recipe, e.g. recipes/demo.toml")
+    parser.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="a TOML recipe file (e.g. recipes/demo.toml) or a shipped recipe's name (e.g. demo)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

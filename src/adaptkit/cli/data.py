@@ -12,7 +12,7 @@ from rich.table import Table
 from adaptkit.cli.common import add_recipe_arguments, console
 from adaptkit.component import DatasetAdapter
 from adaptkit.recipe import Recipe, load_recipe
-from adaptkit.recipe_overrides import RecipeSource
+from adaptkit.recipe.overrides import RecipeSource
 
 CAPTION_WIDTH = 80
 

@@ -75,10 +75,10 @@ def trade_off_settings(args: argparse.Namespace) -> tuple[float, list[Any], list
 
 def chosen_checkpoints(run_dir: Path, choice: str | None) -> list[Path | None]:
     """``None`` (the run's result) or the checkpoint folders ``--checkpoints`` names."""
-    from adaptkit.checkpoint import is_complete, list_checkpoints
-    from adaptkit.run import CHECKPOINTS_DIR
+    from adaptkit.run import RunDir
+    from adaptkit.training.checkpoint import is_complete, list_checkpoints
 
-    root = run_dir / CHECKPOINTS_DIR
+    root = RunDir(run_dir).checkpoints
     if choice is None:
         return [None]
     if choice in ("all", "latest"):
@@ -92,7 +92,8 @@ def chosen_checkpoints(run_dir: Path, choice: str | None) -> list[Path | None]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from adaptkit.evaluation.runner import EVAL_DIR, evaluate_checkpoints
+    from adaptkit.evaluation.runner import RANKING_JSON, evaluate_checkpoints
+    from adaptkit.run import RunDir
 
     tolerance, style, fidelity = trade_off_settings(args)
     if args.checkpoints != "all" and (args.tolerance, args.style_figure, args.fidelity_figure) != (None, None, None):
@@ -107,8 +108,8 @@ def handle(args: argparse.Namespace) -> int:
     results = evaluate_checkpoints(args.run_dir, checkpoints, args.metric, args.overrides)
     if args.checkpoints == "all":
         ranking = rank_results(results, tolerance, style, fidelity)
-        (args.run_dir / EVAL_DIR / "ranking.json").write_text(json.dumps(ranking, indent=2), encoding="utf-8")
-    console.print(f"wrote {args.run_dir / EVAL_DIR}")
+        (RunDir(args.run_dir).eval / RANKING_JSON).write_text(json.dumps(ranking, indent=2), encoding="utf-8")
+    console.print(f"wrote {RunDir(args.run_dir).eval}")
     return 0
 
 

@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from adaptkit.interop.importer import import_file, method_options
     from adaptkit.recipe import ModelSection
-    from adaptkit.recipe_dump import dump_toml
+    from adaptkit.recipe.dump import dump_toml
 
     model = ModelSection(base=args.base, config=args.config)
     out, imported = import_file(args.file, model, args.out)

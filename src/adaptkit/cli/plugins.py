@@ -43,8 +43,10 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="adaptkit components")
-    for column in ("kind", "name", "plugin", "distribution", "description"):
-        table.add_column(column)
+    for column in ("kind", "name"):  # never cut: a name is what a recipe must spell exactly
+        table.add_column(column, no_wrap=True, min_width=max(len(column), *(len(r[column]) for r in rows)))
+    for column, ratio in (("plugin", 2), ("distribution", 1), ("description", 4)):
+        table.add_column(column, overflow="fold", ratio=ratio)
     for row in rows:
         table.add_row(*(row[c] for c in ("kind", "name", "plugin", "distribution", "description")))
     console.print(table)

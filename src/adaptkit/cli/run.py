@@ -9,6 +9,7 @@ from rich.table import Table
 
 from adaptkit.cli.common import add_recipe_arguments, console
 from adaptkit.resolve import load_and_resolve
+from adaptkit.run import RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,8 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from adaptkit.trainer import train_recipe
     from adaptkit.training.signals import TrainingInterrupted
+    from adaptkit.training.trainer import train_recipe
 
     resolved = load_and_resolve(args.recipe, args.overrides)
     try:
@@ -53,19 +54,17 @@ def handle(args: argparse.Namespace) -> int:
             console.print(f"{stopped}; checkpoint: {stopped.checkpoint}")
             console.print(f"resume with: {resume_command(args)}")
         return stopped.exit_code
-    if not result["main_process"]:
+    if not result.main_process:
         return 0
     table = Table(title=f"run {resolved.run_name}", show_header=False)
-    table.add_row("steps", str(result["steps"]))
-    table.add_row("final loss", f"{result['final_loss']:.4f}")
-    table.add_row("wall time", f"{result['wall_time_s']:.1f} s")
-    table.add_row("throughput", f"{result['images_per_s']:.2f} images/s")
-    table.add_row("examples", f"{result['examples']} (skipped {result['skipped_examples']})")
-    if result["truncated_captions"]:
-        table.add_row(
-            "captions cut", f"{result['truncated_captions']} drawn captions exceeded the text encoder's length"
-        )
-    table.add_row("result", result["adapter_dir"])
-    table.add_row("samples", str(resolved.run_dir / "samples"))
+    table.add_row("steps", str(result.steps))
+    table.add_row("final loss", f"{result.final_loss:.4f}")
+    table.add_row("wall time", f"{result.wall_time_s:.1f} s")
+    table.add_row("throughput", f"{result.images_per_s:.2f} images/s")
+    table.add_row("examples", f"{result.examples} (skipped {result.skipped_examples})")
+    if result.truncated_captions:
+        table.add_row("captions cut", f"{result.truncated_captions} drawn captions exceeded the text encoder's length")
+    table.add_row("result", result.adapter_dir)
+    table.add_row("samples", str(RunDir(resolved.run_dir).samples))
     console.print(table)
     return 0

@@ -9,9 +9,10 @@ from adaptkit.cli.common import console
 from adaptkit.errors import UserError
 from adaptkit.plugins import get_plugin_manager
 from adaptkit.recipe import ModelSection
-from adaptkit.recipe_overrides import parse_override
+from adaptkit.recipe.overrides import parse_override
 from adaptkit.resolve import build_component
-from adaptkit.sampling import SampleSpec, generate, save_grid
+from adaptkit.sampling.generate import GenerationSettings, generate_grid
+from adaptkit.sampling.grids import save_grid
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from adaptkit.inference import load_pipeline, read_run_recipe
+    from adaptkit.run import read_run_recipe
+    from adaptkit.sampling.pipeline import load_pipeline
 
     if args.base is None and args.adapter is None:
         raise UserError("sample: give --base MODEL, --adapter RUN_DIR, or both")
@@ -63,9 +65,10 @@ def handle(args: argparse.Namespace) -> int:
     resolution = args.resolution or (run_recipe.sample.resolution or run_recipe.data.resolution if run_recipe else None)
     if resolution is None:
         resolution = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
-    spec = SampleSpec(args.prompt, args.seed or [0], args.steps, args.guidance, resolution, args.negative_prompt)
-    path = save_grid(generate(pipeline, spec), args.prompt, args.out)
-    console.print(f"wrote {path} ({len(args.prompt)} prompts x {len(spec.seeds)} seeds, sampler {args.sampler})")
+    seeds = args.seed or [0]
+    settings = GenerationSettings(args.steps, args.guidance, resolution, args.negative_prompt)
+    path = save_grid(generate_grid(pipeline, args.prompt, seeds, settings), args.prompt, args.out)
+    console.print(f"wrote {path} ({len(args.prompt)} prompts x {len(seeds)} seeds, sampler {args.sampler})")
     return 0
 
 

@@ -7,7 +7,7 @@ import argparse
 from rich.syntax import Syntax
 
 from adaptkit.cli.common import add_recipe_arguments, console
-from adaptkit.recipe_dump import dump_toml
+from adaptkit.recipe.dump import dump_toml
 from adaptkit.resolve import load_and_resolve
 
 

@@ -3,7 +3,7 @@
 It does what diffusers' ``train_text_to_image`` does with torchvision, in PIL + numpy: resize
 the shorter side to ``resolution``, crop a ``resolution``-square (centre or random), optionally
 mirror, and return a float tensor C×H×W in ``[-1, 1]`` plus where the crop was taken. With
-aspect-ratio bucketing (:mod:`adaptkit.data.buckets`) the output is a (width, height) bucket
+aspect-ratio bucketing (:mod:`adaptkit.training.buckets`) the output is a (width, height) bucket
 instead of the square: the image is scaled to just cover it, then cropped.
 All randomness comes from a generator passed in, so results are reproducible.
 """
@@ -11,7 +11,7 @@ All randomness comes from a generator passed in, so results are reproducible.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -168,15 +168,6 @@ class ImagePipeline:
         target_w, target_h = self.target(size)
         image = image.crop((left, top, left + target_w, top + target_h))
         return PipelineOutput(to_tensor(image), original_size, (top, left), flipped)
-
-    def pixels(self, image: Image.Image, rng: Rng = None, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Only the ``pixel_values`` of :meth:`__call__` (a picklable transform for data-loader workers)."""
-        return self(image, rng, size=size).pixel_values
-
-
-def build_training_transform(data: DataSection) -> Callable[[Image.Image, Rng], torch.Tensor]:
-    """``transform(image, rng) -> pixel_values`` for the recipe's ``[data]`` section."""
-    return ImagePipeline.from_data_section(data).pixels
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

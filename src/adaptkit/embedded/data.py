@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 import numpy as np
-from PIL import Image
 
 from adaptkit.embedded.styles import STYLE_CLASSES
 from adaptkit.embedded.world import (
@@ -85,15 +84,3 @@ def make_batch(
         "style": np.array([STYLE_CLASSES.index(st) for st in style_list]),
     }
     return Batch(images, labels, [scene_caption(s) for s in scenes])
-
-
-def style_examples(
-    style: str, n: int, seed: int = 0, size: int = 64, split: Split = "train"
-) -> list[tuple[Image.Image, str]]:
-    """``n`` (image, caption) pairs of the world rendered in ``style`` — a fine-tuning set.
-
-    Captions describe content only (no style word).  Deterministic in ``seed``.
-    """
-    rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng, split) for _ in range(n)]
-    return [(render_scene(s, size, style), scene_caption(s)) for s in scenes]

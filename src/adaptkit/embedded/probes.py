@@ -166,11 +166,6 @@ class Probes:
         save_file(state, str(path / WEIGHTS_NAME))
         (path / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
 
-    @property
-    def heldout_accuracy(self) -> dict[str, float]:
-        """Accuracy per head measured on fresh generator images when trained."""
-        return dict(self.config.get("heldout_accuracy", {}))
-
     @torch.no_grad()
     def predict_proba(self, images: Sequence[Image.Image] | np.ndarray) -> dict[str, np.ndarray]:
         """Class probabilities per head (N×classes arrays)."""

@@ -11,12 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
+from pydantic import Field
 
-from adaptkit.evaluation.context import Figure
+from adaptkit.component import Options
+from adaptkit.evaluation.context import PROMPT_SETS, Figure, PromptSetName
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
+
+
+class BootstrapOptions(Options):
+    """Options every metric with paired-bootstrap intervals shares: the bootstrap and which prompt sets to score."""
+
+    n_resamples: int = Field(DEFAULT_RESAMPLES, ge=10, description="Bootstrap resamples for the 95% CI.")
+    seed: int = Field(DEFAULT_SEED, description="Seed of the bootstrap (and of KID's subsets).")
+    sets: list[PromptSetName] | None = Field(
+        None, description=f"Prompt sets to score ({', '.join(PROMPT_SETS)}); default: every pair."
+    )
 
 
 def group_indices(groups: Sequence[Hashable]) -> list[np.ndarray]:

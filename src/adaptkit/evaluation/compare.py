@@ -21,7 +21,8 @@ from adaptkit.evaluation.ranking import (
     rule_text,
     trade_off,
 )
-from adaptkit.evaluation.runner import EVAL_DIR, IMAGES_DIR, METRICS_JSON, pair_image
+from adaptkit.evaluation.runner import IMAGES_DIR, METRICS_JSON, pair_image
+from adaptkit.run import RunDir
 
 
 @dataclass
@@ -44,17 +45,17 @@ class EvaluatedRun:
     def images(self, side: str) -> list[Any]:
         from PIL import Image
 
-        folder = self.run_dir / EVAL_DIR / IMAGES_DIR
+        folder = RunDir(self.run_dir).eval / IMAGES_DIR
         return [Image.open(pair_image(folder, side, i)).convert("RGB") for i in range(len(self.pairs))]
 
 
 def load_evaluated(run_dir: Path) -> EvaluatedRun:
     """A run's evaluation, made first (``adaptkit eval``) when the run has none."""
     from adaptkit.evaluation.runner import evaluate_run
-    from adaptkit.inference import read_run_recipe
+    from adaptkit.run import read_run_recipe
 
     recipe = read_run_recipe(run_dir)
-    path = run_dir / EVAL_DIR / METRICS_JSON
+    path = RunDir(run_dir).eval / METRICS_JSON
     if not path.is_file():
         evaluate_run(run_dir)
     metrics = json.loads(path.read_text(encoding="utf-8"))

@@ -122,7 +122,7 @@ def unavailable_message(metric: str, model: str) -> str:
     """The one line a metric reports when ``model`` is not available offline."""
     return (
         f"metric {metric} needs model {model}: not in the local cache; download it with "
-        f"`huggingface-cli download {model}` on a machine with network, or set "
+        f"`hf download {model}` on a machine with network, or set "
         f'[eval.{metric}] model = "/path/to/local/copy"'
     )
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.run import METRICS_FILE
+from adaptkit.run import RunDir
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -136,9 +136,7 @@ def loss_curve(metrics_jsonl: Path) -> "Image.Image | None":
 
 def training_html(run_dir: Path) -> str:
     """Training time and throughput from the run's ``result.json``."""
-    from adaptkit.evaluation.runner import RESULT_JSON
-
-    path = run_dir / RESULT_JSON
+    path = RunDir(run_dir).result
     if not path.is_file():
         return "<p>No result.json: training time unknown.</p>"
     result = json.loads(path.read_text(encoding="utf-8"))
@@ -163,7 +161,7 @@ def write_run_report(result: "EvalResult", path: Path) -> Path:
     """One run's ``report.html``: grid (base row, adapted row), loss curve, training figures, metrics."""
     pairs, s = result.pairs, result.settings
     label = f"adapted ({s.get('method')}, {result.checkpoint})"
-    curve = loss_curve(result.run_dir / METRICS_FILE)
+    curve = loss_curve(RunDir(result.run_dir).metrics)
     sections = [
         (
             f"Base vs adapted: {s.get('sampler')}, {s.get('steps')} steps, guidance {s.get('guidance')}",

@@ -17,14 +17,14 @@ from typing import Any
 
 from adaptkit.errors import UserError
 from adaptkit.evaluation.context import EvalContext, EvalPairs, Figure, MetricUnavailable, find_figure
-from adaptkit.evaluation.generate import GenerationSettings, generate_images
+from adaptkit.run import BEFORE_AFTER_PNG, RunDir
+from adaptkit.sampling.generate import GenerationSettings, generate_images
 
-EVAL_DIR = "eval"
+#: Files of one evaluation folder (the run's ``eval/`` or ``eval/checkpoints/step-NNNNNN/``).
 METRICS_JSON = "metrics.json"
 REPORT_HTML = "report.html"
 IMAGES_DIR = "images"
-RESULT_JSON = "result.json"
-BEFORE_AFTER_PNG = "before-after.png"
+RANKING_JSON = "ranking.json"
 #: The adapted model in ``adapter/`` (as opposed to a checkpoint folder name).
 FINAL = "final"
 
@@ -60,27 +60,23 @@ class EvalResult:
 
 
 def evaluation_prompts(recipe: Any, dataset: Any = None) -> tuple[list[str], list[int], list[str]]:
-    """Parallel ``(prompts, seeds, sets)`` of the run's evaluation, set by set (``[eval] prompt_sets``):
-    ``embedded`` takes held-out embedded-world prompts with held-out seeds; the others (see
+    """Parallel ``(prompts, seeds, sets)`` of the run's evaluation, set by set (``[eval] prompt_sets``,
+    else the dataset's ``default_prompt_sets``): a set the dataset defines itself gives its own pairs
+    (:meth:`~adaptkit.DatasetAdapter.evaluation_pairs`); the shared ones (see
     :mod:`adaptkit.evaluation.prompts`) take seeds ``0 .. seeds_per_prompt - 1``. An in-style set the
     dataset cannot give (no held-out split) is skipped with one printed line."""
+    from adaptkit.component import DatasetAdapter
     from adaptkit.evaluation.prompts import prompt_set
 
     evaluation = recipe.eval
-    names = evaluation.prompt_sets or (
-        ["embedded"] if recipe.data.adapter == "embedded-styles" else ["in-style", "report", "general"]
-    )
+    names = evaluation.prompt_sets or (dataset or DatasetAdapter).default_prompt_sets
     prompts: list[str] = []
     seeds: list[int] = []
     sets: list[str] = []
     for name in names:
-        if name == "embedded":
-            from adaptkit.embedded.evaluate import eval_prompts
-
-            count = evaluation.prompts * evaluation.seeds_per_prompt
-            specs = eval_prompts("eval", per_prompt=evaluation.seeds_per_prompt)
-            specs = specs[:: max(1, len(specs) // count)][:count]
-            pairs = [(s.prompt, s.seed) for s in specs]
+        own = dataset.evaluation_pairs(name, evaluation.prompts, evaluation.seeds_per_prompt) if dataset else None
+        if own is not None:
+            pairs = own
         else:
             try:
                 chosen = prompt_set(name, dataset, evaluation.prompts).prompts
@@ -96,29 +92,28 @@ def evaluation_prompts(recipe: Any, dataset: Any = None) -> tuple[list[str], lis
     return prompts, seeds, sets
 
 
-def default_metrics(recipe: Any, registered: Sequence[str]) -> list[str]:
-    """The recipe's ``[eval]`` metrics; when it lists none, every registered metric that applies
-    (``embedded_probes`` only on the embedded styles)."""
+def default_metrics(recipe: Any, registry: Any) -> list[str]:
+    """The recipe's ``[eval]`` metrics; when it lists none, every registered metric that applies to
+    the run's dataset (:meth:`~adaptkit.Metric.applies_to`)."""
     if recipe.eval.metric_names:
         return recipe.eval.metric_names
-    embedded = recipe.data.adapter == "embedded-styles"
-    return [name for name in registered if name != "embedded_probes" or embedded]
+    return [name for name, entry in registry if entry.cls.applies_to(recipe.data.adapter)]
 
 
 class Evaluation:
     """One run's evaluation set-up, shared by every checkpoint scored (the base images are made once)."""
 
     def __init__(self, run_dir: Path, metrics: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> None:
-        from adaptkit.inference import read_run_recipe
         from adaptkit.plugins import get_plugin_manager
-        from adaptkit.recipe_overrides import RecipeSource
+        from adaptkit.recipe.overrides import RecipeSource
         from adaptkit.resolve import build_component
+        from adaptkit.run import read_run_recipe
 
         self.run_dir = Path(run_dir)
         self.recipe = read_run_recipe(self.run_dir, overrides)
         self.overrides = list(overrides)
         self.registries = get_plugin_manager(self.recipe.plugins.modules).collect()
-        source, errors = RecipeSource(self.run_dir / "recipe.toml", overrides), []
+        source, errors = RecipeSource(RunDir(self.run_dir).recipe, overrides), []
         sample = self.recipe.sample
         self.sampler = build_component(
             self.registries.samplers, sample.sampler, sample.options, source, "sample.sampler", errors
@@ -133,18 +128,12 @@ class Evaluation:
                 errors,
                 f"eval.{name}",
             )
-            for name in metrics or default_metrics(self.recipe, self.registries.metrics.names())
+            for name in metrics or default_metrics(self.recipe, self.registries.metrics)
         }
         if errors:
             raise UserError.collect(errors)
         self.prompts, self.seeds, self.sets = evaluation_prompts(self.recipe, self.dataset)
-        self.settings = GenerationSettings(
-            steps=sample.steps,
-            guidance=sample.guidance,
-            resolution=sample.resolution or self.recipe.data.resolution,
-            negative_prompt=sample.negative_prompt,
-            batch_size=self.recipe.eval.batch_size,
-        )
+        self.settings = GenerationSettings.from_recipe(self.recipe, batch_size=self.recipe.eval.batch_size)
 
     @cached_property
     def device(self) -> Any:
@@ -157,7 +146,7 @@ class Evaluation:
 
     @cached_property
     def base_images(self) -> list[Any]:
-        from adaptkit.inference import load_pipeline
+        from adaptkit.sampling.pipeline import load_pipeline
 
         return self._generate(load_pipeline(self.recipe.model, self.sampler, self.registries))
 
@@ -180,11 +169,12 @@ class Evaluation:
 
     @property
     def style(self) -> str | None:
-        return self.recipe.data.options.get("style") if self.recipe.data.adapter == "embedded-styles" else None
+        """The dataset's target style, for metrics that judge a named style (None when it names none)."""
+        return self.dataset.target_style() if self.dataset is not None else None
 
     def adapted_pipeline(self, checkpoint: Path | None) -> Any:
         """The run's result (``checkpoint=None``) or the weights of one checkpoint folder."""
-        from adaptkit.inference import load_pipeline
+        from adaptkit.sampling.pipeline import load_pipeline
 
         if checkpoint is None:
             return load_pipeline(self.recipe.model, self.sampler, self.registries, self.run_dir)
@@ -232,8 +222,8 @@ def comparable_settings(sampler: str, options: dict[str, Any], generation: Gener
 def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
     """A pipeline with the weights saved in ``checkpoint``: its EMA weights when the run kept an
     EMA (as the run's result holds them), else the trainable weights as trained."""
-    from adaptkit.checkpoint import load_checkpoint
-    from adaptkit.inference import run_components, run_method
+    from adaptkit.sampling.pipeline import run_components, run_method
+    from adaptkit.training.checkpoint import load_checkpoint
     from adaptkit.training.ema import copy_ema_weights
 
     recipe = evaluation.recipe
@@ -258,7 +248,7 @@ def write_result(result: EvalResult, out_dir: Path) -> Path:
     """``metrics.json``, the paired images (``images/base-NNN.png``, ``images/adapted-NNN.png``), a
     ``before-after.png`` grid of the first pairs and ``report.html`` into ``out_dir``; returns the report's path."""
     from adaptkit.evaluation.report import GRID_COLUMNS, write_run_report
-    from adaptkit.sampling import make_grid
+    from adaptkit.sampling.grids import make_grid
 
     images = out_dir / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
@@ -292,8 +282,8 @@ def evaluate_checkpoints(
     results = []
     for checkpoint in checkpoints:
         result = evaluation.evaluate(checkpoint)
-        out = Path(run_dir) / EVAL_DIR
-        write_result(result, out if checkpoint is None else out / "checkpoints" / checkpoint.name)
+        files = RunDir(Path(run_dir))
+        write_result(result, files.eval if checkpoint is None else files.checkpoint_eval(checkpoint.name))
         print_summary(result)
         results.append(result)
     return results

@@ -21,6 +21,7 @@ from adaptkit.errors import UserError
 from adaptkit.interop import kohya_lora, lycoris_loha, native, single_file
 from adaptkit.interop.metadata import RunInfo, read_run
 from adaptkit.interop.model_card import CARD_NAME, write_card
+from adaptkit.run import RunDir
 
 Exporter = Callable[[RunInfo, Path], Path]
 
@@ -36,7 +37,6 @@ EXPORTERS: dict[tuple[str, str], Exporter] = {
     ("kohya", "loha"): lycoris_loha.export,
     ("single-file", "full"): single_file.export,
 }
-EXPORTS_DIR = "exports"
 
 
 def formats_for(method: str) -> list[str]:
@@ -47,7 +47,7 @@ def formats_for(method: str) -> list[str]:
 def default_out(info: RunInfo, fmt: str) -> Path:
     """``RUN_DIR/exports/NAME-FORMAT.safetensors`` for file formats, ``RUN_DIR/exports/NAME-FORMAT/`` otherwise."""
     suffix = ".safetensors" if fmt in FILE_FORMATS else ""
-    return info.run_dir / EXPORTS_DIR / f"{info.name}-{fmt}{suffix}"
+    return RunDir(info.run_dir).exports / f"{info.name}-{fmt}{suffix}"
 
 
 def export_run(run_dir: Path, fmt: str, out: Path | None = None) -> Path:

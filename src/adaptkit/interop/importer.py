@@ -68,8 +68,8 @@ def detect(path: Path, state: dict[str, "torch.Tensor"]) -> str:
 
 def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Imported:
     """The adapter in ``path`` (kohya LoRA or LyCORIS LoHa), resolved against ``modules`` by part."""
-    from adaptkit.builtins.methods.peft_io import read_safetensors
     from adaptkit.interop.kohya_keys import common_value
+    from adaptkit.interop.peft_files import read_safetensors
 
     path = Path(path)
     if not path.is_file():
@@ -90,7 +90,7 @@ def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Impo
 
 def load_onto(path: Path, components: "SDComponents") -> Imported:
     """Inject ``path``'s adapter into ``components`` (UNet, text encoder) with exactly its weights."""
-    from adaptkit.builtins.methods.peft_io import load_adapter
+    from adaptkit.interop.peft_files import load_adapter
 
     modules = {"unet": components.unet, "text_encoder": components.text_encoder}
     imported = read_adapter_file(path, modules)
@@ -155,10 +155,7 @@ def init_from_file(path: str | Path, components: "SDComponents", method: str) ->
     The file must hold a ``method`` adapter with the same modules, ranks and scales (alpha / rank):
     anything else is a one-line UserError naming the file and the first difference.
     """
-    import torch
-    from peft import set_peft_model_state_dict
-
-    from adaptkit.builtins.methods.peft_common import ADAPTER_NAME
+    from adaptkit.interop.peft_files import ADAPTER_NAME, load_adapter_state
 
     path = Path(path)
     key = f"method.options.init_from {path}"
@@ -185,11 +182,4 @@ def init_from_file(path: str | Path, components: "SDComponents", method: str) ->
                 )
         if not injected:
             continue
-        try:
-            with torch.no_grad():
-                result = set_peft_model_state_dict(module, adapter.state, adapter_name=ADAPTER_NAME)
-        except RuntimeError as exc:
-            detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
-            raise UserError(f"{key}: the weights do not fit the recipe's adapter ({detail})") from exc
-        if result.unexpected_keys:
-            raise UserError(f"{key}: weight {result.unexpected_keys[0]} has no place in the recipe's adapter")
+        load_adapter_state(module, adapter.state, key, f"recipe's {WHAT[part]} adapter")

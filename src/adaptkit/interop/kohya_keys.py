@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adaptkit.errors import UserError
 
@@ -154,3 +154,17 @@ def _split(key: str, weights: dict[str, str], what: str) -> tuple[str, str]:
         if key.endswith(f".{weight}"):
             return key[: -len(weight) - 1], weight
     raise UserError(f"{what}: weight {key!r} has no kohya name (known: {', '.join(weights)})")
+
+
+def peft_shape(adapter: PartAdapter) -> tuple[dict[str, Any], float]:
+    """The peft config keys that reproduce ``adapter``'s modules and ranks exactly (the common rank,
+    per-module exceptions as ``rank_pattern`` / ``alpha_pattern``), and the common alpha."""
+    rank = int(common_value(adapter.ranks))
+    alpha = common_value(adapter.alphas)
+    keys = {
+        "r": rank,
+        "target_modules": adapter.modules,
+        "rank_pattern": exceptions(adapter.ranks, rank),
+        "alpha_pattern": exceptions(adapter.alphas, alpha),
+    }
+    return keys, alpha

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.errors import UserError
-from adaptkit.interop.kohya_keys import Layout, PartAdapter, common_value, exceptions, to_kohya
+from adaptkit.interop.kohya_keys import Layout, PartAdapter, peft_shape, to_kohya
 from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensors
 
 if TYPE_CHECKING:
@@ -30,21 +30,17 @@ LAYOUT = Layout(
 
 def read_native(adapter_dir: Path) -> tuple[dict[str, dict[str, "torch.Tensor"]], dict[str, dict[str, Any]]]:
     """The peft state dicts and peft configs, by part, of a LoRA saved by the ``lora`` method."""
-    from adaptkit.builtins.methods.lora import METADATA_KEY, WEIGHT_NAME
-    from adaptkit.builtins.methods.peft_io import read_safetensors
+    from adaptkit.interop.peft_files import LORA_METADATA_KEY, LORA_WEIGHT_NAME, read_safetensors, split_parts
 
-    weights = Path(adapter_dir) / WEIGHT_NAME
+    weights = Path(adapter_dir) / LORA_WEIGHT_NAME
     if not weights.is_file():
-        raise UserError(f"{adapter_dir}: no {WEIGHT_NAME} (not a LoRA result folder)")
+        raise UserError(f"{adapter_dir}: no {LORA_WEIGHT_NAME} (not a LoRA result folder)")
     state, header = read_safetensors(weights)
-    configs_flat = json.loads(header.get(METADATA_KEY, "{}"))
-    parts: dict[str, dict[str, torch.Tensor]] = {}
+    parts: dict[str, dict[str, torch.Tensor]] = split_parts(state)
+    flat_configs = split_parts(json.loads(header.get(LORA_METADATA_KEY, "{}")))
     configs: dict[str, dict[str, Any]] = {}
-    for key, value in state.items():
-        part, _, rest = key.partition(".")
-        parts.setdefault(part, {})[rest] = value
     for part in parts:
-        configs[part] = {k[len(part) + 1 :]: v for k, v in configs_flat.items() if k.startswith(f"{part}.")}
+        configs[part] = flat_configs.get(part, {})
         if not configs[part]:
             raise UserError(f"{weights}: no adapter config for the {part} LoRA in the file's metadata")
         if configs[part].get("rank_pattern") or configs[part].get("alpha_pattern") or configs[part].get("use_rslora"):
@@ -65,12 +61,5 @@ def peft_config(adapter: PartAdapter) -> "LoraConfig":
     """The peft ``LoraConfig`` that reproduces ``adapter`` exactly (per-module ranks/alphas as patterns)."""
     from peft import LoraConfig
 
-    rank = int(common_value(adapter.ranks))
-    alpha = common_value(adapter.alphas)
-    return LoraConfig(
-        r=rank,
-        lora_alpha=alpha,
-        target_modules=adapter.modules,
-        rank_pattern=exceptions(adapter.ranks, rank),
-        alpha_pattern=exceptions(adapter.alphas, alpha),
-    )
+    keys, alpha = peft_shape(adapter)
+    return LoraConfig(**keys, lora_alpha=alpha)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaptkit.errors import UserError
-from adaptkit.interop.kohya_keys import Layout, PartAdapter, common_value, exceptions, to_kohya
+from adaptkit.interop.kohya_keys import Layout, PartAdapter, peft_shape, to_kohya
 from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensors
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ def read_native(adapter_dir: Path) -> tuple[dict[str, "torch.Tensor"], "LoHaConf
     """The UNet's peft LoHa state dict and config, as the ``loha`` method saved them."""
     from peft import LoHaConfig
 
-    from adaptkit.builtins.methods.loha import CONFIG_NAME, WEIGHT_NAME
-    from adaptkit.builtins.methods.peft_io import read_peft_config, read_safetensors
+    from adaptkit.interop.peft_files import PEFT_CONFIG_NAME as CONFIG_NAME
+    from adaptkit.interop.peft_files import PEFT_WEIGHT_NAME as WEIGHT_NAME
+    from adaptkit.interop.peft_files import read_peft_config, read_safetensors
 
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / WEIGHT_NAME).is_file() or not (adapter_dir / CONFIG_NAME).is_file():
@@ -58,13 +59,9 @@ def peft_config(adapter: PartAdapter) -> "LoHaConfig":
     """The peft ``LoHaConfig`` that reproduces ``adapter`` exactly (Tucker convs when the file has them)."""
     from peft import LoHaConfig
 
-    rank = int(common_value(adapter.ranks))
-    alpha = common_value(adapter.alphas)
+    keys, alpha = peft_shape(adapter)
     return LoHaConfig(
-        r=rank,
+        **keys,
         alpha=alpha,
-        target_modules=adapter.modules,
-        rank_pattern=exceptions(adapter.ranks, rank),
-        alpha_pattern=exceptions(adapter.alphas, alpha),
         use_effective_conv2d=any(key.endswith(".hada_t1") for key in adapter.state),
     )

@@ -50,8 +50,7 @@ class RunInfo:
 
 def read_run(run_dir: Path) -> RunInfo:
     """The recipe, step count and recipe hash of the run in ``run_dir``, which must have finished."""
-    from adaptkit.inference import read_run_recipe
-    from adaptkit.run import ADAPTER_DIR, recipe_hash
+    from adaptkit.run import ADAPTER_DIR, read_run_recipe, recipe_hash
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

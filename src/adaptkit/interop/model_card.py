@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptkit.interop.metadata import RunInfo, metric_rows
+from adaptkit.run import BEFORE_AFTER_PNG, RunDir
 
 CARD_NAME = "README.md"
 IMAGES_DIR = "images"
@@ -84,7 +85,7 @@ def render_card(info: RunInfo, images: list[str], result: dict[str, Any] | None 
     if images:
         sections.append("## Samples\n\n" + "\n\n".join(f"![{Path(i).stem}]({i})" for i in images))
     sections.append("## Training\n\n" + _table(_training_figures(info, result)))
-    evaluation = _evaluation(info.run_dir / "eval")
+    evaluation = _evaluation(RunDir(info.run_dir).eval)
     if evaluation:
         sections.append("## Evaluation\n\n" + evaluation)
     recipe = (info.run_dir / "recipe.toml").read_text(encoding="utf-8").strip()
@@ -190,4 +191,5 @@ def _table(figures: dict[str, Any]) -> str:
 
 def _sample_images(run_dir: Path) -> list[Path]:
     """The final before/after grids: ``samples/before-after.png`` and ``eval/before-after.png``."""
-    return [p for p in (run_dir / "samples" / "before-after.png", run_dir / "eval" / "before-after.png") if p.is_file()]
+    files = RunDir(run_dir)
+    return [p for p in (files.before_after, files.eval / BEFORE_AFTER_PNG) if p.is_file()]

@@ -17,9 +17,10 @@ from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensor
 
 def diffusers_lora(info: RunInfo, out: Path) -> Path:
     """The LoRA file diffusers reads, its peft configs kept and the export metadata added."""
-    from adaptkit.builtins.methods.lora import METADATA_KEY, WEIGHT_NAME
-    from adaptkit.builtins.methods.peft_io import read_safetensors
     from adaptkit.interop.kohya_lora import read_native
+    from adaptkit.interop.peft_files import LORA_METADATA_KEY as METADATA_KEY
+    from adaptkit.interop.peft_files import LORA_WEIGHT_NAME as WEIGHT_NAME
+    from adaptkit.interop.peft_files import read_safetensors
 
     _, configs = read_native(info.adapter_dir)
     state, header = read_safetensors(info.adapter_dir / WEIGHT_NAME)
@@ -39,8 +40,8 @@ def peft_lora(info: RunInfo, out: Path) -> Path:
     """One peft adapter folder per part of the LoRA."""
     from peft import LoraConfig
 
-    from adaptkit.builtins.methods.peft_format import WEIGHT_NAME
     from adaptkit.interop.kohya_lora import read_native
+    from adaptkit.interop.peft_files import PEFT_WEIGHT_NAME as WEIGHT_NAME
 
     parts, configs = read_native(info.adapter_dir)
     for part, state in parts.items():
@@ -53,8 +54,9 @@ def peft_lora(info: RunInfo, out: Path) -> Path:
 
 def peft_loha(info: RunInfo, out: Path) -> Path:
     """The LoHa's peft folder (it already is one), the export metadata added."""
-    from adaptkit.builtins.methods.loha import CONFIG_NAME, WEIGHT_NAME
     from adaptkit.interop.lycoris_loha import read_native
+    from adaptkit.interop.peft_files import PEFT_CONFIG_NAME as CONFIG_NAME
+    from adaptkit.interop.peft_files import PEFT_WEIGHT_NAME as WEIGHT_NAME
 
     state, config = read_native(info.adapter_dir)
     metadata = header_metadata(info, rank=config.r, alpha=config.alpha, network=None)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def read_part(pipeline_dir: Path, part: str) -> dict[str, "torch.Tensor"]:
     """All tensors of ``pipeline_dir/part/*.safetensors`` (shards merged); a UserError if there are none."""
-    from adaptkit.builtins.methods.peft_io import read_safetensors
+    from adaptkit.interop.peft_files import read_safetensors
 
     files = sorted((Path(pipeline_dir) / part).glob("*.safetensors"))
     if not files:

@@ -7,6 +7,6 @@
 
 from adaptkit.models.components import SDComponents
 from adaptkit.models.load import load_base_model
-from adaptkit.models.source import BaseSource, available_embedded_models, resolve_base
+from adaptkit.models.source import BaseSource, resolve_base
 
-__all__ = ["BaseSource", "SDComponents", "available_embedded_models", "load_base_model", "resolve_base"]
+__all__ = ["BaseSource", "SDComponents", "load_base_model", "resolve_base"]

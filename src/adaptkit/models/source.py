@@ -1,11 +1,10 @@
 """What a recipe's ``[model] base`` names, checked before anything heavy is loaded.
 
 ``base`` is one of: a Hub id (``CompVis/stable-diffusion-v1-4``), a local diffusers folder,
-a single-file checkpoint (``.safetensors``; pickle formats only with ``allow_pickle``), or
-``embedded:<name>``, a diffusers folder shipped inside the package (``adaptkit/embedded/<name>/``),
-or ``testing:tiny-sd`` / ``testing:sd15-random`` (the tiny test model; the SD v1.5 architecture with
-random weights, for ``adaptkit bench``), built in code on first use and cached
-(``$ADAPTKIT_CACHE``, default ``~/.cache/adaptkit``) so it loads through ``from_pretrained`` too.
+a single-file checkpoint (``.safetensors``; pickle formats only with ``allow_pickle``), or a
+named base model ``<name>:<model>`` that a plugin registers through ``register_base_models``
+(``embedded:tiny-sd`` from the embedded world, ``testing:tiny-sd`` / ``testing:sd15-random`` from
+:mod:`adaptkit.testing.bases`), which names a diffusers folder.
 Every mistake is a one-line :class:`~adaptkit.errors.UserError` naming ``model.base``.
 """
 
@@ -18,13 +17,12 @@ from typing import TYPE_CHECKING, Literal
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
+    from adaptkit.plugins import Registry
     from adaptkit.recipe import ModelSection
 
-SourceKind = Literal["hub", "folder", "single_file", "embedded", "testing"]
+#: ``named``: a registered ``<name>:<model>`` base model (``extra["scheme"]`` says which).
+SourceKind = Literal["hub", "folder", "single_file", "named"]
 
-EMBEDDED_PREFIX = "embedded:"
-TESTING_PREFIX = "testing:"
-TESTING_MODELS = ("tiny-sd", "sd15-random")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 #: Pipeline parts a Stable Diffusion v1 folder must have; the first three hold weights.
@@ -40,32 +38,18 @@ class BaseSource:
     location: str
     given: str
 
-    @property
-    def is_local(self) -> bool:
-        """True for anything on disk (folder, single file, embedded)."""
-        return self.kind != "hub"
 
+def resolve_base(model: "ModelSection", named: "Registry | None" = None) -> BaseSource:
+    """Decide what ``model.base`` names and check local sources; raise a one-line UserError on mistakes.
 
-def embedded_root() -> Path:
-    """The folder holding the package's embedded models (``adaptkit/embedded``)."""
-    return Path(__file__).resolve().parent.parent / "embedded"
-
-
-def available_embedded_models() -> list[str]:
-    """Names usable as ``embedded:<name>``: sub-folders of :func:`embedded_root` with a ``model_index.json``."""
-    root = embedded_root()
-    if not root.is_dir():
-        return []
-    return sorted(child.name for child in root.iterdir() if (child / "model_index.json").is_file())
-
-
-def resolve_base(model: "ModelSection") -> BaseSource:
-    """Decide what ``model.base`` names and check local sources; raise a one-line UserError on mistakes."""
+    ``named`` is the registry of named base models (default: the installed plugins').
+    """
     base = model.base.strip()
-    if base.startswith(EMBEDDED_PREFIX):
-        return _embedded(base)
-    if base.startswith(TESTING_PREFIX):
-        return _testing(base)
+    scheme, colon, name = base.partition(":")
+    if colon and "/" not in scheme and "\\" not in scheme and len(scheme) > 1:
+        named = named if named is not None else _named_base_models()
+        if scheme in named:
+            return _named(named.get(scheme).cls(), name, base)
     path = Path(base).expanduser()
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         return _single_file(base, path, model.allow_pickle)
@@ -78,7 +62,8 @@ def resolve_base(model: "ModelSection") -> BaseSource:
         raise UserError(f"model.base: no such folder or file: {base}")
     if not _is_hub_id(base):
         raise UserError(
-            f"model.base: {base!r} is not a Hub id (owner/name), an existing folder or file, or embedded:<name>"
+            f"model.base: {base!r} is not a Hub id (owner/name), an existing folder or file, "
+            f"or a named base model ({', '.join(f'{n}:<model>' for n in _named_base_models().names())})"
         )
     return BaseSource("hub", base, base)
 
@@ -103,43 +88,20 @@ def check_pipeline_folder(folder: Path, allow_pickle: bool) -> None:
             raise UserError(_pickle_refusal(pickles[0]))
 
 
-def _embedded(base: str) -> BaseSource:
-    name = base[len(EMBEDDED_PREFIX) :]
-    folder = embedded_root() / name
-    if not name or not (folder / "model_index.json").is_file():
-        available = available_embedded_models()
-        listed = ", ".join(f"embedded:{n}" for n in available) if available else "none in this installation"
-        raise UserError(f"model.base: no embedded model {name!r} (available: {listed})")
-    return BaseSource("embedded", str(folder), base)
+def _named_base_models() -> "Registry":
+    from adaptkit.plugins import get_plugin_manager
+
+    return get_plugin_manager().collect().base_models
 
 
-def cache_root() -> Path:
-    """adaptkit's cache folder: ``$ADAPTKIT_CACHE`` or ``~/.cache/adaptkit``."""
-    import os
-
-    return Path(os.environ.get("ADAPTKIT_CACHE") or Path.home() / ".cache" / "adaptkit")
-
-
-def _testing(base: str) -> BaseSource:
-    name = base[len(TESTING_PREFIX) :]
-    if name not in TESTING_MODELS:
-        listed = ", ".join(f"{TESTING_PREFIX}{n}" for n in TESTING_MODELS)
-        raise UserError(f"model.base: no testing model {name!r} (available: {listed})")
-    import os
-    import shutil
-
-    from adaptkit.bench.sd15 import save_sd15_random_pipeline
-    from adaptkit.testing.tiny_model import save_tiny_pipeline
-
-    folder = cache_root() / "testing" / name
-    if not (folder / "model_index.json").is_file():
-        tmp = folder.with_name(f".{name}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (save_sd15_random_pipeline if name == "sd15-random" else save_tiny_pipeline)(tmp, seed=0)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    return BaseSource("testing", str(folder), base)
+def _named(source, name: str, base: str) -> BaseSource:
+    available = source.models()
+    if name not in available:
+        listed = ", ".join(f"{source.name}:{n}" for n in available) if available else "none in this installation"
+        raise UserError(f"model.base: no {source.name} model {name!r} (available: {listed})")
+    folder = source.locate(name)
+    check_pipeline_folder(folder, allow_pickle=False)
+    return BaseSource("named", str(folder), base)
 
 
 def _single_file(base: str, path: Path, allow_pickle: bool) -> BaseSource:

@@ -1,1 +1,1 @@
-"""The pieces of the training loop, one job per module; :mod:`adaptkit.trainer` composes them."""
+"""The pieces of the training loop, one job per module; :mod:`adaptkit.training.trainer` composes them."""

@@ -121,7 +121,7 @@ class TrainingExamples(Dataset):
     ``pipeline`` is the shared image pipeline; ``choose_caption(captions, rng) -> str`` picks among
     several captions. ``caption_dropout`` replaces the caption with "" (for classifier-free
     guidance). ``order`` maps positions to example indices (default: :class:`EpochOrder`; a
-    :class:`~adaptkit.data.buckets.BucketOrder` for aspect-ratio buckets, with ``sizes`` giving
+    :class:`~adaptkit.training.buckets.BucketOrder` for aspect-ratio buckets, with ``sizes`` giving
     each example's bucket). With ``infos`` and ``pixels=False`` (latents cached) no image is
     decoded: the row carries the example ``index`` and the ``flipped`` choice instead, drawn from
     the same random stream the pipeline would use, so the choices match the uncached run's.
@@ -189,6 +189,27 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
     ).input_ids
 
 
+@dataclass
+class Batch:
+    """One micro-batch as the trainer reads it (made by :class:`Collate` in the data-loader workers)."""
+
+    input_ids: torch.Tensor
+    captions: list[str]
+    truncated: int  # captions cut at the tokenizer's length
+    keys: list[str]
+    positions: list[int]
+    indices: list[int]  # into the training examples (the latent cache's rows)
+    flipped: list[bool]
+    pixel_values: torch.Tensor | None = None  # absent when latents come from the cache
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked tensors (the data loader calls this with ``pin_memory=True``)."""
+        self.input_ids = self.input_ids.pin_memory()
+        if self.pixel_values is not None:
+            self.pixel_values = self.pixel_values.pin_memory()
+        return self
+
+
 class Collate:
     """Stacks pixels and tokenizes captions (in the data-loader workers, off the training thread).
 
@@ -200,19 +221,18 @@ class Collate:
         self.tokenizer = tokenizer
         self.max_length = tokenizer.model_max_length
 
-    def __call__(self, rows: list[dict]) -> dict:
+    def __call__(self, rows: list[dict]) -> Batch:
         captions = [r["caption"] for r in rows]
         lengths = [len(ids) for ids in self.tokenizer(captions, truncation=False, padding=False).input_ids]
-        input_ids = tokenize(self.tokenizer, captions)
-        batch = {
-            "input_ids": input_ids,
-            "captions": captions,
-            "truncated": sum(length > self.max_length for length in lengths),
-            "keys": [r["key"] for r in rows],
-            "positions": [r["position"] for r in rows],
-            "indices": [r["index"] for r in rows],
-            "flipped": [r["flipped"] for r in rows],
-        }
-        if "pixel_values" in rows[0]:
-            batch["pixel_values"] = torch.stack([r["pixel_values"] for r in rows]).contiguous()
-        return batch
+        return Batch(
+            input_ids=tokenize(self.tokenizer, captions),
+            captions=captions,
+            truncated=sum(length > self.max_length for length in lengths),
+            keys=[r["key"] for r in rows],
+            positions=[r["position"] for r in rows],
+            indices=[r["index"] for r in rows],
+            flipped=[r["flipped"] for r in rows],
+            pixel_values=torch.stack([r["pixel_values"] for r in rows]).contiguous()
+            if "pixel_values" in rows[0]
+            else None,
+        )

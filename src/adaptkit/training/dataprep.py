@@ -42,7 +42,7 @@ def bucket_settings(recipe: Recipe) -> tuple[int, int]:
 
 def build_training_data(examples: StyleDataset, recipe: Recipe, settings: CacheSettings) -> TrainingData:
     """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are cached."""
-    from adaptkit.data.buckets import BucketOrder, BucketPlan
+    from adaptkit.training.buckets import BucketOrder, BucketPlan
 
     data, train = recipe.data, recipe.train
     pipeline = ImagePipeline.from_data_section(data)

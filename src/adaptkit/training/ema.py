@@ -31,6 +31,7 @@ class EmaWeights:
             if torch.cuda.is_available():
                 self.model.pin_memory()
 
+    @torch.no_grad()
     def step(self, skipped: torch.Tensor | None = None) -> None:
         """One EMA update from the current training weights.
 
@@ -53,14 +54,21 @@ class EmaWeights:
         model.optimization_step += 1
         model.cur_decay_value = decay = model.get_decay(model.optimization_step)
         weight = (1 - skipped.to(model.shadow_params[0].device)) * (1 - decay)
-        for shadow, param in zip(model.shadow_params, self.params):
-            if param.requires_grad:
-                shadow.sub_((shadow - param) * weight)
-            else:
+        pairs = list(zip(model.shadow_params, self.params))
+        moving = [(s, p) for s, p in pairs if p.requires_grad]
+        for shadow, param in pairs:
+            if not param.requires_grad:
                 shadow.copy_(param)
-
-    def shadow_devices(self) -> set[str]:
-        return {p.device.type for p in self.model.shadow_params}
+        if not moving:
+            return
+        shadows, params = [s for s, _ in moving], [p for _, p in moving]
+        if model.foreach:  # ema.foreach: one fused kernel per op over every tensor
+            steps = torch._foreach_sub(shadows, params)
+            torch._foreach_mul_(steps, weight)
+            torch._foreach_sub_(shadows, steps)
+        else:
+            for shadow, param in moving:
+                shadow.sub_((shadow - param) * weight)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:

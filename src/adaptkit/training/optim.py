@@ -131,9 +131,9 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, train: TrainSection):
 
 def nonfinite_stop(longest: int, skipped: int, step: int, limit: int, run) -> UserError:
     """The error that stops a run after ``longest`` consecutive non-finite steps, naming what is kept."""
-    from adaptkit.checkpoint import newest_complete
+    from adaptkit.training.checkpoint import newest_complete
 
-    kept = newest_complete(run.checkpoints_dir)
+    kept = newest_complete(run.dir.checkpoints)
     kept_text = f"the last good checkpoint {kept} is kept" if kept else "no checkpoint had been written yet"
     return UserError(
         f"train.max_nonfinite_steps = {limit}: {longest} consecutive steps had a non-finite loss "

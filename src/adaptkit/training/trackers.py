@@ -1,7 +1,7 @@
 """Experiment trackers (``[log] trackers``) through accelerate: TensorBoard and Weights & Biases.
 
-A built-in plugin (in ``DEFAULT_PLUGINS``): its ``check_recipe`` reports a tracker whose package is
-missing when the recipe is resolved, before anything loads.
+The built-in plugin :mod:`adaptkit.builtins.trackers` reports a tracker whose package is missing
+when the recipe is resolved, before anything loads (:func:`missing`).
 
 The trainer passes :func:`accelerator_options` to ``Accelerator(...)``, calls :func:`start` once the
 run directory exists and :func:`log` wherever it writes ``metrics.jsonl``; ``end_training`` closes
@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.errors import UserError
-from adaptkit.hookspecs import hookimpl
+from adaptkit.run import RunDir
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
     from adaptkit.recipe import LogSection, Recipe
+    from adaptkit.recipe.schema import TrackerName
 
-#: Tracker name -> (the module it needs, how to install it).
-TRACKERS: dict[str, tuple[str, str]] = {
+#: Tracker name (``[log] trackers``' valid values) -> (the module it needs, how to install it).
+TRACKERS: dict["TrackerName", tuple[str, str]] = {
     "tensorboard": ("tensorboard", "pip install tensorboard"),
     "wandb": ("wandb", "pip install wandb"),
 }
-LOGS_DIR = "logs"
 
 
 def missing(log: "LogSection") -> list[str]:
@@ -41,20 +41,15 @@ def missing(log: "LogSection") -> list[str]:
     return lines
 
 
-@hookimpl
-def check_recipe(recipe: "Recipe") -> list[str]:
-    """Report missing tracker packages when the recipe is resolved (``adaptkit validate`` shows them too)."""
-    return missing(recipe.log)
-
-
-def accelerator_options(log: "LogSection", run_dir: Path) -> dict[str, Any]:
-    """``Accelerator`` keyword arguments for the configured trackers (none when there are none)."""
+def accelerator_options(log: "LogSection", logs_dir: Path) -> dict[str, Any]:
+    """``Accelerator`` keyword arguments for the configured trackers (none when there are none);
+    ``logs_dir`` is the run's ``logs/``."""
     if not log.trackers:
         return {}
     problems = missing(log)
     if problems:
         raise UserError(*problems)
-    return {"log_with": list(log.trackers), "project_dir": str(Path(run_dir) / LOGS_DIR)}
+    return {"log_with": list(log.trackers), "project_dir": str(logs_dir)}
 
 
 def start(accelerator: "Accelerator", recipe: "Recipe", run_dir: Path) -> None:
@@ -67,7 +62,7 @@ def start(accelerator: "Accelerator", recipe: "Recipe", run_dir: Path) -> None:
         return
     init_kwargs: dict[str, Any] = {}
     if "wandb" in log.trackers:
-        wandb_dir = Path(run_dir) / LOGS_DIR
+        wandb_dir = RunDir(Path(run_dir)).logs
         wandb_dir.mkdir(parents=True, exist_ok=True)
         init_kwargs["wandb"] = {"mode": log.wandb_mode, "dir": str(wandb_dir), "name": run_name}
     accelerator.init_trackers(log.project or run_name, config=hyperparameters(recipe), init_kwargs=init_kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adaptkit.builtins.methods.peft_common import AdapterOptions
+from adaptkit import AdapterOptions
 from pydantic import field_validator
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from adaptkit.builtins.methods.peft_format import PeftFormatMethod
+from adaptkit import PeftFormatMethod
 from pydantic import Field
 
 from adaptkit_lokr._options import NoImportOptions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from adaptkit.builtins.methods.peft_format import PeftFormatMethod
+from adaptkit import PeftFormatMethod
 from pydantic import Field, field_validator
 
 from adaptkit_lokr._options import NoImportOptions

@@ -14,10 +14,7 @@ import difflib
 import string
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.data.adapter import SourceAdapter, SourceOptions, source_field
-from adaptkit.data.columns import ColumnMap, detect_image_column
-from adaptkit.data.loading import SourceSpec
-from adaptkit.errors import UserError
+from adaptkit import ColumnMap, SourceAdapter, SourceOptions, SourceSpec, UserError, detect_image_column, source_field
 from pydantic import Field, field_validator
 
 if TYPE_CHECKING:

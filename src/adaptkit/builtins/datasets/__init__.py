@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adaptkit.builtins.datasets.embedded_styles import EmbeddedStylesAdapter
 from adaptkit.builtins.datasets.hub import HubAdapter
 from adaptkit.builtins.datasets.imagefolder import ImageFolderAdapter
 from adaptkit.builtins.datasets.naruto import NarutoAdapter
@@ -22,7 +21,6 @@ ADAPTERS: tuple[type[DatasetAdapter], ...] = (
     SimpsonsAdapter,
     HubAdapter,
     ImageFolderAdapter,
-    EmbeddedStylesAdapter,
 )
 
 

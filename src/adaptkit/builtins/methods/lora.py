@@ -12,16 +12,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adaptkit.builtins.methods.peft_common import TEXT_ENCODER_MODULES, AdapterOptions, PeftMethod, has_adapter
-from adaptkit.builtins.methods.peft_io import (
+from adaptkit.builtins.methods.peft_common import TEXT_ENCODER_MODULES, AdapterOptions, PeftMethod
+from adaptkit.errors import UserError
+from adaptkit.interop.peft_files import (
+    LORA_METADATA_KEY as METADATA_KEY,
+)
+from adaptkit.interop.peft_files import (
+    LORA_WEIGHT_NAME as WEIGHT_NAME,
+)
+from adaptkit.interop.peft_files import (
     adapter_config_dict,
     adapter_state_dict,
+    has_adapter,
     keep_training_mode,
     load_adapter,
     read_safetensors,
-    refuse_pickles,
+    saved_weights,
+    split_parts,
 )
-from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -29,10 +37,6 @@ if TYPE_CHECKING:
 
     from adaptkit.models import SDComponents
 
-#: The file diffusers' ``save_lora_weights`` writes and ``load_lora_weights`` reads.
-WEIGHT_NAME = "pytorch_lora_weights.safetensors"
-#: The safetensors header entry holding the adapter configs (diffusers' ``LORA_ADAPTER_METADATA_KEY``).
-METADATA_KEY = "lora_adapter_metadata"
 #: Key prefixes of the two parts in a diffusers LoRA file.
 UNET, TEXT_ENCODER = "unet", "text_encoder"
 
@@ -103,10 +107,7 @@ class LoraMethod(PeftMethod):
     def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
         """Load the saved LoRA onto ``pipeline`` (diffusers' ``load_lora_weights`` for a UNet-only LoRA)."""
         saved_dir = Path(saved_dir)
-        weights = saved_dir / WEIGHT_NAME
-        if not weights.is_file():
-            refuse_pickles(saved_dir)
-            raise UserError(f"{saved_dir}: no {WEIGHT_NAME} (not a LoRA result folder)")
+        weights = saved_weights(saved_dir, WEIGHT_NAME, "LoRA")
         state, header = read_safetensors(weights)
         try:
             with keep_training_mode(pipeline.unet, pipeline.text_encoder):
@@ -139,13 +140,9 @@ def _load_with_text_encoder(
         metadata=metadata or None,
         adapter_name=adapter_name,
     )
-    text_config = _unprefixed(metadata, TEXT_ENCODER)
+    text_config = split_parts(metadata).get(TEXT_ENCODER)
     if not text_config:
         raise UserError(f"{weights}: the text-encoder LoRA has no adapter config in the file's metadata")
     # Normalise any naming (peft, diffusers, old diffusers) to peft, as diffusers' own loader does.
-    text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(_unprefixed(state, TEXT_ENCODER)))
+    text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(split_parts(state).get(TEXT_ENCODER, {})))
     load_adapter(pipeline.text_encoder, LoraConfig(**text_config), text_state, weights, "text encoder", adapter_name)
-
-
-def _unprefixed(data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {key[len(prefix) + 1 :]: value for key, value in data.items() if key.startswith(f"{prefix}.")}

@@ -3,7 +3,7 @@
 A :class:`PeftMethod` freezes the base model, injects one adapter named :data:`ADAPTER_NAME`
 into the UNet (and optionally the text encoder), and trains only the adapter weights, in
 float32 as diffusers' training examples do under mixed precision. Subclasses only say which
-peft config to inject and how to save and apply the result (with :mod:`.peft_io`).
+peft config to inject and how to save and apply the result (with :mod:`adaptkit.interop.peft_files`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import Field
 
 from adaptkit.component import Method, Options
 from adaptkit.errors import UserError
+from adaptkit.interop.peft_files import ADAPTER_NAME, add_adapter, has_adapter
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
     from adaptkit.models import SDComponents
 
-ADAPTER_NAME = "default"
 #: The UNet's attention projections (self- and cross-attention), as in diffusers' LoRA examples.
 ATTENTION_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
 #: The UNet's convolutions: ResNet convs and shortcuts, and the transformer blocks' in/out projections
@@ -99,21 +99,6 @@ class PeftMethod(Method):
         return params
 
 
-def add_adapter(module: "torch.nn.Module", config: "PeftConfig", adapter_name: str = ADAPTER_NAME) -> None:
-    """Inject ``config`` into ``module``: diffusers models through ``add_adapter``, others through peft.
-
-    The text encoder goes through ``peft.inject_adapter_in_model`` directly: transformers 5.24's own
-    ``add_adapter``/``load_adapter`` demand peft >= 0.22, newer than the peft this project runs.
-    """
-    from diffusers import ModelMixin
-    from peft import inject_adapter_in_model
-
-    if isinstance(module, ModelMixin):
-        module.add_adapter(config, adapter_name=adapter_name)
-    else:
-        inject_adapter_in_model(config, module, adapter_name=adapter_name)
-
-
 def inject(module: "torch.nn.Module", config: "PeftConfig", what: str) -> None:
     """:func:`add_adapter` for training; a target that matches nothing is a one-line UserError."""
     try:
@@ -126,6 +111,4 @@ def inject(module: "torch.nn.Module", config: "PeftConfig", what: str) -> None:
         ) from exc
 
 
-def has_adapter(module: "torch.nn.Module") -> bool:
-    """True when :data:`ADAPTER_NAME` is injected into ``module``."""
-    return ADAPTER_NAME in getattr(module, "peft_config", {})
+__all__ = ["ADAPTER_NAME", "AdapterOptions", "PeftMethod", "has_adapter", "inject"]

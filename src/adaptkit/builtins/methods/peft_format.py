@@ -12,25 +12,30 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptkit.builtins.methods.peft_common import ADAPTER_NAME, PeftMethod, has_adapter
-from adaptkit.builtins.methods.peft_io import (
+from adaptkit.builtins.methods.peft_common import PeftMethod
+from adaptkit.errors import UserError
+from adaptkit.interop.peft_files import (
+    ADAPTER_NAME,
     adapter_state_dict,
+    has_adapter,
     keep_training_mode,
     load_adapter,
     read_peft_config,
     read_safetensors,
-    refuse_pickles,
+    saved_weights,
 )
-from adaptkit.errors import UserError
+from adaptkit.interop.peft_files import (
+    PEFT_CONFIG_NAME as CONFIG_NAME,
+)
+from adaptkit.interop.peft_files import (
+    PEFT_WEIGHT_NAME as WEIGHT_NAME,
+)
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
     from peft import PeftConfig
 
     from adaptkit.models import SDComponents
-
-WEIGHT_NAME = "adapter_model.safetensors"
-CONFIG_NAME = "adapter_config.json"
 
 
 class PeftFormatMethod(PeftMethod):
@@ -55,10 +60,7 @@ class PeftFormatMethod(PeftMethod):
     def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
         """Inject the saved config into ``pipeline.unet`` and load its weights exactly."""
         saved_dir = Path(saved_dir)
-        weights = saved_dir / WEIGHT_NAME
-        if not weights.is_file():
-            refuse_pickles(saved_dir)
-            raise UserError(f"{saved_dir}: no {WEIGHT_NAME} (not a {self.name} result folder)")
+        weights = saved_weights(saved_dir, WEIGHT_NAME, self.name)
         config_path = saved_dir / CONFIG_NAME
         if not config_path.is_file():
             raise UserError(f"{saved_dir}: no {CONFIG_NAME} beside {WEIGHT_NAME}")

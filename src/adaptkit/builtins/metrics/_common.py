@@ -6,23 +6,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from adaptkit.component import Options
-from adaptkit.evaluation.bootstrap import DEFAULT_RESAMPLES
-from adaptkit.evaluation.context import PROMPT_SETS, EvalContext, EvalPairs, MetricUnavailable, PromptSetName
+from adaptkit.evaluation.bootstrap import BootstrapOptions
+from adaptkit.evaluation.context import EvalContext, EvalPairs, MetricUnavailable
 from adaptkit.evaluation.encoders import DEFAULT_BATCH_SIZE, DEFAULT_CLIP, EncoderKind, load_encoder
 
 if TYPE_CHECKING:
     from adaptkit.evaluation.encoders import CLIPEncoder, DINOEncoder
-
-
-class BootstrapOptions(Options):
-    """Options of every built-in metric: the bootstrap and which prompt sets to score."""
-
-    n_resamples: int = Field(DEFAULT_RESAMPLES, ge=10, description="Bootstrap resamples for the 95% CI.")
-    seed: int = Field(0, description="Seed of the bootstrap (and of KID's subsets).")
-    sets: list[PromptSetName] | None = Field(
-        None, description=f"Prompt sets to score ({', '.join(PROMPT_SETS)}); default: every pair."
-    )
 
 
 class EncoderOptions(BootstrapOptions):

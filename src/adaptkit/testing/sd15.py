@@ -1,6 +1,6 @@
 """The Stable Diffusion v1.5 architecture with random weights: the bench's default model.
 
-The UNet, VAE and CLIP text-encoder configs of SD v1.5 ship as JSON in ``adaptkit/bench/sd15/``;
+The UNet, VAE and CLIP text-encoder configs of SD v1.5 ship as JSON in ``adaptkit/testing/sd15/``;
 the components are built from them (no download) with random weights, so step time, memory and
 FLOPs match the real model's. The tokenizer is the tiny test tokenizer (token ids only matter for
 the embedding lookup, which costs nothing). Use it as ``model.base = "testing:sd15-random"``.

@@ -7,21 +7,17 @@ matched to its ground truth (shape, colour, background, size) and both images ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from pydantic import Field
 
 from adaptkit.component import Metric
-from adaptkit.evaluation.bootstrap import paired_figure
+from adaptkit.evaluation.bootstrap import BootstrapOptions, paired_figure
 from adaptkit.evaluation.context import EvalContext, Figure, MetricUnavailable
-from adaptkit.hookspecs import hookimpl
-
-from ._common import BootstrapOptions
 
 #: The probes shipped beside the embedded model.
-PROBES_DIR = Path(__file__).resolve().parents[2] / "embedded" / "probes"
+PROBES_DIR = Path(__file__).resolve().parent / "probes"
 
 
 class ProbeOptions(BootstrapOptions):
@@ -62,6 +58,13 @@ class EmbeddedProbesMetric(Metric):
         "both": ("both", "fraction of images whose probed shape and colour both match the prompt"),
     }
 
+    @classmethod
+    def applies_to(cls, dataset_adapter: str) -> bool:
+        """Only runs on the embedded styles (the probes know no other images)."""
+        from adaptkit.embedded.dataset import EmbeddedStylesAdapter
+
+        return dataset_adapter == EmbeddedStylesAdapter.name
+
     def compute(self, context: EvalContext) -> list[Figure]:
         from adaptkit.embedded.evaluate import score
         from adaptkit.embedded.probes import Probes
@@ -98,9 +101,3 @@ class EmbeddedProbesMetric(Metric):
                 )
             )  # fmt: skip
         return figures
-
-
-@hookimpl
-def register_metrics(register: Callable[[type], None]) -> None:
-    """Register ``embedded_probes``."""
-    register(EmbeddedProbesMetric)

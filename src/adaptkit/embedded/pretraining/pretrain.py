@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m adaptkit.embedded.pretrain --out DIR --work DIR/work
+    python -m adaptkit.embedded.pretraining.pretrain --out DIR --work DIR/work
 
 The defaults are the settings of the shipped weights (seed 0; 96 min on a quiet 2-core CPU).
 
@@ -23,13 +23,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adaptkit.embedded import models
 from adaptkit.embedded.data import LABELS, Batch, make_batch
 from adaptkit.embedded.evaluate import DEFAULT_STEPS, eval_prompts, prompt_following
+from adaptkit.embedded.pretraining import models
+from adaptkit.embedded.pretraining.tokenizer import build_tokenizer
+from adaptkit.embedded.pretraining.training import (
+    EMA,
+    UNetRun,
+    encode_latents,
+    psnr,
+    reconstruct,
+    train_unet,
+    train_vae,
+)
 from adaptkit.embedded.probes import Probes, accuracy, train_probe_net
 from adaptkit.embedded.styles import STYLE_CLASSES
-from adaptkit.embedded.tokenizer import build_tokenizer
-from adaptkit.embedded.training import EMA, UNetRun, encode_latents, psnr, reconstruct, train_unet, train_vae
 from adaptkit.embedded.world import EVAL_SEED_OFFSET
 
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from adaptkit.component import Sampler
 from adaptkit.errors import UserError
 from adaptkit.plugins import Components
-from adaptkit.recipe import ModelSection, Recipe, load_recipe
+from adaptkit.recipe import ModelSection, Recipe
 from adaptkit.resolve import build_component
-from adaptkit.run import ADAPTER_DIR, RECIPE_FILE
-
-
-def read_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Recipe:
-    """The resolved recipe a run saved in its folder, with ``--set KEY=VALUE`` ``overrides`` applied."""
-    path = run_dir / RECIPE_FILE
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not an adaptkit run directory (no {RECIPE_FILE})")
-    return load_recipe(path, list(overrides))
+from adaptkit.run import ADAPTER_DIR, RunDir, read_run_recipe
 
 
 def run_components(model: ModelSection, recipe: Recipe | None):
@@ -50,8 +41,9 @@ def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components,
     pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
     if recipe is None or run_dir is None:
         return pipeline
-    method = run_method(registries, recipe, str(run_dir / RECIPE_FILE))
-    adapter = run_dir / ADAPTER_DIR
+    files = RunDir(run_dir)
+    method = run_method(registries, recipe, str(files.recipe))
+    adapter = files.adapter
     if not adapter.is_dir():
         raise UserError(f"{run_dir}: the run has no {ADAPTER_DIR}/ folder (did it finish?)")
     return method.apply(pipeline, adapter)

@@ -1,8 +1,8 @@
-"""The training recipe: setup / train / save_checkpoint / cleanup, on accelerate.
+"""The training recipe: setup / train / save / cleanup, on accelerate.
 
-One readable loop. Everything with a job of its own lives in :mod:`adaptkit.training`
-(objective, optimizers, EMA, attention, batches, telemetry), :mod:`adaptkit.checkpoint` and
-:mod:`adaptkit.sampling`; components come from plugins through the resolved recipe.
+One readable loop. Everything with a job of its own lives beside it in :mod:`adaptkit.training`
+(objective, optimizers, EMA, attention, batches, caches, telemetry, checkpoints, the writer of
+checkpoints and samples); components come from plugins through the resolved recipe.
 """
 
 from __future__ import annotations
@@ -15,27 +15,27 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from adaptkit import checkpoint as ckpt
 from adaptkit.errors import UserError
-from adaptkit.progress import TrainingProgress
 from adaptkit.resolve import ResolvedRecipe
-from adaptkit.run import Run, check_same_identity, prepare_run_dir
+from adaptkit.run import Run, TrainingResult, check_same_identity, prepare_run_dir
+from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
-from adaptkit.training.batches import Collate, Layout, PositionSampler, derive_seed
+from adaptkit.training.batches import Batch, Collate, Layout, PositionSampler, derive_seed
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
-from adaptkit.training.outputs import TrainerOutputs
-from adaptkit.training.rng import set_rng_state
+from adaptkit.training.progress import TrainingProgress
+from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
+from adaptkit.training.writer import RunWriter
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class Trainer(TrainerOutputs):
+class Trainer:
     """Trains one resolved recipe. ``resume`` is None, ``"latest"`` or a checkpoint path."""
 
     def __init__(
@@ -54,21 +54,27 @@ class Trainer(TrainerOutputs):
         self.overwrite = overwrite
         self.force = force
         self.show_progress = show_progress
-        self.run = Run(self.recipe, resolved.path, resolved.run_dir)
-        self.run.state["trainer"] = self
+        self.run = Run(self.recipe, resolved.path, resolved.run_dir, method=self.method)
         self.hook = resolved.manager.hook
         self.start_step = 0
-        self.base_rows: list | None = None  # the base model's grid (step 0), for before-after.png
         self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length
 
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
+        """Accelerator and run folder, then data, model and optimization; then resume if asked."""
+        self._setup_accelerator()
+        self._setup_data()  # its mistakes (a missing column, no usable row) fail before the model loads
+        self._setup_model()
+        self._setup_optimization()
+        self.writer = RunWriter(self.run, self.method, self.components, self.resolved.sampler, self.hook, self.ema)
+        if self.resume is not None:
+            self._restore(ckpt.resume_path(self.resume, self.run.dir.checkpoints))
+
+    def _setup_accelerator(self) -> None:
         from accelerate import Accelerator
 
-        from adaptkit.models import load_base_model
         from adaptkit.training.cache import cache_settings
-        from adaptkit.training.dataprep import build_training_data, fill_caches
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -76,12 +82,21 @@ class Trainer(TrainerOutputs):
         self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         # cpu=True on a machine without CUDA: that is what makes accelerate join a torchrun/gloo
         # group there (MULTI_CPU); without it every process trains alone and all of them write.
-        self.accelerator = accelerator = Accelerator(
+        # mixed_precision=None (not set in the recipe) lets accelerate read the user's
+        # `accelerate config` / `accelerate launch --mixed_precision` (ACCELERATE_MIXED_PRECISION).
+        self.accelerator = Accelerator(
             mixed_precision=train.mixed_precision,
             cpu=not torch.cuda.is_available(),
-            **trackers.accelerator_options(self.recipe.log, self.run.run_dir),
+            **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
-        self.run.accelerator = accelerator
+        self.run.accelerator = self.accelerator
+        if train.mixed_precision is None:  # the resolved recipe records what ran
+            train = train.model_copy(update={"mixed_precision": self.accelerator.mixed_precision})
+            self.recipe = self.run.recipe = self.recipe.model_copy(update={"train": train})
+        if train.mixed_precision == "fp16" and not torch.cuda.is_available():
+            raise UserError(
+                "mixed precision 'fp16' (from the accelerate config) needs a CUDA device; use 'bf16' or 'no'"
+            )
         self._on_main_process(
             lambda: prepare_run_dir(
                 self.run.run_dir,
@@ -91,34 +106,30 @@ class Trainer(TrainerOutputs):
                 recipe_dir=self.resolved.path.parent,
             )
         )
-        trackers.start(accelerator, self.recipe, self.run.run_dir)
+        trackers.start(self.accelerator, self.recipe, self.run.run_dir)
         enable_tf32()
 
-        # The dataset first: its mistakes (a missing column, no usable row) fail before the model loads.
+    def _setup_data(self) -> None:
+        from adaptkit.data.loading import limit_examples
+        from adaptkit.training.dataprep import build_training_data
+
         examples = self.resolved.dataset.load("train")
         if self.recipe.data.max_examples:
-            from adaptkit.data.loading import limit_examples
-
             examples = limit_examples(examples, self.recipe.data.max_examples)
         self.examples = examples
         self.training_data = build_training_data(examples, self.recipe, self.cache_settings)
         self.training_examples = self.training_data.examples
 
+    def _setup_model(self) -> None:
+        """Load the base, set the objective, let the method prepare it, place it, fill the caches."""
+        from adaptkit.models import load_base_model
+        from adaptkit.training.dataprep import fill_caches
+
+        train = self.recipe.train
         torch.manual_seed(train.seed)
-        components = load_base_model(self.recipe.model)
-        self.run.components = self.components = components
-        if train.prediction_type:  # the training target, and every scheduler built for sampling
-            components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
-            components.scheduler_config["prediction_type"] = train.prediction_type
-        self.objective = ObjectiveConfig(
-            prediction_type=components.noise_scheduler.config.prediction_type,
-            snr_gamma=train.snr_gamma,
-            noise_offset=train.noise_offset,
-            input_perturbation=train.input_perturbation,
-            min_timestep=train.min_timestep,
-            max_timestep=train.max_timestep,
-        )
-        check_timestep_range(self.objective, components.noise_scheduler.config.num_train_timesteps)
+        self.components = components = load_base_model(self.recipe.model)
+        self.run.components = components
+        self.objective = self._objective()
         configure_attention(components.unet, train.attention)
 
         base_param_ids = {id(p) for m in (components.unet, components.text_encoder) for p in m.parameters()}
@@ -130,27 +141,45 @@ class Trainer(TrainerOutputs):
             components.unet.enable_gradient_checkpointing()
             if self.method.trains_text_encoder:
                 components.text_encoder.gradient_checkpointing_enable()
-        use_channels_last(components, accelerator.device)
+        use_channels_last(components, self.accelerator.device)
         self.latent_cache, self.text_cache = fill_caches(
-            self.training_data, self.cache_settings, components, accelerator, self.recipe
+            self.training_data, self.cache_settings, components, self.accelerator, self.recipe
         )
 
+    def _objective(self) -> ObjectiveConfig:
+        """The training objective; ``train.prediction_type`` also sets every scheduler built for sampling."""
+        train, components = self.recipe.train, self.components
+        if train.prediction_type:
+            components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
+            components.scheduler_config["prediction_type"] = train.prediction_type
+        objective = ObjectiveConfig(
+            prediction_type=components.noise_scheduler.config.prediction_type,
+            snr_gamma=train.snr_gamma,
+            noise_offset=train.noise_offset,
+            input_perturbation=train.input_perturbation,
+            min_timestep=train.min_timestep,
+            max_timestep=train.max_timestep,
+        )
+        check_timestep_range(objective, components.noise_scheduler.config.num_train_timesteps)
+        return objective
+
+    def _setup_optimization(self) -> None:
+        """Optimizer, schedule and EMA; then ``accelerator.prepare`` and the batch layout."""
+        train, accelerator = self.recipe.train, self.accelerator
         self.optimizer = build_optimizer(self.trainable, train)
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
 
-        prepared = [maybe_compile(components.unet, train.compile), self.optimizer]
+        prepared = [maybe_compile(self.components.unet, train.compile), self.optimizer]
         if self.method.trains_text_encoder:
-            prepared.append(components.text_encoder)
+            prepared.append(self.components.text_encoder)
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
+        self.text_encoder = prepared[2] if self.method.trains_text_encoder else self.components.text_encoder
         self.guard = NonFiniteGuard(self.optimizer, accelerator.device, accelerator.num_processes)
-        self.text_encoder = prepared[2] if self.method.trains_text_encoder else components.text_encoder
         self.layout = Layout(
             train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
         )
-        if self.resume is not None:
-            self._restore(ckpt.resume_path(self.resume, self.run.checkpoints_dir))
 
     def _on_main_process(self, action) -> None:
         """Run ``action`` on the main process only; its UserError is raised on every process.
@@ -217,27 +246,37 @@ class Trainer(TrainerOutputs):
         if self.accelerator.is_main_process:
             print(f"resuming from {path} (step {contents.step})")
 
+    # ------------------------------------------------------------------ save
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything besides the trainable weights that exact resume needs."""
+        scaler = self.accelerator.scaler
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": get_rng_state(),
+            "nonfinite": self.guard.state_dict(),
+        }
+
+    def save_checkpoint(self, step: int) -> Path | None:
+        """A complete checkpoint for ``step`` (main process only; None elsewhere)."""
+        return self.writer.checkpoint(step, self.training_state())
+
     # ------------------------------------------------------------------ train
 
-    def train(self) -> dict[str, Any]:
+    def train(self) -> TrainingResult:
+        """Train to ``train.steps``; save the last checkpoint, the result, ``result.json`` and the grids."""
         recipe, train = self.recipe, self.recipe.train
         accelerator = self.accelerator
-        loader = DataLoader(
-            self.training_examples,
-            batch_size=train.batch_size,
-            sampler=PositionSampler(self.layout, self.start_step, train.steps),
-            collate_fn=Collate(self.components.tokenizer),
-            num_workers=train.num_workers,
-            worker_init_fn=ignore_stop_signals if train.num_workers else None,
-            pin_memory=torch.cuda.is_available(),
-        )
-        batches = iter(loader)
+        batches = iter(self._loader())
         self.hook.on_train_start(run=self.run)
-        if self.start_step == 0 and accelerator.is_main_process and recipe.sample.prompts:
-            self.sample_grid(0)
+        if self.start_step == 0 and recipe.sample.prompts:
+            self.writer.samples(0)
 
         throughput, started = Throughput(), time.perf_counter()
-        last_loss, rates = float("nan"), []
+        last_loss = float("nan")
         progress = TrainingProgress(
             train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process
         )
@@ -249,55 +288,75 @@ class Trainer(TrainerOutputs):
                 done = step + 1
                 faults.inject("step-end", done)
                 if done % train.log_every == 0 or done == train.steps:
-                    last_loss, skipped, longest = self.guard.read()  # the only host sync of the loss
-                    rate = throughput.read()
-                    rates.append(rate)
-                    logs = {
-                        "step": done,
-                        "loss": last_loss,
-                        "lr": self.lr_scheduler.get_last_lr()[0],
-                        "images_per_s": rate,
-                        "peak_memory_mb": peak_memory_mb(accelerator.device),
-                        "time_s": time.perf_counter() - started,
-                        "nonfinite_steps": skipped,
-                    }
-                    if accelerator.is_main_process:
-                        self.run.log_metrics(logs)
-                        trackers.log(accelerator, logs, done)
-                    if train.max_nonfinite_steps and longest >= train.max_nonfinite_steps:
-                        raise nonfinite_stop(longest, skipped, done, train.max_nonfinite_steps, self.run)
-                    self.hook.on_step_end(run=self.run, step=done, logs=logs)
-                    progress.update(done, logs)
+                    last_loss = self._log_step(done, throughput, started, progress)
                 else:
                     progress.advance(done)
                 if recipe.checkpoint.every and done % recipe.checkpoint.every == 0 and done < train.steps:
                     self.save_checkpoint(done)
                 if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
-                    self.sample_grid(done)
+                    self.writer.samples(done)
                 signum = self._agreed_stop_signal(stop.signum)
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
+        return self._finish(last_loss, time.perf_counter() - started)
 
-        wall = time.perf_counter() - started
-        steps_run = train.steps - self.start_step
-        result = {
-            "steps": train.steps,
-            "steps_this_session": steps_run,
-            "final_loss": last_loss,
-            "wall_time_s": wall,
-            "images_per_s": steps_run * self.layout.examples_per_step / max(wall, 1e-9),
-            "adapter_dir": str(self.run.adapter_dir),
-            "examples": len(self.examples),
-            "skipped_examples": getattr(self.examples, "skipped", 0),
-            "truncated_captions": self.truncated_captions,
-            "nonfinite_steps": self.guard.state_dict()["skipped"],
-            "main_process": accelerator.is_main_process,
+    def _loader(self) -> DataLoader:
+        train = self.recipe.train
+        return DataLoader(
+            self.training_examples,
+            batch_size=train.batch_size,
+            sampler=PositionSampler(self.layout, self.start_step, train.steps),
+            collate_fn=Collate(self.components.tokenizer),
+            num_workers=train.num_workers,
+            worker_init_fn=ignore_stop_signals if train.num_workers else None,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _log_step(self, done: int, throughput: Throughput, started: float, progress: TrainingProgress) -> float:
+        """Log step ``done`` to ``metrics.jsonl``, the trackers and ``on_step_end``; returns its loss."""
+        train, accelerator = self.recipe.train, self.accelerator
+        loss, skipped, longest = self.guard.read()  # the only host sync of the loss
+        logs = {
+            "step": done,
+            "loss": loss,
+            "lr": self.lr_scheduler.get_last_lr()[0],
+            "images_per_s": throughput.read(),
+            "peak_memory_mb": peak_memory_mb(accelerator.device),
+            "time_s": time.perf_counter() - started,
+            "nonfinite_steps": skipped,
         }
-        self.save_checkpoint(train.steps)
-        self.save_result()
-        if recipe.sample.prompts:
-            self.sample_grid(train.steps, before_after=True)
         if accelerator.is_main_process:
+            self.run.log_metrics(logs)
+            trackers.log(accelerator, logs, done)
+        if train.max_nonfinite_steps and longest >= train.max_nonfinite_steps:
+            raise nonfinite_stop(longest, skipped, done, train.max_nonfinite_steps, self.run)
+        self.hook.on_step_end(run=self.run, step=done, logs=logs)
+        progress.update(done, logs)
+        return loss
+
+    def _finish(self, last_loss: float, wall: float) -> TrainingResult:
+        """The last checkpoint, the result in ``adapter/``, ``result.json``, the final grids, then ``on_train_end``."""
+        train = self.recipe.train
+        steps_run = train.steps - self.start_step
+        result = TrainingResult(
+            steps=train.steps,
+            steps_this_session=steps_run,
+            final_loss=last_loss,
+            wall_time_s=wall,
+            images_per_s=steps_run * self.layout.examples_per_step / max(wall, 1e-9),
+            adapter_dir=str(self.run.dir.adapter),
+            examples=len(self.examples),
+            skipped_examples=getattr(self.examples, "skipped", 0),
+            truncated_captions=self.truncated_captions,
+            nonfinite_steps=self.guard.state_dict()["skipped"],
+            main_process=self.accelerator.is_main_process,
+        )
+        self.save_checkpoint(train.steps)
+        self.writer.result()
+        if self.recipe.sample.prompts:
+            self.writer.samples(train.steps, before_after=True)
+        if self.accelerator.is_main_process:
+            result.write(self.run.dir.result)
             self.hook.on_train_end(run=self.run, result=result)
         return result
 
@@ -313,7 +372,7 @@ class Trainer(TrainerOutputs):
         train, accelerator = self.recipe.train, self.accelerator
         total = torch.zeros((), device=accelerator.device)
         for micro in range(train.gradient_accumulation):
-            batch = next(batches)
+            batch: Batch = next(batches)
             seed = derive_seed(train.seed, "step", step, micro, accelerator.process_index)
             torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
             generator = torch.Generator().manual_seed(seed)
@@ -322,7 +381,7 @@ class Trainer(TrainerOutputs):
             with sync, accelerator.autocast():
                 latents = self._encode_images(batch, generator)
                 hidden = self._encode_text(batch)
-                self.truncated_captions += batch["truncated"]
+                self.truncated_captions += batch.truncated
                 loss = diffusion_loss(
                     self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective
                 )
@@ -339,29 +398,40 @@ class Trainer(TrainerOutputs):
             self.ema.step(skipped)
         return total
 
-    def _encode_images(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def _encode_images(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         if self.latent_cache is not None:
-            return self.latent_cache.sample(batch["indices"], batch["flipped"], generator, self.accelerator.device)
+            return self.latent_cache.sample(batch.indices, batch.flipped, generator, self.accelerator.device)
         vae = self.components.vae
+        assert batch.pixel_values is not None, "no latent cache, so the batch carries pixels"
         with torch.no_grad():
-            pixels = batch["pixel_values"].to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
+            pixels = batch.pixel_values.to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
             latents = vae.encode(pixels).latent_dist.sample(generator=generator)
         return latents.float() * vae.config.scaling_factor
 
-    def _encode_text(self, batch: dict) -> torch.Tensor:
+    def _encode_text(self, batch: Batch) -> torch.Tensor:
         if self.text_cache is not None:
-            return self.text_cache.lookup(batch["captions"], self.accelerator.device)
-        ids = batch["input_ids"].to(self.accelerator.device, non_blocking=True)
+            return self.text_cache.lookup(batch.captions, self.accelerator.device)
+        ids = batch.input_ids.to(self.accelerator.device, non_blocking=True)
         grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
         with grad:
             return self.text_encoder(ids, return_dict=False)[0]
 
     def cleanup(self) -> None:
+        """Close the trackers and forget this run's accelerator settings.
+
+        accelerate 1.15 keeps ``AcceleratorState`` for the life of the process and refuses a later
+        ``Accelerator`` with another mixed precision; a second run in one process (tests, the
+        bench) must start clean. The process group (``PartialState``) is left as it is.
+        """
         if getattr(self, "accelerator", None) is not None:
+            from accelerate.state import AcceleratorState, GradientState
+
             self.accelerator.end_training()
+            AcceleratorState._reset_state()
+            GradientState._reset_state()
 
 
-def train_recipe(resolved: ResolvedRecipe, **kwargs: Any) -> dict[str, Any]:
+def train_recipe(resolved: ResolvedRecipe, **kwargs: Any) -> TrainingResult:
     """Set up, train, save and clean up: the whole run."""
     trainer = Trainer(resolved, **kwargs)
     try:

@@ -1,8 +1,8 @@
 """The one generation loop: prompts × seeds, batched, deterministic per seed.
 
-Sample grids (:mod:`adaptkit.sampling`), the embedded-world probes and the before/after
-evaluation (base and adapted pipeline, same prompts, seeds and settings) all generate through
-:func:`generate_images`.
+Sample grids (:func:`generate_grid`), ``adaptkit sample``, the embedded-world probes and the
+before/after evaluation (base and adapted pipeline, same prompts, seeds and settings) all
+generate through :func:`generate_images`, with one :class:`GenerationSettings`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import torch
 if TYPE_CHECKING:
     from PIL import Image
 
+    from adaptkit.recipe import Recipe
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -26,6 +28,18 @@ class GenerationSettings:
     resolution: int | None = None
     negative_prompt: str = ""
     batch_size: int = 8
+
+    @classmethod
+    def from_recipe(cls, recipe: "Recipe", batch_size: int = 8) -> "GenerationSettings":
+        """The recipe's ``[sample]`` settings (resolution defaults to ``data.resolution``)."""
+        sample = recipe.sample
+        return cls(
+            steps=sample.steps,
+            guidance=sample.guidance,
+            resolution=sample.resolution or recipe.data.resolution,
+            negative_prompt=sample.negative_prompt,
+            batch_size=batch_size,
+        )
 
 
 @torch.no_grad()
@@ -59,6 +73,14 @@ def generate_images(
         )
         images.extend(list(out.images))
     return images
+
+
+def generate_grid(
+    pipeline: Any, prompts: Sequence[str], seeds: Sequence[int], settings: GenerationSettings
+) -> "list[list[Image.Image]]":
+    """Every prompt with every seed, as rows (one per prompt) of PIL images (one per seed)."""
+    flat_prompts, flat_seeds = cross(prompts, seeds)
+    return in_rows(generate_images(pipeline, flat_prompts, flat_seeds, settings), len(seeds))
 
 
 def cross(prompts: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:

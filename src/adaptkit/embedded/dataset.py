@@ -8,13 +8,15 @@ style set for evaluation never overlaps the training set.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from adaptkit.component import DatasetAdapter, Example, Options, StyleDataset
 
 StyleName = Literal["ink", "pop", "poster", "plain"]
+#: The prompt set only this dataset defines (``[eval] prompt_sets = ["embedded"]``).
+EMBEDDED_PROMPT_SET = "embedded"
 
 
 class EmbeddedStylesOptions(Options):
@@ -71,7 +73,25 @@ class EmbeddedStylesAdapter(DatasetAdapter):
     description = "Procedural style sets of the embedded world (ink, pop, poster); offline."
     Options = EmbeddedStylesOptions
 
+    options: EmbeddedStylesOptions
+    #: Held-out embedded-world prompts with held-out seeds, judged by the probes.
+    default_prompt_sets: ClassVar[tuple[str, ...]] = (EMBEDDED_PROMPT_SET,)
+
     def load(self, split: str = "train") -> StyleDataset:
         """The style set of ``split`` ("train", or "eval" for held-out scenes)."""
-        assert isinstance(self.options, EmbeddedStylesOptions)
         return GeneratedStyleSet(self.options, split)
+
+    def evaluation_pairs(self, prompt_set: str, prompts: int, seeds_per_prompt: int) -> list[tuple[str, int]] | None:
+        """``embedded``: ``prompts × seeds_per_prompt`` held-out prompts and seeds, spread over every combination."""
+        if prompt_set != EMBEDDED_PROMPT_SET:
+            return None
+        from adaptkit.embedded.evaluate import eval_prompts
+
+        count = prompts * seeds_per_prompt
+        specs = eval_prompts("eval", per_prompt=seeds_per_prompt)
+        specs = specs[:: max(1, len(specs) // count)][:count]
+        return [(s.prompt, s.seed) for s in specs]
+
+    def target_style(self) -> str:
+        """The style the set is drawn in (the probes' style label)."""
+        return self.options.style

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adaptkit.errors import UserError
-from adaptkit.recipe_overrides import RecipeSource, apply_overrides, source_of
+from adaptkit.recipe.overrides import RecipeSource, apply_overrides, source_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,7 +127,11 @@ class TrainSection(Section):
     adam_epsilon: float = Field(1e-8, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping norm; omit to disable.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision.")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = Field(
+        None,
+        description="Mixed precision; unset: what `accelerate config` / `accelerate launch --mixed_precision` say "
+        "(else 'no'). The run's recipe.toml records what ran.",
+    )
     attention: Literal["sdpa", "xformers"] = Field("sdpa", description="Attention backend.")
     gradient_checkpointing: bool = False
     prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
@@ -201,6 +205,7 @@ class SampleSection(Section):
 
 
 #: The evaluation prompt sets (see :mod:`adaptkit.evaluation.prompts`).
+TrackerName = Literal["tensorboard", "wandb"]
 PromptSetName = Literal["in-style", "report", "general", "embedded"]
 
 
@@ -252,7 +257,7 @@ class EvalSection(Section):
 class LogSection(Section):
     """Experiment trackers, through accelerate: logs go to ``<run_dir>/logs/``."""
 
-    trackers: list[str] = Field(
+    trackers: list[TrackerName] = Field(
         default_factory=list, description="Trackers that receive every logged step: tensorboard, wandb."
     )
     project: str | None = Field(None, description="Tracker project name; defaults to the run name.")
@@ -260,12 +265,7 @@ class LogSection(Section):
 
     @field_validator("trackers")
     @classmethod
-    def _known_trackers(cls, names: list[str]) -> list[str]:
-        from adaptkit.training.trackers import TRACKERS
-
-        for name in names:
-            if name not in TRACKERS:
-                raise ValueError(f"unknown tracker {name!r} (valid: {', '.join(TRACKERS)})")
+    def _once_each(cls, names: list[TrackerName]) -> list[TrackerName]:
         return list(dict.fromkeys(names))
 
 

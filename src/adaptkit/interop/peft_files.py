@@ -1,6 +1,8 @@
-"""Reading and writing peft adapters: state dicts, configs, safetensors files, loading onto a model.
+"""The peft file layer: adapter names and file names, injection, state dicts, configs, safetensors files.
 
-Every problem with a saved file is a one-line :class:`~adaptkit.errors.UserError` naming the file.
+Methods (:mod:`adaptkit.builtins.methods`) and every export/import format use these; nothing here
+knows a method. Every problem with a saved file is a one-line :class:`~adaptkit.errors.UserError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -11,15 +13,52 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.builtins.methods.peft_common import ADAPTER_NAME, add_adapter
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
     import torch
     from peft import PeftConfig
 
+#: The name every injected peft adapter has.
+ADAPTER_NAME = "default"
+#: A LoRA result: diffusers' ``save_lora_weights`` file, one file for every part (``unet.…``, ``text_encoder.…``).
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+#: The header key under which that file keeps each part's peft config (``unet.r``, ``text_encoder.r``, …).
+LORA_METADATA_KEY = "lora_adapter_metadata"
+#: A peft-format result (LoHa, plugins' LoKr/OFT), as ``PeftModel.save_pretrained`` writes it.
+PEFT_WEIGHT_NAME = "adapter_model.safetensors"
+PEFT_CONFIG_NAME = "adapter_config.json"
 #: Pickle formats adapter weights are never loaded from.
 PICKLE_WEIGHT_NAMES = ("adapter_model.bin", "adapter_model.pt", "adapter_model.ckpt", "pytorch_lora_weights.bin")
+
+
+def add_adapter(module: "torch.nn.Module", config: "PeftConfig", adapter_name: str = ADAPTER_NAME) -> None:
+    """Inject ``config`` into ``module``: diffusers models through ``add_adapter``, others through peft.
+
+    The text encoder goes through ``peft.inject_adapter_in_model`` directly: transformers 5.24's own
+    ``add_adapter``/``load_adapter`` demand peft >= 0.22, newer than the peft this project runs.
+    """
+    from diffusers import ModelMixin
+    from peft import inject_adapter_in_model
+
+    if isinstance(module, ModelMixin):
+        module.add_adapter(config, adapter_name=adapter_name)
+    else:
+        inject_adapter_in_model(config, module, adapter_name=adapter_name)
+
+
+def has_adapter(module: "torch.nn.Module") -> bool:
+    """True when :data:`ADAPTER_NAME` is injected into ``module``."""
+    return ADAPTER_NAME in getattr(module, "peft_config", {})
+
+
+def split_parts(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"unet.x": a, "text_encoder.y": b}`` as ``{"unet": {"x": a}, "text_encoder": {"y": b}}``."""
+    parts: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        part, _, rest = key.partition(".")
+        parts.setdefault(part, {})[rest] = value
+    return parts
 
 
 def adapter_state_dict(module: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
@@ -61,6 +100,15 @@ def read_peft_config(path: Path, expected: type["PeftConfig"]) -> "PeftConfig":
     return config
 
 
+def saved_weights(folder: Path, name: str, method: str) -> Path:
+    """``folder / name``, the weights a ``method`` result folder must hold; else a UserError (pickles named as such)."""
+    weights = Path(folder) / name
+    if not weights.is_file():
+        refuse_pickles(Path(folder))
+        raise UserError(f"{folder}: no {name} (not a {method} result folder)")
+    return weights
+
+
 def refuse_pickles(folder: Path) -> None:
     """A UserError naming the first pickle weights file in ``folder``, if there is one."""
     for name in PICKLE_WEIGHT_NAMES:
@@ -100,14 +148,30 @@ def load_adapter(
     one-line UserErrors naming ``source``. After an error, discard ``module``: it may hold a
     partly loaded adapter.
     """
-    from peft import set_peft_model_state_dict
-
     try:
         add_adapter(module, config, adapter_name)
     except ValueError as exc:
         raise UserError(f"{source}: the adapter does not fit the {what} ({_first_line(exc)})") from exc
+    load_adapter_state(module, state, str(source), what, adapter_name)
+
+
+def load_adapter_state(
+    module: "torch.nn.Module",
+    state: dict[str, "torch.Tensor"],
+    source: str,
+    what: str,
+    adapter_name: str = ADAPTER_NAME,
+) -> None:
+    """Load ``state`` (peft naming) into the adapter already injected into ``module``, exactly.
+
+    A shape mismatch, and missing or unexpected weights, are one-line UserErrors naming ``source``.
+    """
+    import torch
+    from peft import set_peft_model_state_dict
+
     try:
-        result = set_peft_model_state_dict(module, state, adapter_name=adapter_name)
+        with torch.no_grad():
+            result = set_peft_model_state_dict(module, state, adapter_name=adapter_name)
     except RuntimeError as exc:
         detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), _first_line(exc))
         raise UserError(f"{source}: the adapter's weights do not fit the {what} ({detail})") from exc

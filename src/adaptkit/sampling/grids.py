@@ -1,63 +1,11 @@
-"""Image generation for sample grids: prompts × seeds with a chosen sampler."""
+"""Tiling generated images: labelled grids and before/after sheets."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, ImageDraw
-
-from adaptkit.evaluation.generate import GenerationSettings, cross, generate_images, in_rows
-
-if TYPE_CHECKING:
-    from adaptkit.recipe import Recipe
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """What to generate: every prompt with every seed."""
-
-    prompts: Sequence[str]
-    seeds: Sequence[int]
-    steps: int = 25
-    guidance: float = 7.5
-    resolution: int = 512
-    negative_prompt: str = ""
-
-    @classmethod
-    def from_recipe(cls, recipe: "Recipe") -> "SampleSpec":
-        """The recipe's ``[sample]`` table (resolution defaults to ``data.resolution``)."""
-        sample = recipe.sample
-        return cls(
-            prompts=sample.prompts,
-            seeds=sample.seeds,
-            steps=sample.steps,
-            guidance=sample.guidance,
-            resolution=sample.resolution or recipe.data.resolution,
-            negative_prompt=sample.negative_prompt,
-        )
-
-
-def _generate_flat(pipeline, spec: SampleSpec, output_type: str) -> list:
-    """One image per (prompt, seed), prompt-major, through the one generation loop."""
-    prompts, seeds = cross(spec.prompts, spec.seeds)
-    settings = GenerationSettings(spec.steps, spec.guidance, spec.resolution, spec.negative_prompt)
-    return generate_images(pipeline, prompts, seeds, settings, output_type)
-
-
-def generate(pipeline, spec: SampleSpec) -> list[list[Image.Image]]:
-    """PIL images as rows (one per prompt) of columns (one per seed)."""
-    flat = _generate_flat(pipeline, spec, "pil")
-    return in_rows(flat, len(spec.seeds))
-
-
-def generate_arrays(pipeline, spec: SampleSpec) -> torch.Tensor:
-    """A float tensor (prompts, seeds, H, W, 3) in [0, 1], for exact comparisons."""
-    flat = [torch.from_numpy(a) for a in _generate_flat(pipeline, spec, "np")]
-    return torch.stack(flat).reshape(len(spec.prompts), len(spec.seeds), *flat[0].shape)
 
 
 def make_grid(

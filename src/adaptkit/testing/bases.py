@@ -1,0 +1,58 @@
+"""``testing:tiny-sd`` and ``testing:sd15-random``: models built in code, registered as named base models.
+
+``tiny-sd`` is the tiny SD v1-layout test model (:mod:`adaptkit.testing.tiny_model`); ``sd15-random``
+the SD v1.5 architecture with random weights (:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s
+default. Each is built on first use into ``$ADAPTKIT_CACHE/testing/<name>`` (default
+``~/.cache/adaptkit``), so it loads through ``from_pretrained`` like any folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from adaptkit.component import BaseModels
+from adaptkit.hookspecs import hookimpl
+
+
+def cache_root() -> Path:
+    """adaptkit's cache folder: ``$ADAPTKIT_CACHE`` or ``~/.cache/adaptkit``."""
+    return Path(os.environ.get("ADAPTKIT_CACHE") or Path.home() / ".cache" / "adaptkit")
+
+
+def _builders() -> dict[str, Callable[..., None]]:
+    from adaptkit.testing.sd15 import save_sd15_random_pipeline
+    from adaptkit.testing.tiny_model import save_tiny_pipeline
+
+    return {"tiny-sd": save_tiny_pipeline, "sd15-random": save_sd15_random_pipeline}
+
+
+class TestingModels(BaseModels):
+    """Models built in code with seed 0 and cached; for tests, smoke recipes and benchmarks."""
+
+    name = "testing"
+    description = "Models built in code: tiny-sd (tests) and sd15-random (SD v1.5 architecture, random weights)."
+
+    def models(self) -> list[str]:
+        """``tiny-sd`` and ``sd15-random``."""
+        return ["tiny-sd", "sd15-random"]
+
+    def locate(self, model: str) -> Path:
+        """Build ``model`` into the cache the first time (atomically: a temporary folder renamed into place)."""
+        folder = cache_root() / "testing" / model
+        if not (folder / "model_index.json").is_file():
+            tmp = folder.with_name(f".{model}-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            _builders()[model](tmp, seed=0)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        return folder
+
+
+@hookimpl
+def register_base_models(register: Callable[[type[BaseModels]], None]) -> None:
+    """Register ``testing:<model>``."""
+    register(TestingModels)

@@ -1,0 +1,101 @@
+"""What a training run writes: checkpoints, the method's result and sample grids (main process only).
+
+:class:`RunWriter` is composed into the trainer; it is given everything it writes from, and the
+trainer hands it the optimizer-side state of each checkpoint (:meth:`RunWriter.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptkit.run import Run, package_versions, recipe_hash, recipe_identity
+from adaptkit.sampling.generate import GenerationSettings, generate_grid
+from adaptkit.sampling.grids import save_before_after, save_grid
+from adaptkit.training import checkpoint as ckpt
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from adaptkit.component import Method, Sampler
+    from adaptkit.models import SDComponents
+    from adaptkit.training.ema import EmaWeights
+
+
+class RunWriter:
+    """Checkpoints, the result in ``adapter/`` and sample grids of one run, from its live weights."""
+
+    def __init__(
+        self,
+        run: Run,
+        method: "Method",
+        components: "SDComponents",
+        sampler: "Sampler",
+        hook: Any,
+        ema: "EmaWeights | None",
+    ) -> None:
+        self.run, self.recipe, self.method, self.components = run, run.recipe, method, components
+        self.sampler, self.hook, self.ema = sampler, hook, ema
+        self.accelerator = run.accelerator
+        self.base_rows: list[list[Image.Image]] | None = None  # the base model's grid (step 0), for before-after.png
+
+    def _saved_weights(self):
+        """The weights a result holds: the EMA's when EMA is on."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+
+    def checkpoint(self, step: int, training_state: dict[str, Any]) -> Path | None:
+        """Write a complete checkpoint for ``step``, apply retention; its path (None off the main process)."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        manifest = {
+            "recipe_hash": recipe_hash(self.recipe),
+            "identity": recipe_identity(self.recipe),
+            "versions": package_versions(),
+            "method": self.method.name,
+        }
+        root = self.run.dir.checkpoints
+        ckpt.discard_after(root, step)  # a resumed run's abandoned future
+        path = ckpt.write_checkpoint(
+            root, step, self.method.trainable_state_dict(self.components), training_state, manifest
+        )
+        ckpt.apply_retention(root, self.recipe.checkpoint.keep)
+        self.hook.on_checkpoint(run=self.run, path=path)
+        return path
+
+    def result(self) -> None:
+        """The method's output in ``adapter/`` — with the EMA weights when EMA is on."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        with self._saved_weights():
+            self.method.save(self.components, self.run.dir.adapter)
+
+    def samples(self, step: int, before_after: bool = False) -> Path | None:
+        """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
+        if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
+            return None
+        c = self.components
+        pipeline = c.pipeline(self.sampler.build(dict(c.scheduler_config)))
+        trained = [m for m in (c.unet, c.text_encoder) if m.training]
+        for module in trained:
+            module.eval()
+        try:
+            with self._saved_weights():
+                rows = generate_grid(pipeline, self.recipe.sample.prompts, self.recipe.sample.seeds, self.settings)
+        finally:
+            for module in trained:
+                module.train()
+        prompts = list(self.recipe.sample.prompts)
+        path = save_grid(rows, prompts, self.run.dir.samples / f"{ckpt.checkpoint_name(step)}.png")
+        if step == 0:
+            self.base_rows = rows
+        elif before_after and self.base_rows is not None:
+            save_before_after(self.base_rows, rows, prompts, self.run.dir.before_after)
+        return path
+
+    @property
+    def settings(self) -> GenerationSettings:
+        """The recipe's ``[sample]`` settings."""
+        return GenerationSettings.from_recipe(self.recipe)
