@@ -42,5 +42,18 @@ class UserError(Exception):
         return cls(*lines)
 
 
+class IOFailure(UserError):
+    """An operating-system error on a path (permission denied, a full or read-only disk): one line,
+    exit status 74 (``EX_IOERR`` from sysexits.h), so scripts can tell it from a mistake in the input (2)."""
+
+    exit_code = 74
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str) -> "IOFailure":
+        """``<path>: cannot <doing> (<the system's reason>)``."""
+        path = f"{exc.filename}: " if exc.filename else ""
+        return cls(f"{path}cannot {doing} ({exc.strerror or exc})")
+
+
 class PluginError(UserError):
     """A plugin could not be loaded, or two plugins registered one name."""

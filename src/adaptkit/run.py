@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import shutil
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,6 +90,37 @@ class RunDir:
         return self.root / EXPORTS_DIR
 
 
+def finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
+
+
+def to_json(data: Any, **options: Any) -> str:
+    """Valid JSON for anything adaptkit writes: a non-finite float is written as ``null``."""
+    return json.dumps(finite(data), allow_nan=False, **options)
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` (and everything under it) the mode the user's umask gives new files.
+
+    safetensors 0.8's ``save_file`` creates its files with mode 0600 whatever the umask; weights a
+    user shares (a result, an export) should be as readable as anything else they write.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    paths = [Path(path), *Path(path).rglob("*")] if Path(path).is_dir() else [Path(path)]
+    for item in paths:
+        if item.is_symlink() or not item.exists():
+            continue
+        item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
+
+
 def read_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Recipe:
     """The resolved recipe a run saved in its folder, with ``--set KEY=VALUE`` ``overrides`` applied."""
     path = RunDir(Path(run_dir)).recipe
@@ -118,7 +150,7 @@ class TrainingResult:
 
     def write(self, path: Path) -> None:
         """Write ``result.json``."""
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
+        path.write_text(to_json(self.to_dict(), indent=2, default=str), encoding="utf-8")
 
 
 #: Recipe sections whose change makes a checkpoint meaningless for resume.
@@ -218,26 +250,32 @@ class Run:
         return self.method.trainable_state_dict(self.components)
 
     def log_metrics(self, row: dict[str, Any]) -> None:
+        """Append one row to ``metrics.jsonl``."""
         with self.dir.metrics.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+            handle.write(to_json(row) + "\n")
 
-
-def prepare_run_dir(
-    run_dir: Path, recipe: Recipe, *, resuming: bool, overwrite: bool, recipe_dir: Path | None = None
-) -> None:
-    """Create the run directory, refusing to mix two runs in one folder."""
-    saved = RunDir(run_dir).recipe
-    if run_dir.exists() and any(run_dir.iterdir()) and not resuming:
-        if not overwrite:
-            raise UserError(
-                f"{run_dir}: output directory already holds a run; pass --resume to continue it, "
-                "--overwrite to replace it, or set run.name to another name"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resuming and saved.is_file():
-        return
-    write_resolved_recipe(saved, recipe, recipe_dir)
+    def trim_metrics(self, step: int) -> int:
+        """Drop the ``metrics.jsonl`` rows logged after ``step`` (and a torn last line), atomically;
+        a run resumed from an older checkpoint logs those steps again. Returns how many were dropped."""
+        path = self.dir.metrics
+        if not path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                dropped += 1
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step:
+                dropped += 1
+            else:
+                kept.append(line)
+        if dropped:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, path)
+        return dropped
 
 
 def write_resolved_recipe(path: Path, recipe: Recipe, recipe_dir: Path | None = None) -> None:

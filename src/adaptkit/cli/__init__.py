@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from adaptkit import __version__
 from adaptkit.cli.quiet import quiet_third_party
-from adaptkit.errors import UserError
+from adaptkit.errors import IOFailure, UserError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not exc.printed:
             exc.print()
         return exc.exit_code
+    except OSError as exc:  # the last net: an unreadable file, a read-only folder, a full disk
+        error = IOFailure.from_os_error(exc, f"complete `adaptkit {args.command}`")
+        error.print()
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -30,7 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     parser.add_argument("--force", action="store_true", help="resume even if the recipe changed what is trained")
-    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the base model and the dataset and print the plan (steps, epochs, caches) without training",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -45,6 +50,12 @@ def handle(args: argparse.Namespace) -> int:
     from adaptkit.training.trainer import train_recipe
 
     resolved = load_and_resolve(args.recipe, args.overrides)
+    if args.dry_run:
+        from adaptkit.training.plan import plan_run
+
+        for line in plan_run(resolved).lines():
+            console.print(line)
+        return 0
     try:
         result = train_recipe(
             resolved, resume=args.resume, overwrite=args.overwrite, force=args.force, show_progress=not args.no_progress

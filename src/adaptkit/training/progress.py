@@ -1,6 +1,7 @@
 """The training progress display: a rich bar with step, loss, lr, images/s and ETA.
 
-When stdout is not a terminal (CI, log files), one plain line per logging step instead.
+Without the bar — stdout is not a terminal (CI, ``nohup``, log files) or ``--no-progress`` — one
+plain line per logging step instead, so a log shows the loss as it goes.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class TrainingProgress:
-    """Context manager showing training progress; a no-op when ``enabled`` is false."""
+    """Context manager showing training progress; prints nothing when ``enabled`` is false (other
+    processes than the main one); ``bar`` false (``--no-progress``) keeps only the plain lines."""
 
-    def __init__(self, total: int, completed: int = 0, enabled: bool = True, console: Console | None = None) -> None:
+    def __init__(
+        self, total: int, completed: int = 0, enabled: bool = True, bar: bool = True, console: Console | None = None
+    ) -> None:
         self.enabled = enabled
         self.console = console or Console(highlight=False)
         self.total = total
-        self.live = enabled and self.console.is_terminal
+        self.live = enabled and bar and self.console.is_terminal
         self._progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),

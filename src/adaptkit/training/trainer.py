@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from adaptkit.errors import UserError
 from adaptkit.resolve import ResolvedRecipe
-from adaptkit.run import Run, TrainingResult, check_same_identity, prepare_run_dir
+from adaptkit.run import Run, TrainingResult, check_same_identity
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
@@ -28,6 +28,8 @@ from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, d
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
+from adaptkit.training.run_lock import RunLock
+from adaptkit.training.run_start import claim_run_dir
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 from adaptkit.training.writer import RunWriter
@@ -57,6 +59,7 @@ class Trainer:
         self.run = Run(self.recipe, resolved.path, resolved.run_dir, method=self.method)
         self.hook = resolved.manager.hook
         self.start_step = 0
+        self.lock = RunLock(resolved.run_dir)
         self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length
 
     # ------------------------------------------------------------------ setup
@@ -68,7 +71,7 @@ class Trainer:
         self._setup_model()
         self._setup_optimization()
         self.writer = RunWriter(self.run, self.method, self.components, self.resolved.sampler, self.hook, self.ema)
-        if self.resume is not None:
+        if self.resume is not None:  # claim_run_dir checked it on the main process before the caches
             self._restore(ckpt.resume_path(self.resume, self.run.dir.checkpoints))
 
     def _setup_accelerator(self) -> None:
@@ -98,10 +101,11 @@ class Trainer:
                 "mixed precision 'fp16' (from the accelerate config) needs a CUDA device; use 'bf16' or 'no'"
             )
         self._on_main_process(
-            lambda: prepare_run_dir(
+            lambda: claim_run_dir(
                 self.run.run_dir,
                 self.recipe,
-                resuming=self.resume is not None,
+                self.lock,
+                resume=self.resume,
                 overwrite=self.overwrite,
                 recipe_dir=self.resolved.path.parent,
             )
@@ -189,17 +193,20 @@ class Trainer:
         each prints it before a second barrier, so none is stopped by torchrun before it has.
         """
         lines: list[str] = []
+        code = UserError.exit_code
+        failure: UserError | None = None
         if self.accelerator.is_main_process:
             try:
                 action()
             except UserError as exc:
-                lines = exc.lines
+                failure, lines, code = exc, exc.lines, exc.exit_code
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
-            lines = broadcast_object_list([lines])[0]
+            lines, code = broadcast_object_list([(lines, code)])[0]
         if lines:
-            error = UserError(*lines)
+            error = failure or UserError(*lines)
+            error.exit_code = code
             if self.accelerator.num_processes > 1:
                 error.print_on_every_process(self.accelerator.wait_for_everyone)
             raise error
@@ -228,11 +235,6 @@ class Trainer:
         contents = ckpt.load_checkpoint(path)
         if not self.force:
             check_same_identity(contents.manifest, self.recipe, path)
-        if contents.step > self.recipe.train.steps:
-            raise UserError(
-                f"--resume {path}: the checkpoint is at step {contents.step}, past train.steps = "
-                f"{self.recipe.train.steps}; raise train.steps to continue"
-            )
         self.method.load_trainable_state_dict(self.components, contents.trainable)
         self.optimizer.load_state_dict(contents.state["optimizer"])
         self.lr_scheduler.load_state_dict(contents.state["lr_scheduler"])
@@ -244,7 +246,9 @@ class Trainer:
         self.guard.load_state_dict(contents.state.get("nonfinite") or {})
         self.start_step = contents.step
         if self.accelerator.is_main_process:
-            print(f"resuming from {path} (step {contents.step})")
+            dropped = self.run.trim_metrics(contents.step)
+            later = f"; dropped {dropped} metrics.jsonl rows logged after it" if dropped else ""
+            print(f"resuming from {path} (step {contents.step}){later}")
 
     # ------------------------------------------------------------------ save
 
@@ -278,7 +282,7 @@ class Trainer:
         throughput, started = Throughput(), time.perf_counter()
         last_loss = float("nan")
         progress = TrainingProgress(
-            train.steps, self.start_step, enabled=self.show_progress and accelerator.is_main_process
+            train.steps, self.start_step, enabled=accelerator.is_main_process, bar=self.show_progress
         )
         self.unet.train()
         with progress, graceful_stop() as stop:
@@ -417,7 +421,7 @@ class Trainer:
             return self.text_encoder(ids, return_dict=False)[0]
 
     def cleanup(self) -> None:
-        """Close the trackers and forget this run's accelerator settings.
+        """Close the trackers, forget this run's accelerator settings and release the run folder.
 
         accelerate 1.15 keeps ``AcceleratorState`` for the life of the process and refuses a later
         ``Accelerator`` with another mixed precision; a second run in one process (tests, the
@@ -429,6 +433,7 @@ class Trainer:
             self.accelerator.end_training()
             AcceleratorState._reset_state()
             GradientState._reset_state()
+        self.lock.release()
 
 
 def train_recipe(resolved: ResolvedRecipe, **kwargs: Any) -> TrainingResult:

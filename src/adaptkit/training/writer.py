@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.run import Run, package_versions, recipe_hash, recipe_identity
+from adaptkit.run import Run, follow_umask, package_versions, recipe_hash, recipe_identity
 from adaptkit.sampling.generate import GenerationSettings, generate_grid
 from adaptkit.sampling.grids import save_before_after, save_grid
 from adaptkit.training import checkpoint as ckpt
@@ -60,6 +60,7 @@ class RunWriter:
         path = ckpt.write_checkpoint(
             root, step, self.method.trainable_state_dict(self.components), training_state, manifest
         )
+        follow_umask(path)
         ckpt.apply_retention(root, self.recipe.checkpoint.keep)
         self.hook.on_checkpoint(run=self.run, path=path)
         return path
@@ -71,6 +72,7 @@ class RunWriter:
             return
         with self._saved_weights():
             self.method.save(self.components, self.run.dir.adapter)
+        follow_umask(self.run.dir.adapter)
 
     def samples(self, step: int, before_after: bool = False) -> Path | None:
         """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
