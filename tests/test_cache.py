@@ -303,3 +303,76 @@ def test_a_process_that_fails_to_encode_its_share_fails_the_others_too(tiny_vae,
             fill_latent_cache(job, tiny_vae, shard=(1, 2), gather=gather, **kwargs)
     with pytest.raises(RuntimeError, match=r"failed in another process \(process 1: RuntimeError: CUDA out of memory"):
         fill_latent_cache(job, tiny_vae, shard=(0, 2), gather=gather, **kwargs)
+
+
+def test_a_corrupt_disk_entry_is_recomputed_overwritten_and_counted(tmp_path, tiny_vae, data_dir) -> None:
+    """A truncated or garbage cache file is treated as missing, not a crash (SafetensorError)."""
+    from adaptkit.data.loading import build_adapter
+
+    examples = build_adapter("naruto", {"source": str(data_dir)}).load("train")
+    infos = describe_examples(examples, digests=True)
+    job = LatentJob(examples, infos, [(32, 32)] * len(infos), (False,), ImagePipeline(32), "no")
+    store = DiskStore(tmp_path / "cache")
+    lines: list[str] = []
+    kwargs = dict(device=torch.device("cpu"), autocast=torch.no_grad, batch_size=4, store=store, log=lines.append)
+    first = fill_latent_cache(job, tiny_vae, **kwargs)
+    assert first.corrupt == 0 and not any("latent cache:" in line for line in lines)
+    # clones: entries read from disk may share the files' memory, which the corruption below rewrites
+    expected = {key: (mean.clone(), std.clone()) for key, (mean, std) in first.entries.items()}
+    files = sorted((tmp_path / "cache").rglob("*.safetensors"))
+    truncated, garbage = files[0], files[1]
+    truncated.write_bytes(truncated.read_bytes()[:40])  # "invalid header length"
+    garbage.write_bytes(b"\x00not a safetensors file at all")
+
+    lines.clear()
+    second = fill_latent_cache(job, tiny_vae, **kwargs)
+    assert second.corrupt == 2
+    assert f"latent cache: 2 corrupt entries in {tmp_path / 'cache'} recomputed and overwritten" in lines
+    assert f"{len(infos) - 2} read from" in lines[-1]
+    for key, (mean, std) in expected.items():
+        torch.testing.assert_close(second.entries[key][0], mean)
+        torch.testing.assert_close(second.entries[key][1], std)
+    lines.clear()
+    third = fill_latent_cache(job, tiny_vae, **kwargs)  # overwritten: every entry reads back now
+    assert third.corrupt == 0 and f"{len(infos)} read from" in lines[-1]
+
+
+def test_a_full_disk_while_writing_the_cache_is_one_line_and_leaves_no_file(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import safetensors.torch
+
+    from adaptkit.training.cache import CacheWriteError
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"half a file")  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    store = DiskStore(tmp_path / "cache")
+    with pytest.raises(CacheWriteError) as caught:
+        store.put("abcdef", torch.ones(2), None)
+    assert caught.value.exit_code == 74 and isinstance(caught.value, UserError)
+    (line,) = caught.value.lines
+    assert str(store.path("abcdef")) in line and "No space left on device" in line and "data.cache_dir" in line
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+    assert store.get("abcdef") is None
+
+
+def test_a_full_disk_while_caching_ends_the_run_with_status_74(tmp_path, tiny_model_dir, data_dir, monkeypatch, capsys):
+    import errno
+
+    import safetensors.torch
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, data_dir, "lora", data={"cache_dir": str(tmp_path / "cache")}, sample={"prompts": []}
+    )
+    assert main(["run", str(recipe), "--no-progress"]) == 74
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "latent cache entry" in line and str(tmp_path / "cache") in line and "No space left on device" in line

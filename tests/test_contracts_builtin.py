@@ -19,6 +19,7 @@ from adaptkit.builtins.datasets import (
     PokemonAdapter,
     SimpsonsAdapter,
 )
+from adaptkit.builtins.families.sd1 import StableDiffusion1
 from adaptkit.builtins.methods import FullMethod, LohaMethod, LoraMethod
 from adaptkit.builtins.samplers import DDIMSampler, DPMSolverSampler, PNDMSampler
 from adaptkit.component import Metric, Sampler
@@ -29,6 +30,7 @@ from adaptkit.testing.contracts import (
     DatasetAdapterContract,
     MethodContract,
     MetricContract,
+    ModelFamilyContract,
     SamplerContract,
     small_eval_context,
 )
@@ -99,6 +101,14 @@ class TestEmbeddedStyles(DatasetAdapterContract):
 
 
 # --------------------------------------------------------------------------- methods
+
+
+class TestSD1(ModelFamilyContract):
+    component = StableDiffusion1
+
+    @pytest.fixture
+    def family_base(self, tiny_model_dir: Path) -> Path:
+        return tiny_model_dir
 
 
 class TestFull(MethodContract):

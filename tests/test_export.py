@@ -221,3 +221,23 @@ def test_cli_writes_the_default_path(lora_run, capsys) -> None:
     assert main(["export", str(lora_run), "--format", "kohya", "--out", str(lora_run / "x.safetensors")]) == 0
     assert "x.safetensors" in capsys.readouterr().out and (lora_run / "x.safetensors").is_file()
     assert main(["export", str(lora_run), "--format", "kohya", "--out", str(lora_run / "x.bin")]) == 2
+
+
+def test_an_existing_out_is_replaced_only_with_overwrite(lora_run, tmp_path, capsys) -> None:
+    out = tmp_path / "mine.safetensors"
+    out.write_bytes(b"the user's own file")
+    argv = ["export", str(lora_run), "--format", "kohya", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: --out {out}: the file exists; pass --overwrite to replace it, or give another --out"
+    assert out.read_bytes() == b"the user's own file"
+    assert main([*argv, "--overwrite"]) == 0
+    assert header(out)["adaptkit.method"] == "lora"
+
+    folder = tmp_path / "peft"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="the folder exists and is not empty; pass --overwrite"):
+        export_run(lora_run, "peft", folder)
+    assert export_run(lora_run, "peft", folder, overwrite=True) == folder
+    assert (folder / "unet" / "adapter_config.json").is_file() and (folder / "notes.txt").read_text() == "keep me"

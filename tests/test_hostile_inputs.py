@@ -7,31 +7,26 @@ import logging
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from adaptkit.cli import main
-from adaptkit.testing.datasets import broken_images, encode, pattern_image, unusual_images, write_naruto
+from adaptkit.testing.datasets import (
+    broken_images,
+    encode,
+    pattern_image,
+    png_header_only,
+    unusual_images,
+    write_naruto,
+)
 
 from training_helpers import write_recipe
 
 GOOD = 2  # good images beside each hostile one
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` × ``height`` (no pixel data): a decompression bomb's header."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 _broken, _unusual = broken_images(), unusual_images()
@@ -42,6 +37,7 @@ DATA_ROWS: dict[str, tuple[bytes, bytes | None, str]] = {
     "truncated.jpg": (_broken["truncated.jpg"], b"a caption", "skip"),  # fails only when decoded
     "zero-bytes.png": (b"", b"a caption", "skip"),
     "bomb.png": (png_header_only(30_000, 30_000), b"a caption", "skip"),  # PIL's limit kept
+    "no-idat.png": (png_header_only(8, 8), b"a caption", "skip"),  # IndexError inside PIL's verify()
     "one-pixel.png": (encode(pattern_image(5, (1, 1))), b"a caption", "keep"),
     "palette.png": (_unusual["palette.png"], b"a caption", "keep"),
     "cmyk.jpg": (_unusual["cmyk.jpg"], b"a caption", "keep"),
@@ -149,6 +145,7 @@ def test_output_dir_holding_another_run_is_refused(
     run_dir = tmp_path / "runs" / "same"
     run_dir.mkdir(parents=True)
     (run_dir / "recipe.toml").write_text('[model]\nbase = "another model"\n')
+    (run_dir / "result.json").write_text("{}")  # finished work (a folder without any is started again)
     assert main(["run", str(first), "--no-progress"]) == 2
     line = one_error(capsys)
     assert str(run_dir) in line and ("--resume" in line or "--overwrite" in line)
@@ -230,6 +227,7 @@ def test_refusal_on_the_main_process_stops_every_process(tmp_path: Path, tiny_mo
     run_dir = tmp_path / "runs" / "taken"
     run_dir.mkdir(parents=True)
     (run_dir / "recipe.toml").write_text('[model]\nbase = "another model"\n')
+    (run_dir / "result.json").write_text("{}")
     command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "adaptkit.cli", "run"]
     done = subprocess.run(
         [*command, str(recipe), "--no-progress"],

@@ -162,3 +162,17 @@ def test_real_embedded_root_is_inside_the_package() -> None:
     import adaptkit
 
     assert embedded_plugin.embedded_root() == Path(adaptkit.__file__).resolve().parent / "embedded"
+
+
+@pytest.mark.parametrize(
+    "content", [b"this is not a checkpoint at all" * 10, b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{not json"]
+)
+def test_corrupt_single_file_says_it_is_not_readable_not_that_it_needs_the_hub(
+    tmp_path: Path, tiny_model_dir: Path, content: bytes
+) -> None:
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(content)
+    for config in (None, tiny_model_dir):  # with or without a config folder: the file itself is at fault
+        message = user_error(str(path), config=config)
+        assert message.startswith(f"model.base: {path} is not a readable safetensors checkpoint ("), message
+        assert "Hub" not in message.split(";")[0]

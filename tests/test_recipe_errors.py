@@ -218,3 +218,100 @@ def test_override_applies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["validate", str(recipe), "--set", "train.steps=42", "--set", "method.options.rank=16"]) == 0
     out = capsys.readouterr().out
     assert "steps = 42" in out and "rank = 16" in out
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("trian.steps=1", "error: --set trian.steps=1: trian: unknown key (valid: run, model, data"),
+        ("eval.foo=1", "error: --set eval.foo=1: eval.foo: unknown key (valid: metrics,"),
+        ("eval.kid.subset_size=5", "error: --set eval.kid.subset_size=5: eval.kid: an [eval.kid] options table for"),
+    ],
+)
+def test_unknown_key_given_with_set_names_the_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str
+) -> None:
+    line = _validate_with_set(tmp_path, capsys, override)
+    assert line.startswith(expected), line
+    assert str(tmp_path / "recipe.toml") not in line
+
+
+def _validate_with_set(tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str) -> str:
+    """The one error line of ``adaptkit validate`` on a valid recipe with ``--set override``."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    assert main(["validate", str(recipe), "--set", override]) == 2
+    return _one_error_line(capsys)
+
+
+def test_unknown_key_in_the_file_beside_a_set_still_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID + "\n[trian]\nsteps = 1\n")
+    assert main(["validate", str(recipe), "--set", "train.steps=3"]) == 2
+    assert _one_error_line(capsys).startswith(f"error: {recipe}: trian: unknown key")
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_bytes(b"\xef\xbb\xbf" + VALID.encode())
+    assert main(["validate", str(recipe)]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train=5", "train: must be a table ([train]) (got 5)"),
+        ("sample=[1]", "sample: must be a table ([sample]) (got [1])"),
+        (
+            'data.cache_latents="x"',
+            "data.cache_latents: Input should be a valid boolean, unable to interpret input; or 'auto' (got 'x')",
+        ),
+        ("train.adam_epsilon=inf", "train.adam_epsilon: Input should be a finite number (got inf)"),
+        ("sample.guidance=nan", "sample.guidance: Input should be a finite number (got nan)"),
+    ],
+)
+def test_messages_name_recipe_tables_not_schema_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str
+) -> None:
+    line = _validate_with_set(tmp_path, capsys, override)
+    assert line == f"error: --set {override}: {expected}"
+    assert "Section" not in line
+
+
+def test_unreadable_recipe_is_one_io_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(VALID)
+    real = Path.read_text
+
+    def denied(self: Path, *args, **kwargs) -> str:
+        if self == recipe:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert main(["validate", str(recipe)]) == 74
+    assert _one_error_line(capsys) == f"error: {recipe}: cannot read the recipe (Permission denied)"
+
+
+def test_a_folder_as_recipe_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from adaptkit.errors import UserError
+    from adaptkit.recipe import read_toml
+
+    folder = tmp_path / "recipe.toml"
+    folder.mkdir()
+    with pytest.raises(UserError, match="is a folder, not a recipe file"):
+        read_toml(folder)
+    assert main(["validate", str(folder)]) == 2
+    assert "not a recipe file" in _one_error_line(capsys)

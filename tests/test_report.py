@@ -85,3 +85,32 @@ def test_chromium_renders_the_report_with_every_image(report: Path, tmp_path: Pa
         timeout=120,
     ).stdout
     assert 'data-loaded="7/7"' in dom
+
+
+def test_a_torn_last_metrics_line_still_gives_a_report_with_the_loss_curve(tmp_path: Path) -> None:
+    """A run killed mid-write leaves ``{"step": 5, "lo`` (here also cut inside a UTF-8 character)."""
+    from adaptkit.evaluation import report as report_module
+    from adaptkit.interop import metadata
+
+    run_dir = tmp_path / "killed-run"
+    run_dir.mkdir()
+    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 5)]
+    torn = "".join(json.dumps(r) + "\n" for r in rows).encode() + b'{"step": 5, "lo' + "é".encode()[:1]
+    (run_dir / "metrics.jsonl").write_bytes(torn)
+    assert [row["step"] for row in metadata.metric_rows(run_dir)] == [1, 2, 3, 4]
+    assert report_module.loss_curve(run_dir / "metrics.jsonl") is not None
+    pairs = EvalPairs(PROMPTS, ["report"] * 6, SEEDS, _images(1), _images(2))
+    settings = {"sampler": "ddim", "steps": 2, "guidance": 3.0, "method": "lora", "base_model": "tiny"}
+    page = write_run_report(EvalResult(run_dir, "step-4", [], {}, pairs, settings), run_dir / "report.html").read_text()
+    assert page.count(IMG_TAG) == 3 * 2 + 1  # the grid and the loss curve of the 4 whole rows
+    assert "No loss logged." not in page and "No result.json" in page
+
+
+def test_loss_curve_leaves_out_rows_without_a_numeric_step_and_loss(tmp_path: Path) -> None:
+    from adaptkit.evaluation.report import loss_curve
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('[1, 2]\n{"step": "x", "loss": 1}\n{"step": 1, "loss": null}\n{"step": true, "loss": 1.0}\n')
+    assert loss_curve(path) is None  # nothing plottable: no figure, and no matplotlib error
+    path.write_text(path.read_text() + '{"step": 2, "loss": 0.5}\n')
+    assert loss_curve(path) is not None

@@ -1,4 +1,5 @@
-"""The component contracts every plugin implements: datasets, methods, samplers, metrics, named bases.
+"""The component contracts every plugin implements: datasets, methods, samplers, metrics, named bases,
+model families.
 
 A component is a small class with a stable ``name``, a one-line ``description`` and a
 nested pydantic ``Options`` model (``extra="forbid"``), so a recipe's ``options`` table is
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import torch
-    from diffusers import SchedulerMixin, StableDiffusionPipeline
+    from diffusers import DiffusionPipeline, SchedulerMixin
     from PIL import Image
 
     from adaptkit.evaluation.context import EvalContext, Figure
@@ -121,7 +124,7 @@ class Method(Component):
         """Write the trained result (adapter weights or a whole pipeline) into ``out_dir``."""
 
     @abstractmethod
-    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+    def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
         """Return ``pipeline`` with the result saved in ``saved_dir`` applied."""
 
     def trainable_state_dict(self, components: "SDComponents") -> dict[str, "torch.Tensor"]:
@@ -192,6 +195,41 @@ class BaseModels(Component):
     @abstractmethod
     def locate(self, model: str) -> Path:
         """The diffusers pipeline folder of ``model`` (one of :meth:`models`), built on first use if need be."""
+
+
+# --------------------------------------------------------------------------- model families
+
+
+class ModelFamily(Component):
+    """One denoiser architecture (``sd1``, a plugin's ``sdxl``…): how its bases are recognised, loaded
+    and assembled into a sampling pipeline.
+
+    A recipe's ``[model] family = "auto"`` takes the family whose :meth:`recognises` accepts the
+    base's ``model_index.json`` (a folder or Hub id) or, for a single file, whose
+    :meth:`recognises_keys` accepts its tensor names.
+    """
+
+    #: The diffusers pipeline class names (``model_index.json``'s ``_class_name``) this family loads.
+    pipeline_class_names: ClassVar[tuple[str, ...]] = ()
+    #: True for the family assumed when nothing about a base can be read before loading it (a pickle
+    #: checkpoint, a Hub id not in the local cache while offline).
+    fallback: ClassVar[bool] = False
+
+    def recognises(self, model_index: dict[str, Any]) -> bool:
+        """Whether a diffusers folder with this ``model_index.json`` holds this family's architecture."""
+        return model_index.get("_class_name") in self.pipeline_class_names
+
+    def recognises_keys(self, keys: "Iterable[str]") -> bool:
+        """Whether a single-file checkpoint with these tensor names holds this family's architecture."""
+        return False
+
+    @abstractmethod
+    def pipeline_class(self) -> type:
+        """The diffusers pipeline class that loads this family's bases (``from_pretrained``, ``from_single_file``)."""
+
+    @abstractmethod
+    def assemble(self, components: "SDComponents", scheduler: "SchedulerMixin") -> Any:
+        """A sampling pipeline of ``components`` (shared modules, no copies) driven by ``scheduler``."""
 
 
 # --------------------------------------------------------------------------- metrics

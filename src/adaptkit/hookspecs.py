@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from adaptkit.component import BaseModels, DatasetAdapter, Method, Metric, Sampler
+    from adaptkit.component import BaseModels, DatasetAdapter, Method, Metric, ModelFamily, Sampler
     from adaptkit.recipe import Recipe
     from adaptkit.run import Run, TrainingResult
 
@@ -71,6 +71,15 @@ def register_base_models(register: Callable[[type[BaseModels]], None]) -> None:
 
     Call ``register(SourceClass)`` for each :class:`adaptkit.BaseModels` subclass; its ``name`` is
     the prefix before the colon (``embedded``, ``testing``).
+    """
+
+
+@hookspec
+def register_model_families(register: Callable[[type[ModelFamily]], None]) -> None:
+    """Register model families (``[model] family = "…"``, or found by ``"auto"``).
+
+    Call ``register(FamilyClass)`` for each :class:`adaptkit.ModelFamily` subclass; a base that no
+    registered family recognises is refused in one line naming what it is.
     """
 
 

@@ -28,12 +28,13 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from adaptkit import hookspecs
-from adaptkit.component import BaseModels, Component, DatasetAdapter, Method, Metric, Sampler
+from adaptkit.component import BaseModels, Component, DatasetAdapter, Method, Metric, ModelFamily, Sampler
 from adaptkit.errors import PluginError, UserError
 
 ENTRY_POINT_GROUP = "adaptkit"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "adaptkit.builtins.families",
     "adaptkit.builtins.datasets",
     "adaptkit.builtins.methods",
     "adaptkit.builtins.samplers",
@@ -166,6 +167,7 @@ class PluginManager:
             samplers=Registry("sampler", Sampler),
             metrics=Registry("metric", Metric),
             base_models=Registry("base_model", BaseModels),
+            model_families=Registry("model_family", ModelFamily),
         )
         for kind, registry in registries.by_kind().items():
             hook = getattr(self.pm.hook, f"register_{kind}")
@@ -211,6 +213,7 @@ class Components:
     samplers: Registry[Sampler]
     metrics: Registry[Metric]
     base_models: Registry[BaseModels]
+    model_families: Registry[ModelFamily]
 
     def by_kind(self) -> dict[str, Registry[Any]]:
         """Each registry under the plural its hook is named after (``register_<kind>``)."""
@@ -220,6 +223,7 @@ class Components:
             "samplers": self.samplers,
             "metrics": self.metrics,
             "base_models": self.base_models,
+            "model_families": self.model_families,
         }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from adaptkit.bench.compare import Change
 from adaptkit.bench.scenarios import AXES
+from adaptkit.run import to_json
 
 #: CSV columns: the scenario, its axes, its status and its figures.
 CSV_FIELDS: tuple[str, ...] = (
@@ -40,7 +40,7 @@ def write_json(path: str | Path, report: dict[str, Any]) -> Path:
     """The whole report (config and every result, step times included) as JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    path.write_text(to_json(report, indent=2) + "\n", encoding="utf-8")
     return path
 
 

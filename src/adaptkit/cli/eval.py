@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def chosen_checkpoints(run_dir: Path, choice: str | None) -> list[Path | None]:
 
 def handle(args: argparse.Namespace) -> int:
     from adaptkit.evaluation.runner import RANKING_JSON, evaluate_checkpoints
-    from adaptkit.run import RunDir
+    from adaptkit.run import RunDir, to_json
 
     tolerance, style, fidelity = trade_off_settings(args)
     if args.checkpoints != "all" and (args.tolerance, args.style_figure, args.fidelity_figure) != (None, None, None):
@@ -108,7 +107,7 @@ def handle(args: argparse.Namespace) -> int:
     results = evaluate_checkpoints(args.run_dir, checkpoints, args.metric, args.overrides)
     if args.checkpoints == "all":
         ranking = rank_results(results, tolerance, style, fidelity)
-        (RunDir(args.run_dir).eval / RANKING_JSON).write_text(json.dumps(ranking, indent=2), encoding="utf-8")
+        (RunDir(args.run_dir).eval / RANKING_JSON).write_text(to_json(ranking, indent=2), encoding="utf-8")
     console.print(f"wrote {RunDir(args.run_dir).eval}")
     return 0
 

@@ -30,7 +30,7 @@ def handle(args: argparse.Namespace) -> int:
     registries = manager.collect()
     rows = [
         {
-            "kind": kind.rstrip("s"),
+            "kind": registry.kind,
             "name": name,
             "plugin": entry.plugin,
             "distribution": entry.distribution or "adaptkit",

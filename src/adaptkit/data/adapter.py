@@ -66,7 +66,8 @@ class SourceAdapter(DatasetAdapter):
     """A dataset adapter that loads with ``datasets.load_dataset`` and maps columns.
 
     Subclasses set ``name``, ``description``, a nested ``Options(SourceOptions)`` and implement
-    :meth:`columns`; :meth:`prepare` may add columns first (e.g. captions from sidecar files).
+    :meth:`columns`; :meth:`check_source` may refuse a source before it is read, :meth:`prepare`
+    may add columns first (e.g. captions from sidecar files).
     ``builder`` forces a ``datasets`` builder (e.g. ``"imagefolder"``) for local folders.
     """
 
@@ -90,6 +91,9 @@ class SourceAdapter(DatasetAdapter):
     def columns(self, features: datasets.Features, spec: SourceSpec) -> ColumnMap:
         """Which columns hold the image, the caption and the key; raise UserError naming what exists."""
 
+    def check_source(self, spec: SourceSpec) -> None:
+        """Refuse (UserError) or warn about the source before ``datasets`` reads it (default: nothing)."""
+
     def prepare(self, rows: datasets.Dataset, spec: SourceSpec) -> datasets.Dataset:
         """Adjust the loaded rows before columns are chosen (default: unchanged)."""
         return rows
@@ -109,6 +113,7 @@ class SourceAdapter(DatasetAdapter):
                 "set it (e.g. 0.05) and train again so training does not see the held-out images"
             )
         spec = self.source_spec(TRAIN if held_out else split)
+        self.check_source(spec)
         rows = self.prepare(open_source(spec), spec)
         dataset = RowsDataset.from_rows(spec, rows, self.columns(rows.features, spec))
         if held_out or split in (None, TRAIN):

@@ -82,16 +82,41 @@ def pick_column(
 
 
 def check_column(features: Mapping[str, Any], name: str, *, dataset: str, role: str) -> None:
-    """Raise a UserError unless ``name`` is a column fit for ``role`` (``"caption"`` must be text)."""
+    """Raise a UserError unless ``name`` is a column fit for ``role`` (``"caption"`` must be text).
+
+    The message lists the columns that could play ``role`` instead or, when none could, says the
+    dataset has no such column and lists every column with its type.
+    """
     if name not in features:
         raise UserError(f"{dataset}: no {role} column {name!r}; columns: {_names(features)}")
     if not _fits(features[name], role):
         kind = "text" if role == "caption" else "images"
-        fitting = [c for c, f in features.items() if _fits(f, role)]
-        raise UserError(
-            f"{dataset}: {role} column {name!r} does not hold {kind} ({features[name]}); "
-            f"{role} columns: {', '.join(fitting) or 'none'}"
-        )
+        problem = f"{dataset}: {role} column {name!r} does not hold {kind} ({features[name]})"
+        fitting = [c for c, f in features.items() if c != name and _holds(f, role)]
+        if fitting:
+            raise UserError(f"{problem}; {role} columns: {', '.join(fitting)}")
+        raise UserError(f"{problem}; the dataset has no {role} column; its columns: {_typed_names(features)}")
+
+
+def _holds(feature: Any, role: str) -> bool:
+    """Whether a column certainly holds ``role``'s data: for images an Image, bytes or {bytes, path}
+    column (a string column fits :func:`_fits` as file paths, but is not listed as an image column)."""
+    if role == "image":
+        return is_image_like(feature) and not (type(feature).__name__ == "Value" and feature.dtype in TEXT_DTYPES)
+    return _fits(feature, role)
+
+
+def _typed_names(features: Mapping[str, Any]) -> str:
+    """``image (int64), text (string)``: every column with its type."""
+    return ", ".join(f"{name} ({_type_name(feature)})" for name, feature in features.items()) or "none"
+
+
+def _type_name(feature: Any) -> str:
+    if type(feature).__name__ == "Value":
+        return str(feature.dtype)
+    if is_text_feature(feature):
+        return "list of strings"
+    return type(feature).__name__
 
 
 def _fits(feature: Any, role: str) -> bool:

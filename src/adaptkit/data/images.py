@@ -1,13 +1,17 @@
 """Decoding image bytes and turning any PIL mode into 8-bit RGB.
 
-One place knows about image modes: palette and alpha images are composited onto white,
-16-bit and 32-bit integer images are scaled (not clipped) to 8 bits, float images in
-``[0, 1]`` are stretched to ``[0, 255]``, CMYK and the rest go through PIL's own conversion.
+Whatever PIL raises on broken data while decoding one image becomes :class:`UndecodableImage`,
+so callers skip that image with one except clause. One place knows about image modes: palette
+and alpha images are composited onto white, 16-bit and 32-bit integer images are scaled (not
+clipped) to 8 bits, float images in ``[0, 1]`` are stretched to ``[0, 255]``, CMYK and the rest
+go through PIL's own conversion.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 import numpy as np
@@ -22,31 +26,63 @@ WHITE = (255, 255, 255)
 EXIF_ORIENTATION = 0x0112
 
 
+class UndecodableImage(ValueError):
+    """Encoded image data that PIL cannot read; the message says why (the cause is chained)."""
+
+
+@contextmanager
+def _undecodable() -> Iterator[None]:
+    """Turn whatever PIL raises on broken or hostile data into :class:`UndecodableImage`.
+
+    PIL's decoders raise OSError, SyntaxError, ValueError, IndexError (a PNG without IDAT),
+    struct.error, EOFError, KeyError, TypeError, ``Image.DecompressionBombError`` and more,
+    depending on the format and the damage; no fixed list covers them all, so any Exception
+    while reading *one* image counts as that image being undecodable. MemoryError is not a
+    property of the image and is not caught; a file that cannot be opened (a missing path)
+    stays the OSError it is.
+    """
+    try:
+        yield
+    except (UndecodableImage, MemoryError, FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring: any failure to decode one image
+        raise UndecodableImage(_describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """PIL's message, or the exception's name where the message alone says nothing (``list index out of range``)."""
+    message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if isinstance(exc, (OSError, SyntaxError, ValueError)):
+        return message
+    return f"broken image data ({type(exc).__name__}: {message})"
+
+
 def open_image(data: bytes | str | PathLike[str]) -> Image.Image:
-    """Fully decode an encoded image (bytes or a file path); raise ``OSError``/``ValueError`` if it cannot be."""
+    """Fully decode an encoded image (bytes or a file path); raise :class:`UndecodableImage` if it cannot be."""
     _refuse_empty(data)
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-    image = Image.open(source)
-    image.load()
-    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # photos taken sideways
-        image = ImageOps.exif_transpose(image)
+    with _undecodable():
+        image = Image.open(source)
+        image.load()
+        if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # photos taken sideways
+            image = ImageOps.exif_transpose(image)
     return image
 
 
 def _refuse_empty(data: bytes | str | PathLike[str]) -> None:
     """A zero-byte image gets a plain message (PIL's names a BytesIO object)."""
     if isinstance(data, (bytes, bytearray)) and not data:
-        raise ValueError("empty file (0 bytes)")
+        raise UndecodableImage("empty file (0 bytes)")
 
 
 def check_image(data: bytes) -> tuple[tuple[int, int], str]:
     """Cheaply check encoded image bytes without decoding the pixels; return ``(size, mode)``.
 
     Reads the header and, for formats that support it (PNG), walks the chunks and their
-    checksums, which catches corrupted and truncated files. Raises on failure.
+    checksums, which catches corrupted and truncated files. Raises :class:`UndecodableImage` on failure.
     """
     _refuse_empty(data)
-    with Image.open(io.BytesIO(data)) as image:
+    with _undecodable(), Image.open(io.BytesIO(data)) as image:
         size, mode = image.size, image.mode
         image.verify()
     return size, mode
@@ -99,5 +135,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode_rgb(data: bytes | str | PathLike[str]) -> Image.Image:
-    """Decode encoded image bytes (or a file) to an 8-bit RGB image."""
-    return to_rgb(open_image(data))
+    """Decode encoded image bytes (or a file) to an 8-bit RGB image; raise :class:`UndecodableImage` if it cannot be."""
+    image = open_image(data)
+    with _undecodable():  # a mode PIL opens but cannot convert
+        return to_rgb(image)

@@ -9,7 +9,9 @@ that names the dataset and says what to do.
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 #: Builders for single data files, by suffix.
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
+#: Seconds the one request that checks whether the Hub answers may take.
+HUB_CHECK_TIMEOUT_S = 5.0
+
+logger = logging.getLogger("adaptkit.data")
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,62 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def hub_offline() -> bool:
+    """Whether offline mode is on (``HF_HUB_OFFLINE``, for ``datasets`` or ``huggingface_hub``)."""
+    import datasets
+    from huggingface_hub import constants
+
+    return bool(datasets.config.HF_HUB_OFFLINE) or constants.is_offline_mode()
+
+
+def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:
+    """Whether the Hub endpoint (``HF_ENDPOINT``) answers one request within ``timeout`` seconds, without retries.
+
+    Any HTTP answer counts, whatever its status; it goes through ``huggingface_hub``'s own HTTP
+    client, so proxies configured for it apply.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # noqa: BLE001 - DNS, refused, timeout, proxy or TLS failure: every way of getting no answer
+        return False
+    return True
+
+
+@contextmanager
+def offline_mode(enabled: bool) -> Iterator[None]:
+    """Within the block, ``datasets`` and ``huggingface_hub`` behave as with ``HF_HUB_OFFLINE=1`` (if ``enabled``)."""
+    if not enabled:
+        yield
+        return
+    import datasets
+    from huggingface_hub import constants
+
+    previous = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = previous
+
+
 def open_source(spec: SourceSpec) -> datasets.Dataset:
-    """Load one split of ``spec`` with ``datasets.load_dataset``; raise a one-line UserError on failure."""
+    """Load one split of ``spec`` with ``datasets.load_dataset``; raise a one-line UserError on failure.
+
+    For a Hub id, one quick request first checks that the Hub answers; if it does not, the
+    dataset is loaded as in offline mode (from the ``datasets`` cache, saying so in one line)
+    instead of letting ``huggingface_hub`` retry for half a minute, a "Retrying in N s" line each time.
+    """
     import datasets
     from datasets.exceptions import DatasetsError
 
     arguments = load_arguments(spec)
+    unreachable = _local_path(spec.source) is None and not hub_offline() and not hub_reachable()
     try:
-        rows = datasets.load_dataset(**arguments)
+        with offline_mode(unreachable):
+            rows = datasets.load_dataset(**arguments)
     except ConnectionError as exc:
         raise UserError(
             f"{spec.label}: cannot reach the Hugging Face Hub (offline or no connection); "
@@ -119,7 +173,14 @@ def open_source(spec: SourceSpec) -> datasets.Dataset:
             f"(or --set data.options.source=/path/to/copy)"
         ) from exc
     except (DatasetsError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        if unreachable:  # e.g. "not cached": the cause is the unreachable Hub
+            raise UserError(
+                f"{spec.label}: cannot reach the Hugging Face Hub and the dataset is not in the datasets cache; "
+                f'download a copy and set [data.options] source = "/path/to/copy"'
+            ) from exc
         raise UserError(f"{spec.label}: cannot load split '{spec.split}': {_first_line(exc)}") from exc
+    if unreachable:
+        logger.warning("%s: the Hugging Face Hub is unreachable; using the copy in the datasets cache", spec.label)
     if not isinstance(rows, datasets.Dataset):  # e.g. an IterableDataset: not random-access
         raise UserError(f"{spec.label}: expected a map-style dataset, got {type(rows).__name__}")
     return rows

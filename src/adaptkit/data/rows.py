@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image as PILImage
-
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.columns import ColumnMap, check_column, is_image_feature
-from adaptkit.data.images import check_image, decode_rgb
+from adaptkit.data.images import UndecodableImage, check_image, decode_rgb
 from adaptkit.data.loading import SourceSpec
 from adaptkit.errors import UserError
 
@@ -33,8 +31,9 @@ NO_CAPTION = "no caption"
 NO_IMAGE = "no image"
 BAD_IMAGE = "undecodable image"
 SCAN_BATCH = 256
-#: What PIL raises on broken or hostile image data.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError)
+#: What reading one image's data raises: check_image/decode_rgb turn every PIL failure into
+#: UndecodableImage; OSError is a path cell whose file cannot be read.
+DECODE_ERRORS = (UndecodableImage, OSError)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 from PIL import Image
 
 from adaptkit.embedded.probes import Probes
@@ -46,7 +46,7 @@ def eval_prompts(split: Split = "eval", per_prompt: int = 4, seed: int = 0) -> l
 
 
 def generate(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     prompts: Sequence[str],
     seeds: Sequence[int],
     steps: int = DEFAULT_STEPS,
@@ -79,7 +79,7 @@ def score(probes: Probes, images: Sequence[Image.Image], specs: Sequence[PromptS
 
 
 def prompt_following(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     probes: Probes,
     specs: Sequence[PromptSpec],
     steps: int = DEFAULT_STEPS,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptkit.interop.metadata import read_metrics
 from adaptkit.run import RunDir
 
 if TYPE_CHECKING:
@@ -115,14 +116,16 @@ def _num(value: float | None) -> str:
 
 
 def loss_curve(metrics_jsonl: Path) -> "Image.Image | None":
-    """The training loss by step from a run's ``metrics.jsonl`` (``None`` when it has no loss rows)."""
-    if not metrics_jsonl.is_file():
-        return None
-    points = []
-    for line in metrics_jsonl.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if "loss" in row and "step" in row:
-            points.append((row["step"], row["loss"]))
+    """The training loss by step from a run's ``metrics.jsonl`` (``None`` when it has no loss rows).
+
+    Rows come from :func:`adaptkit.interop.metadata.read_metrics`, which leaves out a torn last
+    line; rows whose step or loss is not a number are left out too.
+    """
+    points = [
+        (row["step"], row["loss"])
+        for row in read_metrics(metrics_jsonl)
+        if _is_number(row.get("step")) and _is_number(row.get("loss"))
+    ]
     if not points:
         return None
     plt = pyplot()
@@ -132,6 +135,10 @@ def loss_curve(metrics_jsonl: Path) -> "Image.Image | None":
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
     return plot_image(fig)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def training_html(run_dir: Path) -> str:

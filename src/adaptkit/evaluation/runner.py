@@ -8,7 +8,6 @@ becomes one line, and ``eval/metrics.json``, ``eval/images/`` and ``eval/report.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,7 +16,7 @@ from typing import Any
 
 from adaptkit.errors import UserError
 from adaptkit.evaluation.context import EvalContext, EvalPairs, Figure, MetricUnavailable, find_figure
-from adaptkit.run import BEFORE_AFTER_PNG, RunDir
+from adaptkit.run import BEFORE_AFTER_PNG, RunDir, to_json
 from adaptkit.sampling.generate import GenerationSettings, generate_images
 
 #: Files of one evaluation folder (the run's ``eval/`` or ``eval/checkpoints/step-NNNNNN/``).
@@ -220,22 +219,12 @@ def comparable_settings(sampler: str, options: dict[str, Any], generation: Gener
 
 
 def checkpoint_pipeline(evaluation: Evaluation, checkpoint: Path) -> Any:
-    """A pipeline with the weights saved in ``checkpoint``: its EMA weights when the run kept an
-    EMA (as the run's result holds them), else the trainable weights as trained."""
-    from adaptkit.sampling.pipeline import run_components, run_method
-    from adaptkit.training.checkpoint import load_checkpoint
-    from adaptkit.training.ema import copy_ema_weights
+    """A pipeline with the weights saved in ``checkpoint`` (its EMA weights when the run kept an EMA)."""
+    from adaptkit.training.checkpoint_use import checkpoint_model
 
-    recipe = evaluation.recipe
-    method = run_method(evaluation.registries, recipe, "recipe")
-    components = run_components(recipe.model, recipe)
-    trainable = method.prepare(components)
-    contents = load_checkpoint(checkpoint)
-    method.load_trainable_state_dict(components, contents.trainable)
-    if recipe.ema.enabled:
-        copy_ema_weights(contents.state.get("ema"), trainable, str(checkpoint))
-    for module in (components.unet, components.text_encoder, components.vae):
-        module.eval().requires_grad_(False)
+    components = checkpoint_model(
+        checkpoint, evaluation.recipe, evaluation.registries, option="--checkpoints"
+    ).components
     return components.pipeline(evaluation.sampler.build(dict(components.scheduler_config)))
 
 
@@ -260,7 +249,7 @@ def write_result(result: EvalResult, out_dir: Path) -> Path:
         [result.pairs.base[:shown], result.pairs.adapted[:shown]], ["base", f"adapted ({result.checkpoint})"]
     )
     grid.save(out_dir / BEFORE_AFTER_PNG)
-    (out_dir / METRICS_JSON).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    (out_dir / METRICS_JSON).write_text(to_json(result.to_dict(), indent=2), encoding="utf-8")
     return write_run_report(result, out_dir / REPORT_HTML)
 
 

@@ -62,15 +62,23 @@ def read_run(run_dir: Path) -> RunInfo:
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The rows of the run's ``metrics.jsonl`` (none when it is missing); lines that are not JSON objects
-    (e.g. a last line torn by a crash) are left out."""
+    """The rows of the run's ``metrics.jsonl``, read by :func:`read_metrics`."""
     from adaptkit.run import METRICS_FILE
 
-    path = Path(run_dir) / METRICS_FILE
+    return read_metrics(Path(run_dir) / METRICS_FILE)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file (none when it is missing), the one reader of that file.
+
+    Lines that are not JSON objects (e.g. a last line torn by a run killed mid-write, even inside
+    a multi-byte character) are left out.
+    """
+    path = Path(path)
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except ValueError:

@@ -1,4 +1,4 @@
-"""The Stable Diffusion components a run trains and samples with."""
+"""The components a run trains and samples with, and the model family that assembles them."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from diffusers import AutoencoderKL, SchedulerMixin, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
+
+    from adaptkit.component import ModelFamily
 
 
 @dataclass
 class SDComponents:
-    """The parts of a Stable Diffusion v1.x pipeline, loaded once per run.
+    """The parts of a base model's pipeline, loaded once per run.
 
     ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
-    model's scheduler config, from which samplers build their schedulers. ``source`` is the
-    recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``).
+    model's scheduler config, from which samplers build their schedulers. ``family`` is the
+    :class:`~adaptkit.ModelFamily` that loaded them and assembles sampling pipelines. ``source``
+    is the recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``).
     """
 
     unet: "UNet2DConditionModel"
@@ -26,10 +29,13 @@ class SDComponents:
     noise_scheduler: "SchedulerMixin"
     scheduler_config: dict[str, Any]
     source: str
+    family: "ModelFamily"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_pipeline(cls, pipeline: "StableDiffusionPipeline", source: str, **extra: Any) -> "SDComponents":
+    def from_pipeline(
+        cls, pipeline: "DiffusionPipeline", source: str, family: "ModelFamily", **extra: Any
+    ) -> "SDComponents":
         """The components of a loaded pipeline (shared, not copied); the training scheduler is DDPM
         built from the pipeline's scheduler config, as in diffusers' training examples."""
         from diffusers import DDPMScheduler
@@ -43,29 +49,10 @@ class SDComponents:
             noise_scheduler=DDPMScheduler.from_config(scheduler_config),
             scheduler_config=scheduler_config,
             source=source,
+            family=family,
             extra=dict(extra),
         )
 
-    def pipeline(self, scheduler: "SchedulerMixin") -> "StableDiffusionPipeline":
-        """A pipeline sharing these modules (no copies), with ``scheduler`` and no safety checker."""
-        return assemble_pipeline(self.vae, self.text_encoder, self.tokenizer, self.unet, scheduler)
-
-
-def assemble_pipeline(
-    vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any
-) -> "StableDiffusionPipeline":
-    """A ``StableDiffusionPipeline`` of these modules: no safety checker, no progress bar."""
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    def pipeline(self, scheduler: "SchedulerMixin") -> "DiffusionPipeline":
+        """The family's sampling pipeline sharing these modules (no copies), with ``scheduler``."""
+        return self.family.assemble(self, scheduler)

@@ -1,7 +1,8 @@
 """Loading the base model: every source goes through diffusers' own pipeline loaders.
 
-Folders, Hub ids and embedded models load with ``StableDiffusionPipeline.from_pretrained``;
-single-file checkpoints with ``StableDiffusionPipeline.from_single_file``. The safety checker
+The base's model family (:mod:`adaptkit.models.family`) names the diffusers pipeline class:
+folders, Hub ids and named bases load with its ``from_pretrained``, single-file checkpoints with
+its ``from_single_file``. The safety checker
 is off; weights load from safetensors only unless ``model.allow_pickle`` is set.
 """
 
@@ -19,7 +20,7 @@ from adaptkit.models.components import SDComponents
 from adaptkit.models.source import BaseSource, resolve_base
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
 
     from adaptkit.recipe import ModelSection
 
@@ -39,15 +40,19 @@ def load_base_model(
     diffusers infers a Hub repository from the checkpoint's keys, which needs the Hub or its cache.
     Raises :class:`~adaptkit.errors.UserError` (one line) for every user mistake.
     """
+    from adaptkit.models.family import choose_family
+
     source = resolve_base(model)
+    family = choose_family(source, model)
     if config is None:
         config = model.config
+    loader = family.pipeline_class()
     if source.kind == "single_file":
-        pipeline = _from_single_file(source, model, dtype, config)
+        pipeline = _from_single_file(loader, source, model, dtype, config)
     else:
-        pipeline = _from_pretrained(source, model, dtype)
+        pipeline = _from_pretrained(loader, source, model, dtype)
     pipeline.set_progress_bar_config(disable=True)
-    return SDComponents.from_pipeline(pipeline, model.base, kind=source.kind, location=source.location)
+    return SDComponents.from_pipeline(pipeline, model.base, family, kind=source.kind, location=source.location)
 
 
 def hub_offline() -> bool:
@@ -58,9 +63,7 @@ def hub_offline() -> bool:
     return constants.HF_HUB_OFFLINE or any((flag or "").strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags)
 
 
-def _from_pretrained(source: BaseSource, model: "ModelSection", dtype: torch.dtype) -> "StableDiffusionPipeline":
-    from diffusers import StableDiffusionPipeline
-
+def _from_pretrained(loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype) -> "DiffusionPipeline":
     kwargs: dict[str, Any] = {
         **_NO_SAFETY,
         "dtype": dtype,
@@ -76,7 +79,7 @@ def _from_pretrained(source: BaseSource, model: "ModelSection", dtype: torch.dty
         )
         kwargs["trust_remote_code"] = True
     try:
-        return StableDiffusionPipeline.from_pretrained(source.location, **kwargs)
+        return loader.from_pretrained(source.location, **kwargs)
     except OSError as exc:
         if source.kind == "hub":
             raise UserError(_hub_message(source.location, exc, model.allow_pickle)) from exc
@@ -84,16 +87,15 @@ def _from_pretrained(source: BaseSource, model: "ModelSection", dtype: torch.dty
 
 
 def _from_single_file(
-    source: BaseSource, model: "ModelSection", dtype: torch.dtype, config: str | Path | None
-) -> "StableDiffusionPipeline":
-    from diffusers import StableDiffusionPipeline
+    loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype, config: str | Path | None
+) -> "DiffusionPipeline":
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     kwargs: dict[str, Any] = {**_NO_SAFETY, "dtype": dtype, "local_files_only": hub_offline()}
     if config is not None:
         kwargs["config"] = str(config)
     try:
-        return StableDiffusionPipeline.from_single_file(source.location, **kwargs)
+        return loader.from_single_file(source.location, **kwargs)
     except (OSError, SingleFileComponentError, ValueError, KeyError, RuntimeError) as exc:
         hint = "" if config is not None else " (without a config folder, diffusers needs the Hub or its cache)"
         raise UserError(

@@ -109,7 +109,25 @@ def _single_file(base: str, path: Path, allow_pickle: bool) -> BaseSource:
         raise UserError(f"model.base: no such checkpoint file: {path}")
     if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
         raise UserError(_pickle_refusal(path))
+    if path.suffix.lower() == ".safetensors":
+        check_safetensors_header(path)
     return BaseSource("single_file", str(path.resolve()), base)
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Read ``path``'s safetensors header (not its tensors); a file that has none (garbage, empty, cut
+    short in its header) is a one-line UserError, before diffusers tries to make sense of it."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise UserError(
+            f"model.base: {path} is not a readable safetensors checkpoint ({reason}); "
+            "give a complete .safetensors Stable Diffusion checkpoint, a diffusers folder or a Hub id"
+        ) from exc
 
 
 def _pickle_refusal(path: Path) -> str:

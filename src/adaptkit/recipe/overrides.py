@@ -55,16 +55,17 @@ class RecipeSource(str):
         source.overrides = tuple(overrides)
         return source
 
-    def of(self, key: str) -> str:
+    def of(self, key: str, unknown: bool = False) -> str:
         """Where the value of ``key`` (``train.steps``) came from: the last ``--set`` that wrote it
-        or a table above it, else the file."""
+        or a table above it, else the file. With ``unknown`` (``key`` is not a valid key), a ``--set``
+        that wrote below ``key`` created it too (``--set trian.steps=1`` made the unknown ``trian``)."""
         for text in reversed(self.overrides):
             written = ".".join(parse_override(text)[0])
-            if key == written or key.startswith(written + "."):
+            if key == written or key.startswith(written + ".") or (unknown and written.startswith(key + ".")):
                 return f"--set {text}"
         return str(self)
 
 
-def source_of(source: str, key: str) -> str:
+def source_of(source: str, key: str, unknown: bool = False) -> str:
     """The label an error about ``key`` starts with (see :class:`RecipeSource`)."""
-    return source.of(key) if isinstance(source, RecipeSource) else source
+    return source.of(key, unknown) if isinstance(source, RecipeSource) else source

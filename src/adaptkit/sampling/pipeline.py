@@ -1,7 +1,12 @@
-"""Build a sampling pipeline from a base model plus, optionally, a run's saved result."""
+"""Build a sampling pipeline from a base model plus, optionally, a run's saved result.
+
+A checkpoint's weights (rather than the result's) come from
+:func:`adaptkit.training.checkpoint.checkpoint_model`, made a pipeline by :func:`sampling_pipeline`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from adaptkit.component import Sampler
@@ -33,12 +38,24 @@ def run_method(registries: Components, recipe: Recipe, source: str):
     return method
 
 
+def sampling_pipeline(components, sampler: Sampler):
+    """A pipeline sharing ``components``' modules, with ``sampler``'s scheduler built from the base model's config."""
+    return components.pipeline(sampler.build(dict(components.scheduler_config)))
+
+
+def cut_prompts(tokenizer, prompts: Sequence[str]) -> int:
+    """How many of ``prompts`` are longer than ``tokenizer``'s window (``model_max_length`` tokens,
+    start and end included), so the pipeline cuts them."""
+    lengths = [len(ids) for ids in tokenizer(list(prompts), truncation=False, padding=False).input_ids]
+    return sum(length > tokenizer.model_max_length for length in lengths)
+
+
 def load_pipeline(model: ModelSection, sampler: Sampler, registries: Components, run_dir: Path | None = None):
-    """A ``StableDiffusionPipeline`` for ``model`` with ``sampler``; with ``run_dir``, the run's
+    """The family's sampling pipeline for ``model`` with ``sampler``; with ``run_dir``, the run's
     result (adapter or fine-tuned weights) applied by the method that produced it."""
     recipe = read_run_recipe(run_dir) if run_dir is not None else None
     components = run_components(model, recipe)
-    pipeline = components.pipeline(sampler.build(dict(components.scheduler_config)))
+    pipeline = sampling_pipeline(components, sampler)
     if recipe is None or run_dir is None:
         return pipeline
     files = RunDir(run_dir)

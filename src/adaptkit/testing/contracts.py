@@ -64,24 +64,15 @@ def build(component: type[Component], options: dict[str, Any], key: str) -> Comp
     return built
 
 
-class ComponentContract:
-    """What every component promises: a name, a description, registration, validated options."""
+class RegisteredContract:
+    """What every registered class promises: a name, a one-line description, one registration."""
 
     #: The component class under test (required).
     component: ClassVar[type[Component]]
-    #: Valid options used to build it (a recipe's ``options`` table).
-    options: ClassVar[dict[str, Any]] = {}
-    #: ``(options, text the UserError must contain)`` pairs of invalid values.
-    bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = []
     #: Plugin modules (dotted names or ``.py`` paths) to load besides installed ones, as ``[plugins] modules``.
     plugin_modules: ClassVar[list[str]] = []
-    #: Which registry holds it and where a recipe names it (set by each mixin).
+    #: Which registry holds it (set by each mixin).
     kind: ClassVar[str]
-    recipe_key: ClassVar[str]
-
-    def make(self, **overrides: Any) -> Any:
-        """The component built from :attr:`options` updated with ``overrides``."""
-        return build(self.component, {**self.options, **overrides}, self.recipe_key)
 
     def test_contract_name_and_description(self) -> None:
         assert NAME_PATTERN.match(getattr(self.component, "name", "") or ""), (
@@ -97,6 +88,21 @@ class ComponentContract:
         registry = registries.by_kind()[self.kind]
         assert self.component.name in registry, registry.unknown_message(self.component.name)
         assert registry.get(self.component.name).cls is self.component
+
+
+class ComponentContract(RegisteredContract):
+    """What every component a recipe configures promises besides: validated options."""
+
+    #: Valid options used to build it (a recipe's ``options`` table).
+    options: ClassVar[dict[str, Any]] = {}
+    #: ``(options, text the UserError must contain)`` pairs of invalid values.
+    bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = []
+    #: Where a recipe names it (set by each mixin).
+    recipe_key: ClassVar[str]
+
+    def make(self, **overrides: Any) -> Any:
+        """The component built from :attr:`options` updated with ``overrides``."""
+        return build(self.component, {**self.options, **overrides}, self.recipe_key)
 
     def test_contract_options_build_and_are_frozen(self) -> None:
         built = self.make()
@@ -305,6 +311,43 @@ class SamplerContract(ComponentContract):
         assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
 
 
+# --------------------------------------------------------------------------- model families
+
+
+class ModelFamilyContract(RegisteredContract):
+    """A model family: recognises its bases, loads them with ``model.family`` set, samples right-sized images.
+
+    Provide a ``family_base`` fixture returning a saved base of the family (a diffusers folder).
+    """
+
+    kind = "model_families"
+
+    def test_contract_recognises_its_base(self, family_base: Path) -> None:
+        import json
+
+        index = json.loads((Path(family_base) / "model_index.json").read_text())
+        assert self.component().recognises(index), f"{self.component.name} does not recognise {family_base}"
+        assert not self.component().recognises({"_class_name": "NoSuchPipeline"})
+
+    def test_contract_loads_and_samples(self, family_base: Path) -> None:
+        import numpy as np
+        import torch
+        from diffusers import DDIMScheduler
+
+        from adaptkit.models import load_base_model
+        from adaptkit.recipe import ModelSection
+
+        components = load_base_model(ModelSection(base=str(family_base), family=self.component.name))
+        assert isinstance(components.family, self.component)
+        pipeline = components.pipeline(DDIMScheduler.from_config(dict(components.scheduler_config)))
+        assert isinstance(pipeline, self.component().pipeline_class())
+        images = pipeline(
+            ["a red star"], num_inference_steps=2, height=32, width=32,
+            generator=torch.Generator().manual_seed(0), output_type="np",
+        ).images  # fmt: skip
+        assert images.shape == (1, 32, 32, 3) and np.isfinite(images).all()
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -358,6 +401,8 @@ def small_eval_context(count: int = 4, size: int = 64) -> "EvalContext":
 
 __all__ = [
     "ComponentContract",
+    "ModelFamilyContract",
+    "RegisteredContract",
     "DatasetAdapterContract",
     "MethodContract",
     "MetricContract",

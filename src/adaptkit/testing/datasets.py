@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -270,6 +272,18 @@ def broken_images() -> dict[str, bytes]:
         "empty.png": b"",
         "truncated.jpg": jpeg[:-100],  # header intact: passes the check, fails when decoded
     }
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG with a valid signature, IHDR (with correct CRC) claiming ``width`` × ``height`` RGB pixels,
+    and IEND, but no IDAT chunk: no pixel data. Large sizes make a decompression bomb's header; small
+    ones make PIL's ``verify()`` raise IndexError and ``load()`` OSError."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def write_hostile_images(folder: Path) -> dict[str, Path]:

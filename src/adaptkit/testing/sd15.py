@@ -29,7 +29,7 @@ def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from adaptkit.models.components import assemble_pipeline
+    from adaptkit.builtins.families.sd1 import assemble_pipeline
     from adaptkit.testing.tiny_model import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()

@@ -99,7 +99,7 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from adaptkit.models.components import assemble_pipeline
+    from adaptkit.builtins.families.sd1 import assemble_pipeline
 
     tokenizer = build_tiny_tokenizer()
     generator_state = torch.random.get_rng_state()

@@ -6,7 +6,9 @@ step's generator: cached training sees the same latents as uncached training (up
 numerical determinism across batch compositions). With ``[data] cache_dir`` the posteriors go to
 disk, one safetensors file per entry, keyed by the image's pixel content, the output size, the
 flip, the crop and interpolation, the precision and the VAE's identity (config + weights hash),
-so a second run (or another recipe on the same images) reuses them.
+so a second run (or another recipe on the same images) reuses them. An entry that cannot be read
+(a torn or garbage file) is recomputed and overwritten, and counted in one printed line; a failed
+write (a full disk) ends the run with one :class:`CacheWriteError` line and leaves no partial file.
 
 Text: the frozen text encoder's output for every caption of every row (and for "" with caption
 dropout), in memory.
@@ -18,6 +20,7 @@ writes them and all read them back, without it the shares are exchanged in memor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +32,7 @@ from pathlib import Path
 import torch
 
 from adaptkit.data.pipeline import ImagePipeline
-from adaptkit.errors import UserError
+from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
 from adaptkit.training.batches import ExampleInfo, tokenize
 
@@ -71,6 +74,8 @@ class LatentCache:
     def __init__(self, scaling_factor: float) -> None:
         self.scaling_factor = scaling_factor
         self.entries: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor | None]] = {}
+        #: corrupt entries of the disk cache that were recomputed and overwritten
+        self.corrupt = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -88,33 +93,67 @@ class LatentCache:
         return (mean + std * noise).float() * self.scaling_factor
 
 
+class CacheWriteError(IOFailure):
+    """A latent cache entry could not be written (a full disk, a read-only or vanished folder).
+
+    No partial entry is left behind; one line, exit status 74 (:class:`~adaptkit.errors.IOFailure`).
+    """
+
+
 class DiskStore:
-    """Posteriors as ``<dir>/<key[:2]>/<key>.safetensors``, written atomically (temporary file, then rename)."""
+    """Posteriors as ``<dir>/<key[:2]>/<key>.safetensors``, written atomically (temporary file, then rename).
+
+    An entry that cannot be read back (truncated, garbage, not a posterior) counts as absent:
+    :meth:`get` returns None for it and records its path in :attr:`corrupt`, so it is
+    recomputed and overwritten.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.corrupt: set[Path] = set()
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
 
     def get(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The entry under ``key``; None if there is none or it is corrupt (then its path joins :attr:`corrupt`)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = self.path(key)
         if not path.is_file():
             return None
-        tensors = load_file(path)
-        return tensors["mean"], tensors.get("std")
+        try:
+            tensors = load_file(path)
+        except (SafetensorError, OSError, ValueError):  # a torn or foreign file, or one we may not read
+            self.corrupt.add(path)
+            return None
+        mean, std = tensors.get("mean"), tensors.get("std")
+        if mean is None or set(tensors) - {"mean", "std"} or (std is not None and std.shape != mean.shape):
+            self.corrupt.add(path)
+            return None
+        return mean, std
 
     def put(self, key: str, mean: torch.Tensor, std: torch.Tensor | None) -> None:
+        """Write (or overwrite) an entry; a failed write raises :class:`CacheWriteError` and leaves no file behind."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": mean.contiguous()} | ({"std": std.contiguous()} if std is not None else {})
         temporary = path.with_suffix(f".tmp{os.getpid()}")
-        save_file(tensors, str(temporary))
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, str(temporary))
+            os.replace(temporary, path)
+        except (OSError, SafetensorError) as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CacheWriteError(
+                f"data.cache_dir: cannot write the latent cache entry {path} ({cause}); free space there, "
+                "point data.cache_dir at a writable folder, or remove it to cache in memory"
+            ) from None
 
 
 def module_identity(module: torch.nn.Module) -> str:
@@ -170,15 +209,28 @@ def fill_latent_cache(
         for index, flip in tasks:
             parts = (identity, job.infos[index].digest, job.sizes[index], flip, pipe.center_crop, pipe.interpolation)
             keys[(index, flip)] = hashlib.blake2b(repr((*parts, job.precision)).encode(), digest_size=20).hexdigest()
-        missing = [task for task in tasks if not store.path(keys[task]).is_file()]
+        missing = []  # absent or corrupt: encoded (again) and written, over a corrupt file
+        for task in tasks:
+            entry = store.get(keys[task])
+            if entry is None:
+                missing.append(task)
+            else:
+                cache.entries[task] = entry
+        corrupt = sum(store.path(keys[task]) in store.corrupt for task in missing)
+        if corrupt:
+            log(
+                f"latent cache: {corrupt} corrupt {'entry' if corrupt == 1 else 'entries'} in {store.directory} "
+                "recomputed and overwritten"
+            )
         for task, mean, std in _encode(job, missing[rank::count], vae, device, autocast, batch_size):
             store.put(keys[task], mean, std)
         wait()  # every process has written its share
-        for task in tasks:
+        for task in missing:
             entry = store.get(keys[task])
             if entry is not None:
                 cache.entries[task] = entry
         reused = len(tasks) - len(missing)
+        cache.corrupt = corrupt
     else:
         reused = 0
     pending = [task for task in tasks if task not in cache.entries]  # normally the same in every process

@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, a manifest that marks completion, retention, resume lookup.
+"""Checkpoints: atomic writes, a manifest that marks completion, retention, resume lookup, and a
+checkpoint's weights on the base model for sampling and export (:func:`checkpoint_model`).
 
 A checkpoint folder is written under a temporary name, every file is flushed to disk, the
 manifest (step, recipe hash, package versions, file hashes) is written last, and the folder is
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from adaptkit.errors import UserError
+from adaptkit.errors import IOFailure, UserError
 from adaptkit.training.faults import inject
 
 MANIFEST = "manifest.json"
@@ -29,15 +31,12 @@ STATE = "training_state.pt"
 PREFIX = "step-"
 
 
-class CheckpointWriteError(UserError):
+class CheckpointWriteError(IOFailure):
     """A checkpoint could not be written (a full disk, a read-only or vanished folder).
 
-    The temporary folder is already removed and earlier checkpoints are untouched; the CLI
-    prints the one line and exits with status 74 (``EX_IOERR`` from sysexits.h), so scripts
-    can tell it from a recipe mistake (2).
+    The temporary folder is already removed and earlier checkpoints are untouched; one line,
+    exit status 74 (:class:`~adaptkit.errors.IOFailure`), so scripts can tell it from a recipe mistake (2).
     """
-
-    exit_code = 74
 
 
 @dataclass(frozen=True)
@@ -133,15 +132,26 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_complete(path: Path, verify_hashes: bool = True) -> bool:
+def checkpoint_problem(path: Path, verify_hashes: bool = True) -> str | None:
+    """Why ``path`` is not a complete checkpoint, naming the file at fault (None when it is complete)."""
+    if not path.is_dir():
+        return "no such checkpoint folder"
+    if not (path / MANIFEST).is_file():
+        return f"no {MANIFEST} (the write did not finish)"
     manifest = read_manifest(path)
     if manifest is None or not isinstance(manifest.get("files"), dict):
-        return False
+        return f"{MANIFEST} is unreadable or not a checkpoint manifest"
     for name, digest in manifest["files"].items():
         file = path / name
-        if not file.is_file() or (verify_hashes and _sha256(file) != digest):
-            return False
-    return True
+        if not file.is_file():
+            return f"{name} is missing"
+        if verify_hashes and _sha256(file) != digest:
+            return f"{name} does not match its SHA-256 in {MANIFEST} (corrupt or changed)"
+    return None
+
+
+def is_complete(path: Path, verify_hashes: bool = True) -> bool:
+    return checkpoint_problem(path, verify_hashes) is None
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -155,11 +165,35 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
-def newest_complete(root: Path) -> Path | None:
+def _newest(root: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest complete checkpoint under ``root`` and the newer ones skipped, each with its problem."""
+    skipped = []
     for path in reversed(list_checkpoints(root)):
-        if is_complete(path):
-            return path
-    return None
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, skipped
+        skipped.append((path, problem))
+    return None, skipped
+
+
+#: (skipped, used) pairs already warned about in this process (resume looks its checkpoint up twice).
+_warned: set[tuple[str, str]] = set()
+
+
+def newest_complete(root: Path, warn: bool = False) -> Path | None:
+    """The newest complete checkpoint under ``root``. With ``warn``, a newer checkpoint skipped because it
+    is incomplete or corrupt is named on stderr with the one used instead (once per process)."""
+    path, skipped = _newest(root)
+    if warn and path is not None and skipped:
+        newest, problem = skipped[0]
+        if (str(newest), str(path)) not in _warned:
+            _warned.add((str(newest), str(path)))
+            others = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            print(
+                f"warning: checkpoint {newest} is incomplete or corrupt ({problem}){others}; using {path} instead",
+                file=sys.stderr,
+            )
+    return path
 
 
 def apply_retention(root: Path, keep: int) -> list[Path]:
@@ -182,9 +216,11 @@ def resume_path(resume: str, root: Path) -> Path:
     """``--resume`` (``"latest"``: the newest complete checkpoint under ``root``) or ``--resume PATH``."""
     if resume != "latest":
         return Path(resume)
-    path = newest_complete(root)
+    path = newest_complete(root, warn=True)
     if path is None:
-        raise UserError(f"--resume: no complete checkpoint in {root}; run without --resume to start fresh")
+        _, skipped = _newest(root)
+        why = "; ".join(f"{p.name}: {problem}" for p, problem in skipped) or "it holds none"
+        raise UserError(f"--resume: no complete checkpoint in {root} ({why}); run without --resume to start fresh")
     return path
 
 
@@ -196,12 +232,14 @@ def discard_after(root: Path, step: int) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: Path) -> CheckpointContents:
-    """Load a complete checkpoint; an incomplete or corrupt one is a clear error."""
+def load_checkpoint(path: Path, option: str = "--resume") -> CheckpointContents:
+    """Load a complete checkpoint; an incomplete or corrupt one is a clear error naming ``option``
+    (the command-line option that gave ``path``) and the file at fault."""
     if not path.is_dir():
-        raise UserError(f"--resume {path}: no such checkpoint folder")
-    if not is_complete(path):
-        raise UserError(f"--resume {path}: checkpoint is incomplete or corrupt (manifest or file hashes do not match)")
+        raise UserError(f"{option} {path}: no such checkpoint folder")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise UserError(f"{option} {path}: checkpoint is incomplete or corrupt ({problem})")
     manifest = read_manifest(path)
     assert manifest is not None
     try:
@@ -210,5 +248,8 @@ def load_checkpoint(path: Path) -> CheckpointContents:
         state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     except Exception as exc:  # SafetensorError, pickle.UnpicklingError, RuntimeError, ...
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise UserError(f"--resume {path}: cannot load the checkpoint safely ({first})") from exc
+        raise UserError(f"{option} {path}: cannot load the checkpoint safely ({first})") from exc
     return CheckpointContents(int(manifest["step"]), trainable, state, manifest)
+
+
+# --------------------------------------------------------------------------- using a checkpoint's weights

@@ -7,6 +7,8 @@ at, and whether images are decoded every step or their latents come from a cache
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from adaptkit.component import StyleDataset
@@ -40,11 +42,37 @@ def bucket_settings(recipe: Recipe) -> tuple[int, int]:
     return max_pixels, step
 
 
-def build_training_data(examples: StyleDataset, recipe: Recipe, settings: CacheSettings) -> TrainingData:
-    """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are cached."""
+def main_process_print(line: str) -> None:
+    """Print ``line`` on the main process only (``RANK`` 0, or no ``RANK``: not launched by torchrun)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, flush=True)
+
+
+def batch_larger_than_dataset(batch_size: int, examples: int) -> str | None:
+    """The line telling the user that every batch repeats examples, or None when the dataset is large enough."""
+    if batch_size <= examples:
+        return None
+    return (
+        f"train.batch_size = {batch_size} is larger than the dataset ({examples} example"
+        f"{'' if examples == 1 else 's'}): every batch repeats examples; "
+        f"use train.batch_size <= {examples} (or more images) to train on distinct ones"
+    )
+
+
+def build_training_data(
+    examples: StyleDataset, recipe: Recipe, settings: CacheSettings, log: Callable[[str], None] = main_process_print
+) -> TrainingData:
+    """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are cached.
+
+    ``log`` hears one line when ``train.batch_size`` exceeds the number of examples (the run
+    trains on repeats).
+    """
     from adaptkit.training.buckets import BucketOrder, BucketPlan
 
     data, train = recipe.data, recipe.train
+    warning = batch_larger_than_dataset(train.batch_size, len(examples))
+    if warning is not None:
+        log(warning)
     pipeline = ImagePipeline.from_data_section(data)
     needs_infos = settings.latents or settings.text or data.bucketing
     infos = (

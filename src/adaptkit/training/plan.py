@@ -51,7 +51,9 @@ def describe_base(base: str) -> str:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(base, "model_index.json")
-    where = "in the local Hub cache" if isinstance(cached, str) else "not in the local Hub cache: downloaded on first run"
+    where = (
+        "in the local Hub cache" if isinstance(cached, str) else "not in the local Hub cache: downloaded on first run"
+    )
     return f"{base} (Hub id, {where})"
 
 

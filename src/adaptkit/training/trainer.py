@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from adaptkit.errors import UserError
+from adaptkit.models.family import AUTO
 from adaptkit.resolve import ResolvedRecipe
 from adaptkit.run import Run, TrainingResult, check_same_identity
 from adaptkit.training import checkpoint as ckpt
@@ -133,6 +134,9 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.components = components = load_base_model(self.recipe.model)
         self.run.components = components
+        if self.accelerator.is_main_process:
+            how = "detected" if self.recipe.model.family == AUTO else "model.family"
+            print(f"model family: {components.family.name} ({how})")
         self.objective = self._objective()
         configure_attention(components.unet, train.attention)
 

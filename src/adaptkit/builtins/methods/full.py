@@ -17,7 +17,7 @@ from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import SchedulerMixin, StableDiffusionPipeline
+    from diffusers import DiffusionPipeline, SchedulerMixin
 
     from adaptkit.models import SDComponents
 
@@ -60,7 +60,7 @@ class FullMethod(Method):
         pipeline = components.pipeline(_base_scheduler(components.scheduler_config))
         pipeline.save_pretrained(str(out_dir), safe_serialization=True)
 
-    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+    def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
         """Swap the saved UNet (and text encoder, when trained) into ``pipeline``, same dtype and device."""
         from diffusers import UNet2DConditionModel
         from transformers import CLIPTextModel

@@ -32,7 +32,7 @@ from adaptkit.interop.peft_files import (
 )
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
     from peft import LoraConfig
 
     from adaptkit.models import SDComponents
@@ -104,7 +104,7 @@ class LoraMethod(PeftMethod):
             safe_serialization=True,
         )
 
-    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+    def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
         """Load the saved LoRA onto ``pipeline`` (diffusers' ``load_lora_weights`` for a UNet-only LoRA)."""
         saved_dir = Path(saved_dir)
         weights = saved_weights(saved_dir, WEIGHT_NAME, "LoRA")
@@ -121,7 +121,7 @@ class LoraMethod(PeftMethod):
 
 
 def _load_with_text_encoder(
-    pipeline: "StableDiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path
+    pipeline: "DiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path
 ) -> None:
     """The UNet part through diffusers' ``load_lora_adapter``, the text-encoder part through peft.
 

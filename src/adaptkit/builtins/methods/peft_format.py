@@ -32,7 +32,7 @@ from adaptkit.interop.peft_files import (
 )
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
     from peft import PeftConfig
 
     from adaptkit.models import SDComponents
@@ -57,7 +57,7 @@ class PeftFormatMethod(PeftMethod):
         save_file(adapter_state_dict(components.unet), str(out_dir / WEIGHT_NAME), metadata={"format": "pt"})
         components.unet.peft_config[ADAPTER_NAME].save_pretrained(str(out_dir))
 
-    def apply(self, pipeline: "StableDiffusionPipeline", saved_dir: Path) -> "StableDiffusionPipeline":
+    def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
         """Inject the saved config into ``pipeline.unet`` and load its weights exactly."""
         saved_dir = Path(saved_dir)
         weights = saved_weights(saved_dir, WEIGHT_NAME, self.name)

@@ -91,17 +91,10 @@ def assemble_pipeline(
     tokenizer: CLIPTokenizer,
     scheduler: DDPMScheduler | None = None,
 ) -> StableDiffusionPipeline:
-    """Wrap the parts as a :class:`StableDiffusionPipeline` (no safety checker)."""
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler or build_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    """Wrap the parts as a :class:`StableDiffusionPipeline` (no safety checker, no progress bar)."""
+    from adaptkit.builtins.families.sd1 import assemble_pipeline as sd1_pipeline
+
+    return sd1_pipeline(vae, text_encoder, tokenizer, unet, scheduler or build_scheduler())
 
 
 def with_sampler(pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:

@@ -1,0 +1,15 @@
+"""Built-in model families, registered through ``register_model_families`` like any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adaptkit.builtins.families.sd1 import StableDiffusion1
+from adaptkit.component import ModelFamily
+from adaptkit.hookspecs import hookimpl
+
+
+@hookimpl
+def register_model_families(register: Callable[[type[ModelFamily]], None]) -> None:
+    """Register ``sd1``."""
+    register(StableDiffusion1)

@@ -1,0 +1,143 @@
+"""Model families: detection from the base, one-line refusals, and a family added by a plugin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adaptkit.errors import UserError
+from adaptkit.models import load_base_model
+from adaptkit.models.family import choose_family
+from adaptkit.models.source import resolve_base
+from adaptkit.plugins import get_plugin_manager
+from adaptkit.recipe import ModelSection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def as_class(tiny_model_dir: Path, folder: Path, class_name: str) -> Path:
+    """The tiny model copied with another ``model_index.json`` ``_class_name`` (what a new user hands in)."""
+    shutil.copytree(tiny_model_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": class_name}))
+    return folder
+
+
+def test_auto_detects_sd1(tiny_model_dir: Path) -> None:
+    components = load_base_model(ModelSection(base=str(tiny_model_dir)))
+    assert components.family.name == "sd1"
+
+
+def test_an_sdxl_folder_is_refused_in_one_line_before_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
+    with pytest.raises(UserError) as error:
+        load_base_model(ModelSection(base=str(folder)))
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"model.base: {folder} is a StableDiffusionXLPipeline folder" in message
+    assert "no installed model family handles (installed: sd1)" in message
+
+
+def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
+    with pytest.raises(UserError, match=r"model.family = 'sd1': .* is a StableDiffusionXLPipeline folder \(no family"):
+        load_base_model(ModelSection(base=str(folder), family="sd1"))
+    with pytest.raises(UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1\)"):
+        load_base_model(ModelSection(base=str(tiny_model_dir), family="sdx"))
+
+
+def test_the_run_prints_the_family_and_validate_refuses_an_unknown_one(tiny_model_dir, tmp_path, capsys) -> None:
+    from adaptkit.cli import main
+    from adaptkit.testing.datasets import write_naruto
+
+    from training_helpers import write_recipe
+
+    data = write_naruto(tmp_path / "naruto", rows=2).path
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    assert "model family: sd1 (detected)" in capsys.readouterr().out
+    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
+    assert main(["run", str(recipe), "--no-progress", "--overwrite", "--set", f"model.base={folder}"]) == 2
+    captured = capsys.readouterr()
+    assert "no installed model family handles" in captured.err and "cached latents" not in captured.out
+
+
+PLUGIN = """
+import adaptkit
+from adaptkit.builtins.families.sd1 import StableDiffusion1
+
+class HouseFamily(StableDiffusion1):
+    name = "house"
+    description = "An SD1-layout pipeline of our own, to show a plugin can add a family."
+    pipeline_class_names = ("HousePipeline",)
+
+@adaptkit.hookimpl
+def register_model_families(register):
+    register(HouseFamily)
+"""
+
+
+def test_a_plugin_adds_a_family(tiny_model_dir: Path, tmp_path: Path) -> None:
+    module = tmp_path / "house_family.py"
+    module.write_text(textwrap.dedent(PLUGIN))
+    families = get_plugin_manager([str(module)]).collect().model_families
+    folder = as_class(tiny_model_dir, tmp_path / "house", "HousePipeline")
+    model = ModelSection(base=str(folder))
+    assert choose_family(resolve_base(model), model, families).name == "house"
+    with pytest.raises(UserError, match="no installed model family handles"):
+        choose_family(resolve_base(model), model)  # without the plugin
+
+
+def test_a_single_file_is_recognised_by_its_keys(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from adaptkit.testing.tiny_model import save_tiny_single_file
+
+    path = save_tiny_single_file(tmp_path / "tiny.safetensors", seed=0)
+    model = ModelSection(base=str(path))
+    assert choose_family(resolve_base(model), model).name == "sd1"
+    import torch
+    from safetensors.torch import save_file
+
+    sdxl_keys = tmp_path / "sdxl.safetensors"
+    save_file(
+        {"conditioner.embedders.1.model.x": torch.zeros(1), "model.diffusion_model.y": torch.zeros(1)}, str(sdxl_keys)
+    )
+    model = ModelSection(base=str(sdxl_keys))
+    with pytest.raises(UserError, match="is a single-file checkpoint, which no installed model family handles"):
+        choose_family(resolve_base(model), model)
+
+
+ARCHITECTURE_WORDS = ("StableDiffusionPipeline", "StableDiffusionXL", '"sd1"', "'sd1'", '"sdxl"')
+
+
+#: Modules that still assume the SD v1 layout and must ask the family instead (the SDXL work of issue 15):
+#: LoRA saving through ``StableDiffusionPipeline.save_lora_weights``, the full method's pipeline folder,
+#: the model card's loading snippet and the original (single-file) key layout. Remove an entry when its
+#: module stops naming the architecture; a module that starts naming one fails this test.
+STILL_SD1 = {
+    "builtins/methods/lora.py",
+    "builtins/methods/full.py",
+    "interop/model_card.py",
+    "interop/native.py",
+    "interop/original_layout.py",
+}
+
+
+def test_no_core_module_names_an_architecture() -> None:
+    """Only the family plugins (and the test kit's model builders) name an architecture."""
+    allowed = ("builtins/families/", "testing/", "embedded/pretraining/")
+    named = set()
+    for path in sorted((ROOT / "src" / "adaptkit").rglob("*.py")):
+        relative = path.relative_to(ROOT / "src" / "adaptkit").as_posix()
+        if relative.startswith(allowed):
+            continue
+        code = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith(("#", '"', "'"))
+        )
+        if any(word in code for word in ARCHITECTURE_WORDS):
+            named.add(relative)
+    assert named - STILL_SD1 == set(), f"new modules name an architecture: {sorted(named - STILL_SD1)}"
+    assert STILL_SD1 - named == set(), f"no longer naming one; remove from STILL_SD1: {sorted(STILL_SD1 - named)}"
