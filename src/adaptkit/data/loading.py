@@ -111,11 +111,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def hub_offline() -> bool:
-    """Whether offline mode is on (``HF_HUB_OFFLINE``, for ``datasets`` or ``huggingface_hub``)."""
+    """Whether offline mode is on: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` read at call time, or the
+    flag ``datasets`` / ``huggingface_hub`` read when imported."""
+    import os
+
     import datasets
     from huggingface_hub import constants
 
-    return bool(datasets.config.HF_HUB_OFFLINE) or constants.is_offline_mode()
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    by_env = any((flag or "").strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags)
+    return by_env or bool(datasets.config.HF_HUB_OFFLINE) or constants.is_offline_mode()
 
 
 def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:

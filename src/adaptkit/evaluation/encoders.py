@@ -129,7 +129,7 @@ def unavailable_message(metric: str, model: str) -> str:
 
 def _from_pretrained(cls: Any, model: str, metric: str, **kwargs: Any) -> Any:
     """``cls.from_pretrained(model)``: local folder, the cache, then (unless offline) the Hub."""
-    from adaptkit.models.load import hub_offline
+    from adaptkit.data.loading import hub_offline
 
     if Path(model).expanduser().exists():
         try:

@@ -57,7 +57,7 @@ def _model_index(source: "BaseSource", model: "ModelSection") -> str | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    from adaptkit.models.load import hub_offline
+    from adaptkit.data.loading import hub_offline
 
     try:
         return hf_hub_download(

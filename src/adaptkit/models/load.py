@@ -9,12 +9,12 @@ is off; weights load from safetensors only unless ``model.allow_pickle`` is set.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adaptkit.data.loading import hub_offline
 from adaptkit.errors import UserError
 from adaptkit.models.components import SDComponents
 from adaptkit.models.source import BaseSource, resolve_base
@@ -53,14 +53,6 @@ def load_base_model(
         pipeline = _from_pretrained(loader, source, model, dtype)
     pipeline.set_progress_bar_config(disable=True)
     return SDComponents.from_pipeline(pipeline, model.base, family, kind=source.kind, location=source.location)
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, read at call time."""
-    from huggingface_hub import constants
-
-    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
-    return constants.HF_HUB_OFFLINE or any((flag or "").strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags)
 
 
 def _from_pretrained(loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype) -> "DiffusionPipeline":

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 
 from adaptkit.errors import UserError
+
+if TYPE_CHECKING:
+    from adaptkit.models import SDComponents
+    from adaptkit.recipe import TrainSection
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,21 @@ def diffusion_loss(
     loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
     loss = loss.mean(dim=list(range(1, loss.ndim))) * weights
     return loss.mean()
+
+
+def objective_for(train: "TrainSection", components: "SDComponents") -> ObjectiveConfig:
+    """The recipe's training objective on ``components``; ``train.prediction_type`` also sets every
+    scheduler built for sampling (the noise scheduler's config and ``scheduler_config``)."""
+    if train.prediction_type:
+        components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
+        components.scheduler_config["prediction_type"] = train.prediction_type
+    objective = ObjectiveConfig(
+        prediction_type=components.noise_scheduler.config.prediction_type,
+        snr_gamma=train.snr_gamma,
+        noise_offset=train.noise_offset,
+        input_perturbation=train.input_perturbation,
+        min_timestep=train.min_timestep,
+        max_timestep=train.max_timestep,
+    )
+    check_timestep_range(objective, components.noise_scheduler.config.num_train_timesteps)
+    return objective

@@ -25,8 +25,10 @@ from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Batch, Collate, Layout, PositionSampler, derive_seed
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
-from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
+from adaptkit.training.objective import diffusion_loss, objective_for
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
+from adaptkit.training.placement import WEIGHT_DTYPES, place_modules
+from adaptkit.training.processes import agreed_stop_signal, on_main_process
 from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.run_lock import RunLock
@@ -34,8 +36,6 @@ from adaptkit.training.run_start import claim_run_dir
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 from adaptkit.training.writer import RunWriter
-
-WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class Trainer:
@@ -101,7 +101,8 @@ class Trainer:
             raise UserError(
                 "mixed precision 'fp16' (from the accelerate config) needs a CUDA device; use 'bf16' or 'no'"
             )
-        self._on_main_process(
+        on_main_process(
+            self.accelerator,
             lambda: claim_run_dir(
                 self.run.run_dir,
                 self.recipe,
@@ -109,7 +110,7 @@ class Trainer:
                 resume=self.resume,
                 overwrite=self.overwrite,
                 recipe_dir=self.resolved.path.parent,
-            )
+            ),
         )
         trackers.start(self.accelerator, self.recipe, self.run.run_dir)
         enable_tf32()
@@ -137,14 +138,21 @@ class Trainer:
         if self.accelerator.is_main_process:
             how = "detected" if self.recipe.model.family == AUTO else "model.family"
             print(f"model family: {components.family.name} ({how})")
-        self.objective = self._objective()
+        self.objective = objective_for(self.recipe.train, components)
         configure_attention(components.unet, train.attention)
 
         base_param_ids = {id(p) for m in (components.unet, components.text_encoder) for p in m.parameters()}
         torch.manual_seed(derive_seed(train.seed, "init"))
         self.trainable = self.method.prepare(components)
         self.trains_base = any(id(p) in base_param_ids for p in self.trainable)
-        self._place_modules()
+        place_modules(
+            components,
+            self.trainable,
+            self.accelerator.device,
+            WEIGHT_DTYPES[self.recipe.train.mixed_precision],
+            cast_frozen=not self.trains_base,
+            trains_text_encoder=self.method.trains_text_encoder,
+        )
         if train.gradient_checkpointing:
             components.unet.enable_gradient_checkpointing()
             if self.method.trains_text_encoder:
@@ -153,23 +161,6 @@ class Trainer:
         self.latent_cache, self.text_cache = fill_caches(
             self.training_data, self.cache_settings, components, self.accelerator, self.recipe
         )
-
-    def _objective(self) -> ObjectiveConfig:
-        """The training objective; ``train.prediction_type`` also sets every scheduler built for sampling."""
-        train, components = self.recipe.train, self.components
-        if train.prediction_type:
-            components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
-            components.scheduler_config["prediction_type"] = train.prediction_type
-        objective = ObjectiveConfig(
-            prediction_type=components.noise_scheduler.config.prediction_type,
-            snr_gamma=train.snr_gamma,
-            noise_offset=train.noise_offset,
-            input_perturbation=train.input_perturbation,
-            min_timestep=train.min_timestep,
-            max_timestep=train.max_timestep,
-        )
-        check_timestep_range(objective, components.noise_scheduler.config.num_train_timesteps)
-        return objective
 
     def _setup_optimization(self) -> None:
         """Optimizer, schedule and EMA; then ``accelerator.prepare`` and the batch layout."""
@@ -188,52 +179,6 @@ class Trainer:
         self.layout = Layout(
             train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
         )
-
-    def _on_main_process(self, action) -> None:
-        """Run ``action`` on the main process only; its UserError is raised on every process.
-
-        The error lines are broadcast (``broadcast_object_list``, a barrier too), so the other
-        ranks exit with the same message instead of waiting forever in ``wait_for_everyone``;
-        each prints it before a second barrier, so none is stopped by torchrun before it has.
-        """
-        lines: list[str] = []
-        code = UserError.exit_code
-        failure: UserError | None = None
-        if self.accelerator.is_main_process:
-            try:
-                action()
-            except UserError as exc:
-                failure, lines, code = exc, exc.lines, exc.exit_code
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            lines, code = broadcast_object_list([(lines, code)])[0]
-        if lines:
-            error = failure or UserError(*lines)
-            error.exit_code = code
-            if self.accelerator.num_processes > 1:
-                error.print_on_every_process(self.accelerator.wait_for_everyone)
-            raise error
-
-    def _place_modules(self) -> None:
-        """Frozen weights in the mixed-precision dtype, trainable ones in float32, all on the device."""
-        device = self.accelerator.device
-        weight_dtype = WEIGHT_DTYPES[self.recipe.train.mixed_precision]
-        c = self.components
-        # The VAE stays in float32 (SD's VAE overflows in fp16; autocast still runs it in bf16),
-        # so a full fine-tune saves a float32 pipeline.
-        c.vae.requires_grad_(False).to(device)
-        for module in (c.unet, c.text_encoder):
-            module.to(device)
-            if weight_dtype != torch.float32 and not self.trains_base:
-                for param in module.parameters():
-                    if not param.requires_grad:
-                        param.data = param.data.to(weight_dtype)
-        for param in self.trainable:
-            param.data = param.data.float()
-        c.vae.eval()
-        if not self.method.trains_text_encoder:
-            c.text_encoder.eval()
 
     def _restore(self, path: Path) -> None:
         contents = ckpt.load_checkpoint(path)
@@ -303,7 +248,7 @@ class Trainer:
                     self.save_checkpoint(done)
                 if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
                     self.writer.samples(done)
-                signum = self._agreed_stop_signal(stop.signum)
+                signum = agreed_stop_signal(self.accelerator, stop.signum)
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
         return self._finish(last_loss, time.perf_counter() - started)
@@ -367,13 +312,6 @@ class Trainer:
             result.write(self.run.dir.result)
             self.hook.on_train_end(run=self.run, result=result)
         return result
-
-    def _agreed_stop_signal(self, signum: int | None) -> int:
-        """The stop signal any process received (all processes must stop at the same step)."""
-        if self.accelerator.num_processes == 1:
-            return signum or 0
-        flag = torch.tensor(signum or 0, device=self.accelerator.device)
-        return int(self.accelerator.reduce(flag, reduction="max").item())
 
     def _optimizer_step(self, step: int, batches) -> torch.Tensor:
         """One optimizer step over ``gradient_accumulation`` micro-batches; returns the loss (on device)."""
