@@ -42,6 +42,19 @@ def test_an_sdxl_folder_is_refused_in_one_line_before_loading(tiny_model_dir: Pa
     assert "no installed model family handles (installed: sd1)" in message
 
 
+def test_a_real_tiny_sdxl_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The tiny SDXL of the test kit (diffusers loads and samples it) is named, not mis-trained as SD1."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
+
+    folder = save_tiny_sdxl_pipeline(tmp_path / "tiny-sdxl")
+    pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
+    assert pipe.unet.config.addition_embed_type == "text_time" and pipe.text_encoder_2 is not None
+    with pytest.raises(UserError, match="is a StableDiffusionXLPipeline folder, which no installed model family"):
+        load_base_model(ModelSection(base=str(folder)))
+
+
 def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
     with pytest.raises(UserError, match=r"model.family = 'sd1': .* is a StableDiffusionXLPipeline folder \(no family"):

@@ -7,6 +7,7 @@ import torch
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
+from adaptkit.component import Conditioning
 from adaptkit.errors import UserError
 from adaptkit.training.objective import ObjectiveConfig, check_timestep_range, diffusion_loss
 
@@ -39,7 +40,7 @@ def test_epsilon_loss_is_mse_to_the_noise() -> None:
     latents = torch.randn(3, 4, 8, 8)
     config = ObjectiveConfig()
     loss = diffusion_loss(
-        Recorder(), scheduler(), latents, torch.zeros(3, 2, 4), torch.Generator().manual_seed(1), config
+        Recorder(), scheduler(), latents, Conditioning(torch.zeros(3, 2, 4)), torch.Generator().manual_seed(1), config
     )
     noise, _, _, _ = replay(1, latents, config)
     assert torch.allclose(loss, noise.pow(2).mean())
@@ -50,7 +51,9 @@ def test_v_prediction_target_and_min_snr_weights() -> None:
     sched = scheduler("v_prediction")
     config = ObjectiveConfig(prediction_type="v_prediction", snr_gamma=5.0)
     unet = Recorder()
-    loss = diffusion_loss(unet, sched, latents, torch.zeros(4, 2, 4), torch.Generator().manual_seed(2), config)
+    loss = diffusion_loss(
+        unet, sched, latents, Conditioning(torch.zeros(4, 2, 4)), torch.Generator().manual_seed(2), config
+    )
     noise, _, _, timesteps = replay(2, latents, config)
     target = sched.get_velocity(latents, noise, timesteps)
     snr = compute_snr(sched, timesteps)
@@ -65,7 +68,9 @@ def test_noise_offset_and_input_perturbation_change_what_they_should() -> None:
     sched = scheduler()
     config = ObjectiveConfig(noise_offset=0.1, input_perturbation=0.2)
     unet = Recorder()
-    loss = diffusion_loss(unet, sched, latents, torch.zeros(2, 2, 4), torch.Generator().manual_seed(3), config)
+    loss = diffusion_loss(
+        unet, sched, latents, Conditioning(torch.zeros(2, 2, 4)), torch.Generator().manual_seed(3), config
+    )
     noise, offset, perturb, timesteps = replay(3, latents, config)
     target = noise + 0.1 * offset
     assert torch.allclose(loss, target.pow(2).mean())  # the target carries the offset, not the perturbation
@@ -77,7 +82,9 @@ def test_timestep_range_bounds_the_drawn_timesteps() -> None:
     latents = torch.randn(64, 4, 2, 2)
     config = ObjectiveConfig(min_timestep=200, max_timestep=300)
     unet = Recorder()
-    diffusion_loss(unet, scheduler(), latents, torch.zeros(64, 2, 4), torch.Generator().manual_seed(4), config)
+    diffusion_loss(
+        unet, scheduler(), latents, Conditioning(torch.zeros(64, 2, 4)), torch.Generator().manual_seed(4), config
+    )
     assert int(unet.timesteps.min()) >= 200 and int(unet.timesteps.max()) < 300
     assert len(set(unet.timesteps.tolist())) > 30  # spread over the range, not one value
     assert torch.equal(unet.timesteps, replay(4, latents, config)[3])

@@ -200,6 +200,23 @@ class BaseModels(Component):
 # --------------------------------------------------------------------------- model families
 
 
+@dataclass
+class Conditioning:
+    """What a denoiser is conditioned on for one batch of captions.
+
+    ``hidden_states`` go to the denoiser's cross-attention; ``added`` holds the extra keyword
+    inputs a family's denoiser takes (diffusers' ``added_cond_kwargs``, e.g. pooled text embeddings
+    and time ids), or None.
+    """
+
+    hidden_states: "torch.Tensor"
+    added: dict[str, "torch.Tensor"] | None = None
+
+    def denoiser_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments beyond ``encoder_hidden_states`` the denoiser is called with."""
+        return {"added_cond_kwargs": self.added} if self.added else {}
+
+
 class ModelFamily(Component):
     """One denoiser architecture (``sd1``, a plugin's ``sdxl``…): how its bases are recognised, loaded
     and assembled into a sampling pipeline.
@@ -230,6 +247,11 @@ class ModelFamily(Component):
     @abstractmethod
     def assemble(self, components: "SDComponents", scheduler: "SchedulerMixin") -> Any:
         """A sampling pipeline of ``components`` (shared modules, no copies) driven by ``scheduler``."""
+
+    @abstractmethod
+    def condition(self, text_encoder: "torch.nn.Module", input_ids: "torch.Tensor") -> Conditioning:
+        """The denoiser's conditioning for tokenized captions (``text_encoder`` may be the trained,
+        accelerator-wrapped one; gradients flow when it trains)."""
 
 
 # --------------------------------------------------------------------------- metrics

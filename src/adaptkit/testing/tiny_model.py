@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
-    from transformers import CLIPTokenizer
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
 #: Widths of the tiny UNet's four levels (SD v1: 320, 640, 1280, 1280).
 UNET_CHANNELS = (32, 32, 64, 64)
@@ -96,8 +96,8 @@ def _merge_pair(piece: list[str], pair: tuple[str, str]) -> list[str]:
 def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     """A tiny SD v1-layout pipeline with random weights drawn from ``seed`` (DDPM scheduler, no safety checker)."""
     import torch
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     from adaptkit.builtins.families.sd1 import assemble_pipeline
 
@@ -115,34 +115,53 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
             attention_head_dim=2,
             norm_num_groups=8,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=VAE_CHANNELS,
-            layers_per_block=2,
-            norm_num_groups=8,
-            latent_channels=4,
-            sample_size=IMAGE_SIZE,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=TEXT_WIDTH,
-                intermediate_size=2 * TEXT_WIDTH,
-                projection_dim=TEXT_WIDTH,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                max_position_embeddings=tokenizer.model_max_length,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
+        vae = build_tiny_vae()
+        text_encoder = CLIPTextModel(tiny_text_config(tokenizer))
     finally:
         torch.random.set_rng_state(generator_state)
-    scheduler = DDPMScheduler(
+    return assemble_pipeline(vae, text_encoder, tokenizer, unet, build_tiny_scheduler())
+
+
+def build_tiny_vae() -> "AutoencoderKL":
+    """The tiny VAE in the SD v1 block structure (4 levels), random weights from the global RNG."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=VAE_CHANNELS,
+        layers_per_block=2,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=IMAGE_SIZE,
+    )
+
+
+def tiny_text_config(tokenizer: "CLIPTokenizer", width: int = TEXT_WIDTH) -> "CLIPTextConfig":
+    """A two-layer CLIP text encoder config for ``tokenizer``, ``width`` wide (projection as wide)."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        intermediate_size=2 * width,
+        projection_dim=width,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def build_tiny_scheduler() -> "DDPMScheduler":
+    """SD's training scheduler: 1000 scaled-linear DDPM steps, epsilon prediction."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
@@ -151,7 +170,6 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
         clip_sample=False,
         steps_offset=1,
     )
-    return assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 
 
 def save_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from adaptkit.component import Conditioning
 from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
@@ -302,40 +303,48 @@ def _encode(job: LatentJob, tasks: list[tuple[int, bool]], vae, device, autocast
 
 
 class TextCache:
-    """Text-encoder outputs by caption."""
+    """The denoiser's conditioning by caption (hidden states, and the family's extra inputs if any)."""
 
-    def __init__(self, hidden: dict[str, torch.Tensor]) -> None:
+    def __init__(self, hidden: dict[str, torch.Tensor], added: dict[str, dict[str, torch.Tensor]]) -> None:
         self.hidden = hidden
+        self.added = added
 
     def __len__(self) -> int:
         return len(self.hidden)
 
-    def lookup(self, captions: Sequence[str], device) -> torch.Tensor:
-        """The stacked outputs for a batch of captions."""
-        return torch.stack([self.hidden[caption] for caption in captions]).to(device, non_blocking=True)
+    def lookup(self, captions: Sequence[str], device) -> Conditioning:
+        """The stacked conditioning of a batch of captions."""
+        hidden = torch.stack([self.hidden[caption] for caption in captions]).to(device, non_blocking=True)
+        rows = [self.added[caption] for caption in captions]
+        added = {key: torch.stack([row[key] for row in rows]).to(device, non_blocking=True) for key in rows[0]}
+        return Conditioning(hidden, added or None)
 
 
 def fill_text_cache(
     captions: Sequence[str],
     tokenizer,
-    text_encoder: torch.nn.Module,
+    encode: Callable[[torch.Tensor], Conditioning],
     *,
     device: torch.device,
     autocast: Callable[[], object],
     batch_size: int = 32,
     log: Callable[[str], None] = print,
 ) -> TextCache:
-    """Encode every distinct caption once, tokenized as the training batches are."""
+    """Encode every distinct caption once with ``encode`` (the family's conditioning of token ids),
+    tokenized as the training batches are."""
     started = time.perf_counter()
     unique = list(dict.fromkeys(captions))
     hidden: dict[str, torch.Tensor] = {}
+    added: dict[str, dict[str, torch.Tensor]] = {}
     for start in range(0, len(unique), batch_size):
         chunk = unique[start : start + batch_size]
         with torch.no_grad(), autocast():
-            output = text_encoder(tokenize(tokenizer, chunk).to(device), return_dict=False)[0]
-        hidden.update(zip(chunk, output.cpu()))
+            output = encode(tokenize(tokenizer, chunk).to(device))
+        hidden.update(zip(chunk, output.hidden_states.cpu()))
+        extra = {key: value.cpu() for key, value in (output.added or {}).items()}
+        added.update({caption: {key: value[i] for key, value in extra.items()} for i, caption in enumerate(chunk)})
     log(f"cached text: {len(unique)} captions in {time.perf_counter() - started:.1f} s")
-    return TextCache(hidden)
+    return TextCache(hidden, added)
 
 
 def captions_to_cache(infos: Sequence[ExampleInfo], caption_dropout: float) -> list[str]:

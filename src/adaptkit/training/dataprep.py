@@ -140,7 +140,7 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
         text = fill_text_cache(
             captions,
             components.tokenizer,
-            components.text_encoder,
+            lambda ids: components.family.condition(components.text_encoder, ids),
             device=accelerator.device,
             autocast=accelerator.autocast,
             batch_size=max(batch, 32),

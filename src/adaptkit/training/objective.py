@@ -12,6 +12,7 @@ from diffusers.training_utils import compute_snr
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
+    from adaptkit.component import Conditioning
     from adaptkit.models import SDComponents
     from adaptkit.recipe import TrainSection
 
@@ -53,7 +54,7 @@ def diffusion_loss(
     unet: torch.nn.Module,
     noise_scheduler,
     latents: torch.Tensor,
-    encoder_hidden_states: torch.Tensor,
+    conditioning: "Conditioning",
     generator: torch.Generator,
     config: ObjectiveConfig,
 ) -> torch.Tensor:
@@ -83,7 +84,9 @@ def diffusion_loss(
     else:  # validated by the recipe; a plugin scheduler could still carry another value
         raise ValueError(f"unsupported prediction_type {config.prediction_type!r}")
 
-    prediction = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
+    prediction = unet(
+        noisy_latents, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
+    )[0]
     if config.snr_gamma is None:
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from adaptkit.component import Conditioning
 from adaptkit.errors import UserError
 from adaptkit.models.family import AUTO
 from adaptkit.resolve import ResolvedRecipe
@@ -326,10 +327,10 @@ class Trainer:
             sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
             with sync, accelerator.autocast():
                 latents = self._encode_images(batch, generator)
-                hidden = self._encode_text(batch)
+                conditioning = self._encode_text(batch)
                 self.truncated_captions += batch.truncated
                 loss = diffusion_loss(
-                    self.unet, self.components.noise_scheduler, latents, hidden, generator, self.objective
+                    self.unet, self.components.noise_scheduler, latents, conditioning, generator, self.objective
                 )
                 loss = faults.poison_loss(loss, step)
                 accelerator.backward(loss / train.gradient_accumulation)
@@ -354,13 +355,13 @@ class Trainer:
             latents = vae.encode(pixels).latent_dist.sample(generator=generator)
         return latents.float() * vae.config.scaling_factor
 
-    def _encode_text(self, batch: Batch) -> torch.Tensor:
+    def _encode_text(self, batch: Batch) -> Conditioning:
         if self.text_cache is not None:
             return self.text_cache.lookup(batch.captions, self.accelerator.device)
         ids = batch.input_ids.to(self.accelerator.device, non_blocking=True)
         grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
         with grad:
-            return self.text_encoder(ids, return_dict=False)[0]
+            return self.components.family.condition(self.text_encoder, ids)
 
     def cleanup(self) -> None:
         """Close the trackers, forget this run's accelerator settings and release the run folder.

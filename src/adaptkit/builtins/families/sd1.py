@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.component import ModelFamily
+from adaptkit.component import Conditioning, ModelFamily
 
 if TYPE_CHECKING:
+    import torch
     from diffusers import SchedulerMixin
 
     from adaptkit.models import SDComponents
@@ -36,6 +37,10 @@ class StableDiffusion1(ModelFamily):
         from diffusers import StableDiffusionPipeline
 
         return StableDiffusionPipeline
+
+    def condition(self, text_encoder: "torch.nn.Module", input_ids: "torch.Tensor") -> Conditioning:
+        """The CLIP text encoder's last hidden states (no pooled output, no extra inputs)."""
+        return Conditioning(text_encoder(input_ids, return_dict=False)[0])
 
     def assemble(self, components: "SDComponents", scheduler: "SchedulerMixin") -> Any:
         """A ``StableDiffusionPipeline``: no safety checker, no progress bar."""
