@@ -211,9 +211,11 @@ def closed_port() -> int:
 
 @pytest.fixture()
 def online_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline mode off (the dataset tests turn it on), so the Hub would be asked."""
+    """Offline mode off (the dataset tests and CI turn it on), so the Hub would be asked."""
     from huggingface_hub import constants
 
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
@@ -225,7 +227,7 @@ def point_hub_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
 
 
-def test_hub_reachable_asks_once_and_any_answer_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_reachable_asks_once_and_any_answer_counts(online_mode: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from adaptkit.data.loading import hub_reachable
 
     class NotFound(http.server.BaseHTTPRequestHandler):
