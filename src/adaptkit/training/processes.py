@@ -10,8 +10,9 @@ import torch
 from adaptkit.errors import UserError
 
 
-def on_main_process(accelerator: Any, action: Callable[[], Any]) -> None:
-    """Run ``action`` on the main process only; its UserError is raised on every process.
+def on_main_process(accelerator: Any, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on the main process only and return its result there (None elsewhere); its
+    UserError is raised on every process.
 
     The error lines and exit status are broadcast (``broadcast_object_list``, a barrier too), so the
     other ranks exit with the same message instead of waiting forever in ``wait_for_everyone``;
@@ -20,9 +21,10 @@ def on_main_process(accelerator: Any, action: Callable[[], Any]) -> None:
     lines: list[str] = []
     code = UserError.exit_code
     failure: UserError | None = None
+    result = None
     if accelerator.is_main_process:
         try:
-            action()
+            result = action()
         except UserError as exc:
             failure, lines, code = exc, exc.lines, exc.exit_code
     if accelerator.num_processes > 1:
@@ -35,6 +37,7 @@ def on_main_process(accelerator: Any, action: Callable[[], Any]) -> None:
         if accelerator.num_processes > 1:
             error.print_on_every_process(accelerator.wait_for_everyone)
         raise error
+    return result
 
 
 def agreed_stop_signal(accelerator: Any, signum: int | None) -> int:

@@ -61,6 +61,7 @@ class Trainer:
         self.run = Run(self.recipe, resolved.path, resolved.run_dir, method=self.method)
         self.hook = resolved.manager.hook
         self.start_step = 0
+        self.resume_from: Path | None = None  # the checkpoint claim_run_dir found (main process only)
         self.lock = RunLock(resolved.run_dir)
         self.truncated_captions = 0  # captions cut at the tokenizer's model_max_length
 
@@ -73,8 +74,8 @@ class Trainer:
         self._setup_model()
         self._setup_optimization()
         self.writer = RunWriter(self.run, self.method, self.components, self.resolved.sampler, self.hook, self.ema)
-        if self.resume is not None:  # claim_run_dir checked it on the main process before the caches
-            self._restore(ckpt.resume_path(self.resume, self.run.dir.checkpoints))
+        if self.resume is not None:  # found (and checked) by claim_run_dir on the main process, before the caches
+            self._restore(self.resume_from or ckpt.resume_path(self.resume, self.run.dir.checkpoints))
 
     def _setup_accelerator(self) -> None:
         from accelerate import Accelerator
@@ -102,7 +103,7 @@ class Trainer:
             raise UserError(
                 "mixed precision 'fp16' (from the accelerate config) needs a CUDA device; use 'bf16' or 'no'"
             )
-        on_main_process(
+        self.resume_from = on_main_process(
             self.accelerator,
             lambda: claim_run_dir(
                 self.run.run_dir,
