@@ -140,6 +140,12 @@ CASES = [
         2,
         "no such file",
     ),
+    (  # the file is checked before the base model loads: a base that cannot load does not hide it
+        "import-missing-file-before-the-base",
+        lambda w: ["import", w("missing.safetensors"), "--base", w("no-such-model"), "--out", w("imported")],
+        2,
+        "missing.safetensors: no such file",
+    ),
     (
         "import-garbage-file",
         lambda w: ["import", w("garbage.safetensors"), "--base", "embedded:tiny-sd", "--out", w("imported")],

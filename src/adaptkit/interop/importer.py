@@ -66,14 +66,20 @@ def detect(path: Path, state: dict[str, "torch.Tensor"]) -> str:
     )
 
 
+def existing_file(path: str | Path) -> Path:
+    """``path`` when it is a file; else a one-line UserError (checked before any model loads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    return path
+
+
 def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Imported:
     """The adapter in ``path`` (kohya LoRA or LyCORIS LoHa), resolved against ``modules`` by part."""
     from adaptkit.interop.kohya_keys import common_value
     from adaptkit.interop.peft_files import read_safetensors
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = existing_file(path)
     state, header = read_safetensors(path)
     method = detect(path, state)
     layout = KINDS[method][0].LAYOUT
@@ -121,6 +127,7 @@ def import_file(path: Path, model: "ModelSection", out_dir: Path) -> tuple[Path,
     from adaptkit.recipe import Recipe
     from adaptkit.run import ADAPTER_DIR, RECIPE_FILE, write_resolved_recipe
 
+    existing_file(path)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"--out {out_dir}: already exists and is not empty; choose a new folder")
