@@ -33,9 +33,8 @@ def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     from adaptkit.testing.tiny_model import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
+        torch.manual_seed(seed)
         unet = UNet2DConditionModel.from_config(sd15_config("unet"))
         vae = AutoencoderKL.from_config(sd15_config("vae"))
         text_config = sd15_config("text_encoder")
@@ -45,8 +44,6 @@ def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
             pad_token_id=tokenizer.pad_token_id,
         )
         text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
-    finally:
-        torch.random.set_rng_state(state)
     scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     return assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 

@@ -102,9 +102,8 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     from adaptkit.builtins.families.sd1 import assemble_pipeline
 
     tokenizer = build_tiny_tokenizer()
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
+        torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             sample_size=IMAGE_SIZE // 8,
             in_channels=4,
@@ -117,8 +116,6 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
         )
         vae = build_tiny_vae()
         text_encoder = CLIPTextModel(tiny_text_config(tokenizer))
-    finally:
-        torch.random.set_rng_state(generator_state)
     return assemble_pipeline(vae, text_encoder, tokenizer, unet, build_tiny_scheduler())
 
 

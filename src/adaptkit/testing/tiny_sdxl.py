@@ -35,9 +35,8 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = build_tiny_tokenizer()
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
+        torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             sample_size=IMAGE_SIZE // 8,
             in_channels=4,
@@ -57,8 +56,6 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
         vae = build_tiny_vae()
         text_encoder = CLIPTextModel(tiny_text_config(tokenizer, TEXT_WIDTHS[0]))
         text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[1]))
-    finally:
-        torch.random.set_rng_state(state)
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
