@@ -153,15 +153,21 @@ def test_saved_weights_follow_the_umask(tmp_path: Path, tiny_model_dir: Path, da
     recipe = recipe_for(tmp_path, tiny_model_dir, data)
     old = os.umask(0o022)
     try:
-        assert main(["run", str(recipe), "--no-progress", "--set", "checkpoint.every=2"]) == 0
+        cache = ["--set", f"data.cache_dir={tmp_path / 'cache'}"]
+        assert main(["run", str(recipe), "--no-progress", "--set", "checkpoint.every=2", *cache]) == 0
+        assert main(["export", str(tmp_path / "runs" / "run"), "--format", "kohya"]) == 0
     finally:
         os.umask(old)
     run_dir = tmp_path / "runs" / "run"
+    cached = list((tmp_path / "cache").rglob("*.safetensors"))
+    exported = list(run_dir.joinpath("exports").rglob("*.safetensors"))
     weights = [
         *run_dir.joinpath("adapter").rglob("*.safetensors"),
         *run_dir.joinpath("checkpoints").rglob("*.safetensors"),
+        *exported,
+        *cached,
     ]
-    assert len(weights) >= 2
+    assert cached and exported and len(weights) >= 4
     for path in weights:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 

@@ -136,10 +136,14 @@ def header_metadata(info: RunInfo, *, rank: int | None, alpha: float | None, net
 
 
 def write_safetensors(path: Path, state: dict[str, "torch.Tensor"], metadata: dict[str, str]) -> Path:
-    """Write ``state`` (contiguous CPU tensors) with ``metadata`` in the header; create the parent folder."""
+    """Write ``state`` (contiguous CPU tensors) with ``metadata`` in the header, with the umask's mode;
+    create the parent folder."""
     from safetensors.torch import save_file
+
+    from adaptkit.run import follow_umask
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+    follow_umask(path)
     return path

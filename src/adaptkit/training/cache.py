@@ -35,6 +35,7 @@ from adaptkit.component import Conditioning
 from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
+from adaptkit.run import follow_umask
 from adaptkit.training.batches import ExampleInfo, tokenize
 
 Size = tuple[int, int]
@@ -146,6 +147,7 @@ class DiskStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file(tensors, str(temporary))
+            follow_umask(temporary)
             os.replace(temporary, path)
         except (OSError, SafetensorError) as exc:
             with contextlib.suppress(OSError):
