@@ -128,3 +128,15 @@ def test_quick_bench_writes_finite_json_and_csv(tmp_path, capsys):
     assert float(rows[0]["images_per_s"]) == pytest.approx(ran["images_per_s"])
     assert rows[1]["reason"] == "xformers needs a CUDA device"
     assert "skipped: xformers needs a CUDA device" in capsys.readouterr().out
+
+
+def test_family_sdxl_benches_the_tiny_sdxl_and_an_unbenchable_family_is_refused(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    args = ["bench", "--family", "sdxl", "--quick", "--scenarios", BASELINE.name, "--steps", "1", "--warmup", "1"]
+    assert main([*args, "--matmul-size", "256", "--json", str(out_json), "--workdir", str(tmp_path / "w")]) == 0
+    report = json.loads(out_json.read_text())
+    assert "on testing:tiny-sdxl at 64 px" in capsys.readouterr().out
+    (ran,) = report["results"]
+    assert ran["status"] == "ok" and ran["flops_per_image"] > 0, ran
+    assert main(["bench", "--family", "sd2", "--quick"]) == 2
+    assert "--family = 'sd2': no random-weight bench model for it (valid: sd1, sdxl)" in capsys.readouterr().err

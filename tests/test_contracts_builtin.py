@@ -20,6 +20,8 @@ from adaptkit.builtins.datasets import (
     SimpsonsAdapter,
 )
 from adaptkit.builtins.families.sd1 import StableDiffusion1
+from adaptkit.builtins.families.sd2 import StableDiffusion2
+from adaptkit.builtins.families.sdxl import StableDiffusionXL
 from adaptkit.builtins.methods import FullMethod, LohaMethod, LoraMethod
 from adaptkit.builtins.samplers import DDIMSampler, DPMSolverSampler, PNDMSampler
 from adaptkit.component import Metric, Sampler
@@ -109,6 +111,26 @@ class TestSD1(ModelFamilyContract):
     @pytest.fixture
     def family_base(self, tiny_model_dir: Path) -> Path:
         return tiny_model_dir
+
+
+class TestSD2(ModelFamilyContract):
+    component = StableDiffusion2
+
+    @pytest.fixture(scope="class")
+    def family_base(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
+
+        return save_tiny_sd2_pipeline(tmp_path_factory.mktemp("sd2") / "tiny-sd2")
+
+
+class TestSDXL(ModelFamilyContract):
+    component = StableDiffusionXL
+
+    @pytest.fixture(scope="class")
+    def family_base(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
+
+        return save_tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")
 
 
 class TestFull(MethodContract):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -162,7 +161,9 @@ def test_loha_refuses_an_adapter_for_another_architecture(methods, tiny_model_di
 
     config = dict(UNet2DConditionModel.load_config(tiny_model_dir / "unet"))
     other = UNet2DConditionModel.from_config({**config, "block_out_channels": (16, 16, 32, 32)})
-    components = SimpleNamespace(unet=other, vae=torch.nn.Linear(1, 1), text_encoder=torch.nn.Linear(1, 1))
+    from adaptkit.models import SDComponents
+
+    components = SDComponents(other, torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), None, None, {}, "other", None)
     method = make(methods, "loha")
     method.prepare(components)
     method.save(components, tmp_path)

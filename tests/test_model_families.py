@@ -27,43 +27,39 @@ def as_class(tiny_model_dir: Path, folder: Path, class_name: str) -> Path:
     return folder
 
 
-def test_auto_detects_sd1(tiny_model_dir: Path) -> None:
-    components = load_base_model(ModelSection(base=str(tiny_model_dir)))
-    assert components.family.name == "sd1"
+def test_auto_detects_each_builtin_family(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
+    from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
+
+    assert load_base_model(ModelSection(base=str(tiny_model_dir))).family.name == "sd1"
+    sd2 = load_base_model(ModelSection(base=str(save_tiny_sd2_pipeline(tmp_path / "sd2"))))
+    assert sd2.family.name == "sd2" and sd2.noise_scheduler.config.prediction_type == "v_prediction"
+    sdxl = load_base_model(ModelSection(base=str(save_tiny_sdxl_pipeline(tmp_path / "sdxl"))))
+    assert sdxl.family.name == "sdxl"
+    assert list(sdxl.text_encoders()) == ["text_encoder", "text_encoder_2"] and len(sdxl.tokenizers()) == 2
+    assert list(sdxl.parts()) == ["unet", "text_encoder", "text_encoder_2"]
 
 
-def test_an_sdxl_folder_is_refused_in_one_line_before_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
-    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
+def test_a_pipeline_no_family_handles_is_refused_in_one_line_before_loading(tiny_model_dir: Path, tmp_path) -> None:
+    folder = as_class(tiny_model_dir, tmp_path / "sd3", "StableDiffusion3Pipeline")
     with pytest.raises(UserError) as error:
         load_base_model(ModelSection(base=str(folder)))
     message = str(error.value)
     assert "\n" not in message
-    assert f"model.base: {folder} is a StableDiffusionXLPipeline folder" in message
-    assert "no installed model family handles (installed: sd1)" in message
-
-
-def test_a_real_tiny_sdxl_folder_is_refused_in_one_line(tmp_path: Path) -> None:
-    """The tiny SDXL of the test kit (diffusers loads and samples it) is named, not mis-trained as SD1."""
-    from diffusers import StableDiffusionXLPipeline
-
-    from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
-
-    folder = save_tiny_sdxl_pipeline(tmp_path / "tiny-sdxl")
-    pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
-    assert pipe.unet.config.addition_embed_type == "text_time" and pipe.text_encoder_2 is not None
-    with pytest.raises(UserError, match="is a StableDiffusionXLPipeline folder, which no installed model family"):
-        load_base_model(ModelSection(base=str(folder)))
+    assert f"model.base: {folder} is a StableDiffusion3Pipeline folder" in message
+    assert "no installed model family handles (installed: sd1, sd2, sdxl)" in message
 
 
 def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Path, tmp_path: Path) -> None:
-    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
-    with pytest.raises(UserError, match=r"model.family = 'sd1': .* is a StableDiffusionXLPipeline folder \(no family"):
-        load_base_model(ModelSection(base=str(folder), family="sd1"))
-    with pytest.raises(UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1\)"):
+    with pytest.raises(
+        UserError, match=r"model.family = 'sdxl': .* is a StableDiffusionPipeline folder \(detected sd1\)"
+    ):
+        load_base_model(ModelSection(base=str(tiny_model_dir), family="sdxl"))
+    with pytest.raises(UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1, sd2, sdxl\)"):
         load_base_model(ModelSection(base=str(tiny_model_dir), family="sdx"))
 
 
-def test_the_run_prints_the_family_and_validate_refuses_an_unknown_one(tiny_model_dir, tmp_path, capsys) -> None:
+def test_the_run_prints_the_family_and_refuses_an_unhandled_base(tiny_model_dir, tmp_path, capsys) -> None:
     from adaptkit.cli import main
     from adaptkit.testing.datasets import write_naruto
 
@@ -73,7 +69,7 @@ def test_the_run_prints_the_family_and_validate_refuses_an_unknown_one(tiny_mode
     recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []})
     assert main(["run", str(recipe), "--no-progress"]) == 0
     assert "model family: sd1 (detected)" in capsys.readouterr().out
-    folder = as_class(tiny_model_dir, tmp_path / "sdxl", "StableDiffusionXLPipeline")
+    folder = as_class(tiny_model_dir, tmp_path / "sd3", "StableDiffusion3Pipeline")
     assert main(["run", str(recipe), "--no-progress", "--overwrite", "--set", f"model.base={folder}"]) == 2
     captured = capsys.readouterr()
     assert "no installed model family handles" in captured.err and "cached latents" not in captured.out
@@ -106,19 +102,26 @@ def test_a_plugin_adds_a_family(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_single_file_is_recognised_by_its_keys(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
     from adaptkit.testing.tiny_model import save_tiny_single_file
 
     path = save_tiny_single_file(tmp_path / "tiny.safetensors", seed=0)
     model = ModelSection(base=str(path))
     assert choose_family(resolve_base(model), model).name == "sd1"
-    import torch
-    from safetensors.torch import save_file
-
-    sdxl_keys = tmp_path / "sdxl.safetensors"
-    save_file(
-        {"conditioner.embedders.1.model.x": torch.zeros(1), "model.diffusion_model.y": torch.zeros(1)}, str(sdxl_keys)
-    )
-    model = ModelSection(base=str(sdxl_keys))
+    layouts = {
+        "sd2": ["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", "model.diffusion_model.y"],
+        "sdxl": ["conditioner.embedders.1.model.x", "model.diffusion_model.y"],
+    }
+    for family, keys in layouts.items():
+        file = tmp_path / f"{family}.safetensors"
+        save_file({key: torch.zeros(1) for key in keys}, str(file))
+        model = ModelSection(base=str(file))
+        assert choose_family(resolve_base(model), model).name == family
+    unknown = tmp_path / "unknown.safetensors"
+    save_file({"double_blocks.0.img_attn.qkv.weight": torch.zeros(1)}, str(unknown))
+    model = ModelSection(base=str(unknown))
     with pytest.raises(UserError, match="is a single-file checkpoint, which no installed model family handles"):
         choose_family(resolve_base(model), model)
 
@@ -126,17 +129,10 @@ def test_a_single_file_is_recognised_by_its_keys(tiny_model_dir: Path, tmp_path:
 ARCHITECTURE_WORDS = ("StableDiffusionPipeline", "StableDiffusionXL", '"sd1"', "'sd1'", '"sdxl"')
 
 
-#: Modules that still assume the SD v1 layout and must ask the family instead (the SDXL work of issue 15):
-#: LoRA saving through ``StableDiffusionPipeline.save_lora_weights``, the full method's pipeline folder,
-#: the model card's loading snippet and the original (single-file) key layout. Remove an entry when its
-#: module stops naming the architecture; a module that starts naming one fails this test.
-STILL_SD1 = {
-    "builtins/methods/lora.py",
-    "builtins/methods/full.py",
-    "interop/model_card.py",
-    "interop/native.py",
-    "interop/original_layout.py",
-}
+#: Modules that still assume the SD v1 layout and must ask the family instead: the original
+#: (single-file) key layout, which only SD v1 has today. Remove an entry when its module stops naming
+#: the architecture; a module that starts naming one fails this test.
+STILL_SD1 = {"interop/original_layout.py"}
 
 
 def test_no_core_module_names_an_architecture() -> None:
@@ -154,3 +150,21 @@ def test_no_core_module_names_an_architecture() -> None:
             named.add(relative)
     assert named - STILL_SD1 == set(), f"new modules name an architecture: {sorted(named - STILL_SD1)}"
     assert STILL_SD1 - named == set(), f"no longer naming one; remove from STILL_SD1: {sorted(STILL_SD1 - named)}"
+
+
+def test_model_vae_replaces_the_base_vae_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
+    import torch
+
+    from adaptkit.testing.tiny_model import build_tiny_vae
+    from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
+
+    base = save_tiny_sdxl_pipeline(tmp_path / "sdxl")
+    torch.manual_seed(7)
+    replacement = build_tiny_vae()
+    replacement.save_pretrained(tmp_path / "vae", safe_serialization=True)
+    components = load_base_model(ModelSection(base=str(base), vae=str(tmp_path / "vae")))
+    for name, value in replacement.state_dict().items():
+        assert torch.equal(components.vae.state_dict()[name], value), name
+    with pytest.raises(UserError) as error:
+        load_base_model(ModelSection(base=str(base), vae=str(tmp_path / "no-such-vae")))
+    assert str(error.value).startswith("model.vae: cannot load") and "\n" not in str(error.value)

@@ -55,9 +55,15 @@ def _free_port() -> int:
 def _torchrun(folder: Path, *args: str) -> subprocess.CompletedProcess:
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     command = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "adaptkit.cli", *args]
-    return subprocess.run(
-        command, cwd=folder, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
-    )
+    try:
+        return subprocess.run(
+            command, cwd=folder, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired as stuck:  # say where it stopped, not only that it did
+        said = "".join(
+            part.decode() if isinstance(part, bytes) else part or "" for part in (stuck.stdout, stuck.stderr)
+        )
+        pytest.fail(f"torchrun {' '.join(args)} did not finish in 300 s; its output:\n{said[-4000:]}")
 
 
 def _adapter_tensors(run_dir: Path) -> dict:

@@ -42,6 +42,40 @@ def test_reference_recipes_follow_the_report(name: str) -> None:
     assert list(recipe.sample.prompts) == REPORT_PROMPTS
 
 
+@pytest.mark.parametrize("name", ["newyorker-sdxl-lora", "pokemon-sdxl-loha", "naruto-sdxl-lora", "simpsons-sdxl-lora"])
+def test_sdxl_reference_recipes_train_at_1024_with_buckets(name: str) -> None:
+    recipe = load_and_resolve(Path(__file__).parent.parent / "recipes" / f"{name}.toml").recipe
+    assert recipe.model.base == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert (recipe.data.resolution, recipe.data.bucketing, recipe.train.batch_size) == (1024, True, 1)
+    assert recipe.train.gradient_checkpointing and recipe.train.optimizer == "adamw8bit"
+    assert recipe.method.name in ("lora", "loha") and list(recipe.sample.prompts) == REPORT_PROMPTS
+
+
+def test_the_sd21_recipe_trains_at_768() -> None:
+    recipe = load_and_resolve(Path(__file__).parent.parent / "recipes" / "naruto-sd21-lora.toml").recipe
+    assert (recipe.model.base, recipe.data.resolution) == ("stabilityai/stable-diffusion-2-1", 768)
+
+
+def test_the_tiny_sdxl_smoke_recipe_trains_samples_and_exports(tmp_path, monkeypatch, capsys) -> None:
+    from adaptkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADAPTKIT_CACHE", str(tmp_path / "cache"))
+    recipe = Path(__file__).parent.parent / "recipes" / "tiny-sdxl-smoke.toml"
+    assert main(["run", str(recipe), "--no-progress", "--set", "train.steps=4", "--set", "checkpoint.every=2"]) == 0
+    assert "model family: sdxl (detected)" in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "tiny-sdxl-smoke"
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png"))
+    assert main(["export", str(run_dir), "--format", "kohya"]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(run_dir / "exports" / "tiny-sdxl-smoke-kohya.safetensors"), framework="pt") as handle:
+        prefixes = {key.split("_")[1] for key in handle.keys()}
+    assert prefixes == {"unet", "te1", "te2"}
+    card = (run_dir / "adapter" / "README.md").read_text()
+    assert "model family `sdxl`" in card and "StableDiffusionXLPipeline.from_pretrained" in card
+
+
 def test_the_checkout_recipes_folder_is_the_packaged_one() -> None:
     from adaptkit.recipe.shipped import shipped_recipes
 

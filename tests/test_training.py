@@ -132,7 +132,9 @@ def fixed_loss(trainer, repeats: int = 8) -> float:
     """The training loss on every example with fixed noise and timesteps (no grad)."""
     from adaptkit.training.batches import Collate
 
-    batch = Collate(trainer.components.tokenizer)([trainer.training_examples[i] for i in range(len(trainer.examples))])
+    batch = Collate(trainer.components.tokenizers())(
+        [trainer.training_examples[i] for i in range(len(trainer.examples))]
+    )
     trainer.unet.eval()
     total = 0.0
     with torch.no_grad():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     import torch
     from diffusers import DiffusionPipeline, SchedulerMixin
@@ -135,7 +135,7 @@ class Method(Component):
         """
         return {
             f"{prefix}.{name}": param.detach()
-            for prefix, module in (("unet", components.unet), ("text_encoder", components.text_encoder))
+            for prefix, module in components.parts().items()
             for name, param in module.named_parameters()
             if param.requires_grad
         }
@@ -212,6 +212,12 @@ class Conditioning:
     hidden_states: "torch.Tensor"
     added: dict[str, "torch.Tensor"] | None = None
 
+    def with_added(self, extra: dict[str, "torch.Tensor"]) -> "Conditioning":
+        """This conditioning with ``extra`` denoiser inputs added (itself when there are none)."""
+        if not extra:
+            return self
+        return Conditioning(self.hidden_states, {**(self.added or {}), **extra})
+
     def denoiser_kwargs(self) -> dict[str, Any]:
         """The keyword arguments beyond ``encoder_hidden_states`` the denoiser is called with."""
         return {"added_cond_kwargs": self.added} if self.added else {}
@@ -231,9 +237,18 @@ class ModelFamily(Component):
     #: True for the family assumed when nothing about a base can be read before loading it (a pickle
     #: checkpoint, a Hub id not in the local cache while offline).
     fallback: ClassVar[bool] = False
+    #: The resolution its bases are trained at (``adaptkit bench --family``'s default).
+    native_resolution: ClassVar[int] = 512
+    #: ``(full-size, quick)`` named bases with random weights that ``adaptkit bench --family`` trains
+    #: (``--quick`` the second); None when the family has none.
+    bench_models: ClassVar[tuple[str, str] | None] = None
 
-    def recognises(self, model_index: dict[str, Any]) -> bool:
-        """Whether a diffusers folder with this ``model_index.json`` holds this family's architecture."""
+    def recognises(self, model_index: dict[str, Any], component_config: "Callable[[str], dict[str, Any]]") -> bool:
+        """Whether a diffusers folder with this ``model_index.json`` holds this family's architecture.
+
+        ``component_config(name)`` reads one component's ``config.json`` (``"text_encoder"``,
+        ``"unet"``…; ``{}`` when it cannot be read), for families that share a pipeline class.
+        """
         return model_index.get("_class_name") in self.pipeline_class_names
 
     def recognises_keys(self, keys: "Iterable[str]") -> bool:
@@ -249,9 +264,22 @@ class ModelFamily(Component):
         """A sampling pipeline of ``components`` (shared modules, no copies) driven by ``scheduler``."""
 
     @abstractmethod
-    def condition(self, text_encoder: "torch.nn.Module", input_ids: "torch.Tensor") -> Conditioning:
-        """The denoiser's conditioning for tokenized captions (``text_encoder`` may be the trained,
-        accelerator-wrapped one; gradients flow when it trains)."""
+    def condition(
+        self, text_encoders: "Sequence[torch.nn.Module]", input_ids: "Sequence[torch.Tensor]"
+    ) -> Conditioning:
+        """The denoiser's text conditioning for tokenized captions: one ids tensor per text encoder,
+        in :meth:`SDComponents.text_encoders` order (the encoders may be the trained,
+        accelerator-wrapped ones; gradients flow when they train). Cached per caption when the
+        text encoders are frozen, so it must depend on the captions only."""
+
+    def image_conditioning(self, geometry: "torch.Tensor", dtype: "torch.dtype") -> dict[str, "torch.Tensor"]:
+        """Extra denoiser inputs that depend on each training image rather than its caption.
+
+        ``geometry`` is (batch, 6): original height and width, crop top and left, target height
+        and width, in pixels, as the data pipeline and the aspect-ratio buckets made the image.
+        Merged into :attr:`Conditioning.added`. Default: none.
+        """
+        return {}
 
 
 # --------------------------------------------------------------------------- metrics

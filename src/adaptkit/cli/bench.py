@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from adaptkit.cli.common import console
 from adaptkit.errors import UserError
 
-QUICK_MODEL = "testing:tiny-sd"
+if TYPE_CHECKING:
+    from adaptkit.component import ModelFamily
+
 QUICK_RESOLUTION = 64
 
 
@@ -23,9 +26,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "images/s, step time p50/p95, peak memory, FLOPs per image and MFU. Default model: the SD v1.5 "
         "architecture with random weights at 512 px (no download).",
     )
-    parser.add_argument("--model", default=None, help="model.base to bench (default: testing:sd15-random)")
-    parser.add_argument("--quick", action="store_true", help=f"the tiny test model ({QUICK_MODEL}) at 64 px")
-    parser.add_argument("--resolution", type=int, default=None, help="image size in px (default 512; --quick 64)")
+    parser.add_argument("--model", default=None, help="model.base to bench (default: the --family's random model)")
+    parser.add_argument(
+        "--family",
+        default=None,
+        help="model family whose architecture to bench with random weights (default sd1: testing:sd15-random; "
+        "sdxl: testing:sdxl-random)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the family's tiny test model (testing:tiny-sd for sd1) at 64 px"
+    )
+    parser.add_argument(
+        "--resolution", type=int, default=None, help="image size in px (default: the family's, 512 for sd1; --quick 64)"
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="images per step (default 1)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per scenario (default 5)")
     parser.add_argument(
@@ -77,11 +90,13 @@ def handle(args: argparse.Namespace) -> int:
             console.print(scenario.name)
         return 0
     old = load_report(args.compare) if args.compare else None  # a bad file fails before the long part
-    model = args.model or (QUICK_MODEL if args.quick else "testing:sd15-random")
+    family = _bench_family(args.family)
+    assert family.bench_models is not None
+    model = args.model or family.bench_models[1 if args.quick else 0]
     _check_model(model)
     config = BenchConfig(
         model=model,
-        resolution=args.resolution or (QUICK_RESOLUTION if args.quick else 512),
+        resolution=args.resolution or (QUICK_RESOLUTION if args.quick else family.native_resolution),
         batch_size=args.batch_size,
         steps=args.steps,
         warmup=args.warmup,
@@ -127,6 +142,20 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} = {value} is too small (at least {low})")
     if args.resolution is not None and (args.resolution < 8 or args.resolution % 8):
         raise UserError(f"--resolution = {args.resolution} must be a multiple of 8 (e.g. 512)")
+
+
+def _bench_family(name: str | None) -> "ModelFamily":
+    """The ``--family`` (default: the fallback family, SD v1) — one that names random-weight bench models."""
+    from adaptkit.models.family import model_families
+
+    families = model_families()
+    benchable = [n for n, entry in families if entry.cls.bench_models is not None]
+    if name is None:
+        chosen = next(entry.cls for _, entry in families if entry.cls.fallback and entry.cls.bench_models)
+        return chosen()
+    if name not in benchable:
+        raise UserError(f"--family = {name!r}: no random-weight bench model for it (valid: {', '.join(benchable)})")
+    return families.get(name).cls()
 
 
 def _check_model(model: str) -> None:

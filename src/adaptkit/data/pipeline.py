@@ -73,6 +73,12 @@ class PipelineOutput:
     crop_top_left: tuple[int, int]
     flipped: bool
 
+    @property
+    def geometry(self) -> tuple[int, int, int, int, int, int]:
+        """(original h, w, crop top, left, output h, w): what size-aware denoisers are conditioned on."""
+        height, width = self.pixel_values.shape[-2:]
+        return (*self.original_size, *self.crop_top_left, int(height), int(width))
+
 
 class ImagePipeline:
     """Resize the shorter side to ``resolution``, crop a square, maybe mirror, normalise to ``[-1, 1]``.
@@ -121,15 +127,29 @@ class ImagePipeline:
         """The output (width, height): ``size`` (an aspect-ratio bucket) or the ``resolution`` square."""
         return size if size is not None else (self.resolution, self.resolution)
 
-    def resize(self, image: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
-        """Scale (keeping the aspect ratio) so the image just covers the target: the shorter side = ``resolution``."""
-        width, height = image.size
+    def resized_size(self, image_size: tuple[int, int], size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The (width, height) :meth:`resize` gives an image of ``image_size``: it just covers the target."""
+        width, height = image_size
         target_w, target_h = self.target(size)
         scale = max(target_w / width, target_h / height)
-        new = (max(target_w, round(width * scale)), max(target_h, round(height * scale)))
+        return max(target_w, round(width * scale)), max(target_h, round(height * scale))
+
+    def resize(self, image: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
+        """Scale (keeping the aspect ratio) so the image just covers the target: the shorter side = ``resolution``."""
+        new = self.resized_size(image.size, size)
         if new == image.size:
             return image
         return image.resize(new, INTERPOLATIONS[self.interpolation])
+
+    def center_geometry(
+        self, image_size: tuple[int, int], size: tuple[int, int] | None = None
+    ) -> tuple[int, int, int, int, int, int]:
+        """:attr:`PipelineOutput.geometry` of a centre-cropped image of ``image_size`` (width, height),
+        without decoding it (latents cached: the same numbers the pipeline would report)."""
+        width, height = image_size
+        top, left = self.crop_box(self.resized_size(image_size, size), None, size)
+        target_w, target_h = self.target(size)
+        return height, width, top, left, target_h, target_w
 
     def crop_box(
         self, size: tuple[int, int], rng: Rng = None, target: tuple[int, int] | None = None

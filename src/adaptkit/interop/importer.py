@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: Method name -> (format module, marker weight in the file).
 KINDS = {"lora": (kohya_lora, "lora_down.weight"), "loha": (lycoris_loha, "hada_w1_a")}
-WHAT = {"unet": "UNet", "text_encoder": "text encoder"}
+WHAT = {"unet": "UNet", "text_encoder": "text encoder", "text_encoder_2": "second text encoder"}
 #: Header keys holding the training steps (adaptkit's, then sd-scripts').
 STEP_KEYS = ("adaptkit.training_steps", "ss_steps", "ss_max_train_steps")
 
@@ -86,7 +86,7 @@ def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Impo
     parts = from_kohya(state, modules, layout, path)
     if "unet" not in parts:
         raise UserError(f"{path}: adapts no UNet module (adaptkit's adapters always adapt the UNet)")
-    if method == "loha" and "text_encoder" in parts:
+    if method == "loha" and set(parts) - {"unet"}:
         raise UserError(f"{path}: a text-encoder LoHa is not supported (adaptkit's loha adapts the UNet only)")
     unet = parts["unet"]
     targets = short_targets(unet.modules, [name for name, _ in modules["unet"].named_modules()])
@@ -95,10 +95,10 @@ def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Impo
 
 
 def load_onto(path: Path, components: "SDComponents") -> Imported:
-    """Inject ``path``'s adapter into ``components`` (UNet, text encoder) with exactly its weights."""
+    """Inject ``path``'s adapter into ``components`` (UNet, text encoders) with exactly its weights."""
     from adaptkit.interop.peft_files import load_adapter
 
-    modules = {"unet": components.unet, "text_encoder": components.text_encoder}
+    modules = components.parts()
     imported = read_adapter_file(path, modules)
     module_format = KINDS[imported.method][0]
     for part, adapter in imported.parts.items():
@@ -109,7 +109,7 @@ def load_onto(path: Path, components: "SDComponents") -> Imported:
 def method_options(imported: Imported) -> dict[str, Any]:
     """``[method.options]`` for a recipe that trains the imported adapter further (same ranks and targets)."""
     options: dict[str, Any] = {"rank": imported.rank, "alpha": imported.alpha, "target_modules": imported.targets}
-    if imported.method == "lora" and "text_encoder" in imported.parts:
+    if imported.method == "lora" and set(imported.parts) - {"unet"}:
         options["text_encoder"] = True
     if imported.method == "loha" and any(k.endswith(".hada_t1") for k in imported.parts["unet"].state):
         options["use_effective_conv2d"] = True
@@ -166,7 +166,7 @@ def init_from_file(path: str | Path, components: "SDComponents", method: str) ->
 
     path = Path(path)
     key = f"method.options.init_from {path}"
-    modules = {"unet": components.unet, "text_encoder": components.text_encoder}
+    modules = components.parts()
     imported = read_adapter_file(path, modules)
     if imported.method != method:
         raise UserError(f"{key}: holds a {imported.method} adapter, the recipe trains {method}")

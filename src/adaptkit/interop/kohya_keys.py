@@ -1,6 +1,7 @@
 """The kohya / LyCORIS key layout shared by LoRA and LoHa files, in both directions.
 
-A kohya file names each adapted module ``lora_unet_<path>`` or ``lora_te_<path>``, the module's
+A kohya file names each adapted module ``lora_unet_<path>`` or ``lora_te_<path>`` (``lora_te1_``/``lora_te2_``
+with two text encoders), the module's
 diffusers/transformers path with dots as underscores (sd-scripts trains SD v1 on the diffusers
 UNet, so these are diffusers names), followed by the weight name and a per-module ``alpha``:
 
@@ -24,9 +25,12 @@ from adaptkit.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-#: Part of the pipeline -> kohya prefix written. ``lora_te1_`` (SDXL style) is also read as the text encoder.
+#: Part of the pipeline -> kohya prefix written for a model with one text encoder.
 PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
-READ_PREFIXES = {**PREFIXES, "text_encoder_sdxl": "lora_te1_"}
+#: ... and for a model with two (kohya's ``lora_te1_``/``lora_te2_``, which A1111, Forge and ComfyUI read).
+TWO_ENCODER_PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
+#: Every prefix a part is read from (a one-encoder file written as ``lora_te1_`` loads too).
+READ_PREFIXES = {"unet": ["lora_unet_"], "text_encoder": ["lora_te_", "lora_te1_"], "text_encoder_2": ["lora_te2_"]}
 ALPHA = "alpha"
 #: CLIP module paths in kohya files start with ``text_model.``; transformers 5's ``CLIPTextModel`` has no
 #: such level (``encoder.layers.0…``), so it is added on export and dropped on import.
@@ -72,10 +76,11 @@ def to_kohya(
     import torch
 
     out: dict[str, torch.Tensor] = {}
+    prefixes = TWO_ENCODER_PREFIXES if "text_encoder_2" in parts else PREFIXES
     for part, state in parts.items():
         for key, value in state.items():
             module, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")
-            name = kohya_name(part, module)
+            name = kohya_name(part, module, prefixes[part])
             out[f"{name}.{layout.peft_to_kohya[weight]}"] = value
             out[f"{name}.{ALPHA}"] = torch.tensor(float(alphas[part]))
     return out
@@ -93,7 +98,7 @@ def from_kohya(
     lookup = {
         kohya_name(part, path, prefix): (part, path)
         for part, module in modules.items()
-        for prefix in _prefixes_of(part)
+        for prefix in READ_PREFIXES[part]
         for path, _ in module.named_modules()
         if path
     }
@@ -128,9 +133,9 @@ def from_kohya(
 
 def kohya_name(part: str, path: str, prefix: str | None = None) -> str:
     """``lora_unet_down_blocks_0_…`` / ``lora_te_text_model_encoder_…`` for module ``path`` of ``part``."""
-    if part == "text_encoder" and not path.startswith(TEXT_MODEL):
+    if part.startswith("text_encoder") and not path.startswith(TEXT_MODEL):
         path = TEXT_MODEL + path
-    return (prefix or PREFIXES[part]) + path.replace(".", "_")
+    return (prefix or PREFIXES.get(part) or TWO_ENCODER_PREFIXES[part]) + path.replace(".", "_")
 
 
 def common_value(values: dict[str, float]) -> float:
@@ -143,10 +148,6 @@ def exceptions(values: dict[str, float], default: float) -> dict[str, float]:
     import re
 
     return {re.escape(path): value for path, value in values.items() if value != default}
-
-
-def _prefixes_of(part: str) -> list[str]:
-    return [PREFIXES[part], READ_PREFIXES["text_encoder_sdxl"]] if part == "text_encoder" else [PREFIXES[part]]
 
 
 def _split(key: str, weights: dict[str, str], what: str) -> tuple[str, str]:

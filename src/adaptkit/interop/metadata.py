@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from adaptkit.errors import UserError
 if TYPE_CHECKING:
     import torch
 
+    from adaptkit.component import ModelFamily
     from adaptkit.recipe import Recipe
 
 
@@ -40,6 +42,14 @@ class RunInfo:
     @property
     def base_model(self) -> str:
         return self.recipe.model.base
+
+    @cached_property
+    def family(self) -> "ModelFamily":
+        """The base's model family (``model.family``, or detected from the base without loading it)."""
+        from adaptkit.models.family import choose_family
+        from adaptkit.models.source import resolve_base
+
+        return choose_family(resolve_base(self.recipe.model), self.recipe.model)
 
     @property
     def adapter_dir(self) -> Path:

@@ -110,24 +110,23 @@ def write_card(info: RunInfo, out: Path, result: dict[str, Any] | None = None) -
 def _summary(info: RunInfo) -> str:
     options = ", ".join(f"{k} = {v}" for k, v in info.recipe.method.options.items()) or "defaults"
     return (
-        f"A **{info.method}** adaptation of `{info.base_model}` to the `{info.recipe.data.adapter}` dataset, "
+        f"A **{info.method}** adaptation of `{info.base_model}` (model family `{info.family.name}`) "
+        f"to the `{info.recipe.data.adapter}` dataset, "
         f"trained with adaptkit for {info.steps} steps "
         f"(method options: {options}; recipe hash `{info.recipe_hash}`)."
     )
 
 
 def _usage(info: RunInfo) -> str:
+    pipeline = info.family.pipeline_class().__name__
     if info.method == "lora":
         code = (
-            "from diffusers import StableDiffusionPipeline\n\n"
-            f'pipe = StableDiffusionPipeline.from_pretrained("{info.base_model}")\n'
+            f"from diffusers import {pipeline}\n\n"
+            f'pipe = {pipeline}.from_pretrained("{info.base_model}")\n'
             'pipe.load_lora_weights("path/to/this/folder")'
         )
     elif info.method == "full":
-        code = (
-            "from diffusers import StableDiffusionPipeline\n\n"
-            'pipe = StableDiffusionPipeline.from_pretrained("path/to/this/folder")'
-        )
+        code = f'from diffusers import {pipeline}\n\npipe = {pipeline}.from_pretrained("path/to/this/folder")'
     else:
         code = ""
     text = f"```python\n{code}\n```\n\n" if code else ""

@@ -1,7 +1,7 @@
 """The native formats, written from a run's ``adapter/`` with the export metadata added.
 
 - ``diffusers``: a LoRA as ``pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights``), a
-  full fine-tune as the whole pipeline folder (``StableDiffusionPipeline.from_pretrained``);
+  full fine-tune as the whole pipeline folder (the family's pipeline class ``from_pretrained``);
 - ``peft``: one ``adapter_config.json`` + ``adapter_model.safetensors`` folder per adapted part
   (``unet/``, and ``text_encoder/`` for a LoRA that trained it), for ``PeftModel.from_pretrained``.
 """

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -16,10 +17,13 @@ if TYPE_CHECKING:
 class SDComponents:
     """The parts of a base model's pipeline, loaded once per run.
 
-    ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
+    ``text_encoder_2``/``tokenizer_2`` are the second text encoder of a family that has one (None
+    otherwise); :meth:`text_encoders` and :meth:`tokenizers` list what there is, in order, so no
+    caller counts encoders. ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
     model's scheduler config, from which samplers build their schedulers. ``family`` is the
     :class:`~adaptkit.ModelFamily` that loaded them and assembles sampling pipelines. ``source``
-    is the recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``).
+    is the recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``) and the
+    pipeline's own options (``pipeline_config``).
     """
 
     unet: "UNet2DConditionModel"
@@ -31,6 +35,24 @@ class SDComponents:
     source: str
     family: "ModelFamily"
     extra: dict[str, Any] = field(default_factory=dict)
+    text_encoder_2: "CLIPTextModel | None" = None
+    tokenizer_2: "CLIPTokenizer | None" = None
+
+    def text_encoders(self) -> dict[str, "torch.nn.Module"]:
+        """The text encoders by component name (``text_encoder``, ``text_encoder_2``), in order."""
+        encoders = {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
+        return {name: module for name, module in encoders.items() if module is not None}
+
+    def tokenizers(self) -> tuple["CLIPTokenizer", ...]:
+        """One tokenizer per text encoder, in the order of :meth:`text_encoders`."""
+        return tuple(t for t in (self.tokenizer, self.tokenizer_2) if t is not None)
+
+    def parts(self) -> dict[str, "torch.nn.Module"]:
+        """The modules a method can train, by component name: the denoiser, then the text encoders.
+
+        The names prefix trainable weights in checkpoints and name the parts of a LoRA file
+        (diffusers' ``<part>_lora_layers``)."""
+        return {"unet": self.unet, **self.text_encoders()}
 
     @classmethod
     def from_pipeline(
@@ -41,6 +63,11 @@ class SDComponents:
         from diffusers import DDPMScheduler
 
         scheduler_config = dict(pipeline.scheduler.config)
+        settings = {  # the pipeline's own options (not its components), e.g. force_zeros_for_empty_prompt
+            key: value
+            for key, value in pipeline.config.items()
+            if not key.startswith("_") and not isinstance(value, (list, tuple))
+        }
         return cls(
             unet=pipeline.unet,
             vae=pipeline.vae,
@@ -50,7 +77,9 @@ class SDComponents:
             scheduler_config=scheduler_config,
             source=source,
             family=family,
-            extra=dict(extra),
+            extra={"pipeline_config": settings, **extra},
+            text_encoder_2=getattr(pipeline, "text_encoder_2", None),
+            tokenizer_2=getattr(pipeline, "tokenizer_2", None),
         )
 
     def pipeline(self, scheduler: "SchedulerMixin") -> "DiffusionPipeline":

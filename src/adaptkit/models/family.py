@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from adaptkit.component import ModelFamily
     from adaptkit.models.source import BaseSource
     from adaptkit.plugins import Registry
@@ -31,6 +33,28 @@ def model_families() -> "Registry":
     return get_plugin_manager().collect().model_families
 
 
+def component_config_reader(source: "BaseSource", model: "ModelSection") -> "Callable[[str], dict[str, Any]]":
+    """``read(name)``: the ``<name>/config.json`` of a folder or (cached) Hub base; ``{}`` if unreadable."""
+    cache: dict[str, dict[str, Any]] = {}
+
+    def read(name: str) -> dict[str, Any]:
+        if name not in cache:
+            cache[name] = _read_json(_file_of(source, model, f"{name}/config.json"))
+        return cache[name]
+
+    return read
+
+
+def _read_json(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def describe(source: "BaseSource", model: "ModelSection") -> tuple[str, dict[str, Any] | None, list[str] | None]:
     """``(what it is, model_index, single-file keys)`` of a base, read without loading weights."""
     if source.kind == "single_file":
@@ -41,7 +65,7 @@ def describe(source: "BaseSource", model: "ModelSection") -> tuple[str, dict[str
         with safe_open(source.location, framework="pt") as handle:
             keys = list(handle.keys())
         return "a single-file checkpoint", None, keys
-    index_path = _model_index(source, model)
+    index_path = _file_of(source, model, "model_index.json")
     if index_path is None:
         return "a Hub model whose model_index.json is not available here", None, None
     try:
@@ -51,18 +75,17 @@ def describe(source: "BaseSource", model: "ModelSection") -> tuple[str, dict[str
     return f"a {index.get('_class_name', 'pipeline without _class_name')} folder", index, None
 
 
-def _model_index(source: "BaseSource", model: "ModelSection") -> str | None:
+def _file_of(source: "BaseSource", model: "ModelSection", name: str) -> str | None:
+    """The local path of file ``name`` of a folder or Hub base (the Hub's through its cache)."""
     if source.kind != "hub":
-        return str(Path(source.location) / "model_index.json")
+        return str(Path(source.location) / name)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     from adaptkit.data.loading import hub_offline
 
     try:
-        return hf_hub_download(
-            source.location, "model_index.json", revision=model.revision, local_files_only=hub_offline()
-        )
+        return hf_hub_download(source.location, name, revision=model.revision, local_files_only=hub_offline())
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
         return None
 
@@ -71,10 +94,11 @@ def choose_family(source: "BaseSource", model: "ModelSection", families: "Regist
     """The family of ``model.family`` (checked against the base) or the one that recognises the base."""
     families = families if families is not None else model_families()
     what, index, keys = describe(source, model)
+    config = component_config_reader(source, model)
     matching = [
         entry.cls()
         for _, entry in families
-        if (index is not None and entry.cls().recognises(index))
+        if (index is not None and entry.cls().recognises(index, config))
         or (keys is not None and entry.cls().recognises_keys(keys))
     ]
     installed = ", ".join(families.names()) or "none"

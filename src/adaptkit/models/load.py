@@ -26,8 +26,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("adaptkit.models")
 
-#: Keyword arguments every load uses: no safety checker, no feature extractor.
+#: Keyword arguments every load of a pipeline with a safety checker uses: none, no feature extractor.
 _NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def _no_safety(loader: Any) -> dict[str, Any]:
+    """:data:`_NO_SAFETY` for a pipeline class that has a safety checker; nothing for one without."""
+    import inspect
+
+    return _NO_SAFETY if "safety_checker" in inspect.signature(loader.__init__).parameters else {}
 
 
 def load_base_model(
@@ -47,17 +54,38 @@ def load_base_model(
     if config is None:
         config = model.config
     loader = family.pipeline_class()
+    replaced = {"vae": _load_vae(model.vae, dtype)} if model.vae else {}
     if source.kind == "single_file":
-        pipeline = _from_single_file(loader, source, model, dtype, config)
+        pipeline = _from_single_file(loader, source, model, dtype, config, replaced)
     else:
-        pipeline = _from_pretrained(loader, source, model, dtype)
+        pipeline = _from_pretrained(loader, source, model, dtype, replaced)
     pipeline.set_progress_bar_config(disable=True)
     return SDComponents.from_pipeline(pipeline, model.base, family, kind=source.kind, location=source.location)
 
 
-def _from_pretrained(loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype) -> "DiffusionPipeline":
+def _load_vae(location: str, dtype: torch.dtype) -> Any:
+    """``model.vae``: an ``AutoencoderKL`` from a local diffusers folder or a Hub id (safetensors only)."""
+    from diffusers import AutoencoderKL
+
+    local = Path(location).expanduser()
+    where = str(local) if local.exists() else location
+    try:
+        return AutoencoderKL.from_pretrained(
+            where, dtype=dtype, use_safetensors=True, local_files_only=local.exists() or hub_offline()
+        )
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"model.vae: cannot load {location!r} as a diffusers AutoencoderKL (a folder with config.json and "
+            f"diffusion_pytorch_model.safetensors, or a Hub id in the local cache): {_first_line(exc)}"
+        ) from exc
+
+
+def _from_pretrained(
+    loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype, replaced: dict[str, Any]
+) -> "DiffusionPipeline":
     kwargs: dict[str, Any] = {
-        **_NO_SAFETY,
+        **replaced,
+        **_no_safety(loader),
         "dtype": dtype,
         "variant": model.variant,
         "use_safetensors": None if model.allow_pickle else True,
@@ -79,11 +107,16 @@ def _from_pretrained(loader: Any, source: BaseSource, model: "ModelSection", dty
 
 
 def _from_single_file(
-    loader: Any, source: BaseSource, model: "ModelSection", dtype: torch.dtype, config: str | Path | None
+    loader: Any,
+    source: BaseSource,
+    model: "ModelSection",
+    dtype: torch.dtype,
+    config: str | Path | None,
+    replaced: dict[str, Any],
 ) -> "DiffusionPipeline":
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    kwargs: dict[str, Any] = {**_NO_SAFETY, "dtype": dtype, "local_files_only": hub_offline()}
+    kwargs: dict[str, Any] = {**replaced, **_no_safety(loader), "dtype": dtype, "local_files_only": hub_offline()}
     if config is not None:
         kwargs["config"] = str(config)
     try:

@@ -51,6 +51,11 @@ class ModelSection(Section):
     config: str | None = Field(
         None, description="For a single-file base: the diffusers folder or Hub id giving its architecture."
     )
+    vae: str | None = Field(
+        None,
+        description="Replace the base's VAE: a diffusers AutoencoderKL folder or Hub id "
+        "(e.g. 'madebyollin/sdxl-vae-fp16-fix', since SDXL's own VAE overflows in fp16).",
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     variant: str | None = Field(None, description="Weights variant, e.g. 'fp16'.")
     allow_pickle: bool = Field(False, description="Allow loading pickle checkpoints (.ckpt/.bin); unsafe.")

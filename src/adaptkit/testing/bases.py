@@ -1,9 +1,13 @@
-"""``testing:tiny-sd`` and ``testing:sd15-random``: models built in code, registered as named base models.
+"""``testing:tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``sd15-random`` and ``sdxl-random``: models built in code,
+registered as named base models.
 
-``tiny-sd`` is the tiny SD v1-layout test model (:mod:`adaptkit.testing.tiny_model`); ``sd15-random``
-the SD v1.5 architecture with random weights (:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s
-default. Each is built on first use into ``$ADAPTKIT_CACHE/testing/<name>`` (default
-``~/.cache/adaptkit``), so it loads through ``from_pretrained`` like any folder.
+``tiny-sd`` is the tiny SD v1-layout test model (:mod:`adaptkit.testing.tiny_model`), ``tiny-sd2`` and
+``tiny-sdxl`` its SD 2.x and SDXL siblings (:mod:`~adaptkit.testing.tiny_sd2`,
+:mod:`~adaptkit.testing.tiny_sdxl`); ``sd15-random`` the SD v1.5 architecture with random weights
+(:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s default, and ``sdxl-random`` SDXL's
+(:mod:`adaptkit.testing.sdxl_random`, for ``adaptkit bench --family sdxl``). Each is built on first
+use into ``$ADAPTKIT_CACHE/testing/<name>`` (default ``~/.cache/adaptkit``), so it loads through
+``from_pretrained`` like any folder.
 """
 
 from __future__ import annotations
@@ -24,20 +28,32 @@ def cache_root() -> Path:
 
 def _builders() -> dict[str, Callable[..., None]]:
     from adaptkit.testing.sd15 import save_sd15_random_pipeline
+    from adaptkit.testing.sdxl_random import save_sdxl_random_pipeline
     from adaptkit.testing.tiny_model import save_tiny_pipeline
+    from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
+    from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
 
-    return {"tiny-sd": save_tiny_pipeline, "sd15-random": save_sd15_random_pipeline}
+    return {
+        "tiny-sd": save_tiny_pipeline,
+        "tiny-sd2": save_tiny_sd2_pipeline,
+        "tiny-sdxl": save_tiny_sdxl_pipeline,
+        "sd15-random": save_sd15_random_pipeline,
+        "sdxl-random": save_sdxl_random_pipeline,
+    }
 
 
 class TestingModels(BaseModels):
     """Models built in code with seed 0 and cached; for tests, smoke recipes and benchmarks."""
 
     name = "testing"
-    description = "Models built in code: tiny-sd (tests) and sd15-random (SD v1.5 architecture, random weights)."
+    description = (
+        "Models built in code: tiny-sd, tiny-sd2, tiny-sdxl (tests), sd15-random and sdxl-random (the SD v1.5 "
+        "and SDXL architectures with random weights, for benchmarks)."
+    )
 
     def models(self) -> list[str]:
-        """``tiny-sd`` and ``sd15-random``."""
-        return ["tiny-sd", "sd15-random"]
+        """``tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``sd15-random`` and ``sdxl-random``."""
+        return list(_builders())
 
     def locate(self, model: str) -> Path:
         """Build ``model`` into the cache the first time (atomically: a temporary folder renamed into place)."""

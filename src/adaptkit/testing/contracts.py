@@ -28,6 +28,7 @@ import pytest
 
 from adaptkit.component import Component, Example
 from adaptkit.errors import UserError
+from adaptkit.testing.family_runs import assert_kohya_prefixes
 from adaptkit.testing.tiny_steps import (
     ddim_scheduler,
     load_tiny,
@@ -315,7 +316,9 @@ class SamplerContract(ComponentContract):
 
 
 class ModelFamilyContract(RegisteredContract):
-    """A model family: recognises its bases, loads them with ``model.family`` set, samples right-sized images.
+    """A model family: recognises its bases, loads them with ``model.family`` set, samples right-sized
+    images; a LoRA trained on it resumes bit-identically, loads in diffusers' own pipeline to
+    adaptkit's images, and exports to kohya keys that diffusers and ``adaptkit import`` read back.
 
     Provide a ``family_base`` fixture returning a saved base of the family (a diffusers folder).
     """
@@ -325,9 +328,15 @@ class ModelFamilyContract(RegisteredContract):
     def test_contract_recognises_its_base(self, family_base: Path) -> None:
         import json
 
+        from adaptkit.models.family import component_config_reader
+        from adaptkit.models.source import resolve_base
+        from adaptkit.recipe import ModelSection
+
+        model = ModelSection(base=str(family_base))
+        configs = component_config_reader(resolve_base(model), model)
         index = json.loads((Path(family_base) / "model_index.json").read_text())
-        assert self.component().recognises(index), f"{self.component.name} does not recognise {family_base}"
-        assert not self.component().recognises({"_class_name": "NoSuchPipeline"})
+        assert self.component().recognises(index, configs), f"{self.component.name} does not recognise {family_base}"
+        assert not self.component().recognises({"_class_name": "NoSuchPipeline"}, configs)
 
     def test_contract_loads_and_samples(self, family_base: Path) -> None:
         import numpy as np
@@ -346,6 +355,45 @@ class ModelFamilyContract(RegisteredContract):
             generator=torch.Generator().manual_seed(0), output_type="np",
         ).images  # fmt: skip
         assert images.shape == (1, 32, 32, 3) and np.isfinite(images).all()
+
+    def test_contract_resume_ends_bit_identical_to_a_straight_run(self, family_base: Path, tmp_path: Path) -> None:
+        import torch
+
+        from adaptkit.testing.family_runs import adapter_tensors, train, write_family_recipe
+
+        straight = adapter_tensors(train(write_family_recipe(tmp_path, family_base, "straight")))
+        stopped = write_family_recipe(tmp_path, family_base, "stopped")
+        train(stopped, "train.steps=2")
+        resumed = adapter_tensors(train(stopped, resume="latest"))
+        assert straight.keys() == resumed.keys() and straight
+        for key, value in straight.items():
+            assert torch.equal(value, resumed[key]), key
+
+    def test_contract_diffusers_loads_the_lora_to_adaptkits_images(self, family_base: Path, tmp_path: Path) -> None:
+        from adaptkit.testing.family_runs import adaptkit_images, diffusers_images, train, write_family_recipe
+
+        run_dir = train(write_family_recipe(tmp_path, family_base, "lora"))
+        assert sorted(p.name for p in (run_dir / "samples").iterdir())  # sampled during the run
+        ours = adaptkit_images(family_base, run_dir)
+        pipeline_class = self.component().pipeline_class()
+        theirs = diffusers_images(pipeline_class, family_base, run_dir / "adapter")
+        assert (ours - theirs).abs().max() <= 1e-4, (ours - theirs).abs().max()
+        assert (ours - diffusers_images(pipeline_class, family_base)).abs().max() > 1e-3  # the LoRA matters
+
+    def test_contract_kohya_export_reloads_in_diffusers_and_imports_back(self, family_base: Path, tmp_path) -> None:
+        from adaptkit.interop.export import export_run
+        from adaptkit.interop.importer import import_file
+        from adaptkit.recipe import ModelSection
+        from adaptkit.testing.family_runs import adaptkit_images, diffusers_images, train, write_family_recipe
+
+        run_dir = train(write_family_recipe(tmp_path, family_base, "lora-te", text_encoder=True))
+        ours = adaptkit_images(family_base, run_dir)
+        kohya = export_run(run_dir, "kohya")
+        assert_kohya_prefixes(kohya, family_base)
+        theirs = diffusers_images(self.component().pipeline_class(), family_base, kohya)
+        assert (ours - theirs).abs().max() <= 1e-4, (ours - theirs).abs().max()
+        imported, _ = import_file(kohya, ModelSection(base=str(family_base)), tmp_path / "imported")
+        assert (adaptkit_images(family_base, imported) - ours).abs().max() <= 1e-5
 
 
 # --------------------------------------------------------------------------- metrics

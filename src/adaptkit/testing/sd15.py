@@ -8,26 +8,25 @@ the embedding lookup, which costs nothing). Use it as ``model.base = "testing:sd
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from adaptkit.testing.configs import architecture_config, text_config
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
 
-CONFIG_DIR = Path(__file__).resolve().parent / "sd15"
-
 
 def sd15_config(component: str) -> dict[str, Any]:
     """The SD v1.5 config of ``component`` (unet, vae, text_encoder or scheduler)."""
-    return json.loads((CONFIG_DIR / f"{component}.json").read_text(encoding="utf-8"))
+    return architecture_config("sd15", component)
 
 
 def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     """An SD v1.5-architecture pipeline with random weights drawn from ``seed``."""
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
     from adaptkit.builtins.families.sd1 import assemble_pipeline
     from adaptkit.testing.tiny_model import build_tiny_tokenizer
@@ -37,13 +36,7 @@ def build_sd15_random_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
         torch.manual_seed(seed)
         unet = UNet2DConditionModel.from_config(sd15_config("unet"))
         vae = AutoencoderKL.from_config(sd15_config("vae"))
-        text_config = sd15_config("text_encoder")
-        text_config.update(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+        text_encoder = CLIPTextModel(text_config("sd15", "text_encoder", tokenizer))
     scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     return assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
 

@@ -136,11 +136,15 @@ def build_tiny_vae() -> "AutoencoderKL":
     )
 
 
-def tiny_text_config(tokenizer: "CLIPTokenizer", width: int = TEXT_WIDTH) -> "CLIPTextConfig":
-    """A two-layer CLIP text encoder config for ``tokenizer``, ``width`` wide (projection as wide)."""
+def tiny_text_config(
+    tokenizer: "CLIPTokenizer", width: int = TEXT_WIDTH, hidden_act: str = "quick_gelu"
+) -> "CLIPTextConfig":
+    """A two-layer CLIP text encoder config for ``tokenizer``, ``width`` wide (projection as wide);
+    ``hidden_act`` ``"gelu"`` is OpenCLIP's (SD 2.x), ``"quick_gelu"`` OpenAI CLIP's (SD 1.x)."""
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
+        hidden_act=hidden_act,
         vocab_size=len(tokenizer),
         hidden_size=width,
         intermediate_size=2 * width,
@@ -154,8 +158,8 @@ def tiny_text_config(tokenizer: "CLIPTokenizer", width: int = TEXT_WIDTH) -> "CL
     )
 
 
-def build_tiny_scheduler() -> "DDPMScheduler":
-    """SD's training scheduler: 1000 scaled-linear DDPM steps, epsilon prediction."""
+def build_tiny_scheduler(prediction_type: str = "epsilon") -> "DDPMScheduler":
+    """SD's training scheduler: 1000 scaled-linear DDPM steps, ``prediction_type`` (default epsilon)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
@@ -163,7 +167,7 @@ def build_tiny_scheduler() -> "DDPMScheduler":
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
         clip_sample=False,
         steps_offset=1,
     )

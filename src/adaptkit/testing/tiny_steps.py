@@ -26,15 +26,30 @@ def ddim_scheduler(components: "SDComponents") -> Any:
     return DDIMScheduler.from_config(dict(components.scheduler_config))
 
 
+def denoiser_inputs(components: "SDComponents", caption: str, batch: int, side: int = 64) -> dict[str, Any]:
+    """The UNet's conditioning keywords for ``caption`` (repeated ``batch`` times) as the model's family
+    computes it, for ``side``-pixel square images (gradients flow into trainable text encoders)."""
+    import torch
+
+    from adaptkit.training.batches import tokenize_all
+
+    ids = tokenize_all(components.tokenizers(), [caption])
+    conditioning = components.family.condition(list(components.text_encoders().values()), ids)
+    geometry = torch.tensor([[side, side, 0, 0, side, side]])
+    conditioning = conditioning.with_added(components.family.image_conditioning(geometry, torch.float32))
+    expand = {key: value.expand(batch, *value.shape[1:]) for key, value in (conditioning.added or {}).items()}
+    kwargs = {"encoder_hidden_states": conditioning.hidden_states.expand(batch, -1, -1)}
+    return {**kwargs, "added_cond_kwargs": expand} if expand else kwargs
+
+
 def unet_output(components: "SDComponents") -> "torch.Tensor":
     """The UNet's prediction for fixed latents, timestep and prompt (to see whether weights changed)."""
     import torch
 
     generator = torch.Generator().manual_seed(1)
     latents = torch.randn(1, 4, 8, 8, generator=generator)
-    ids = components.tokenizer(["a cartoon cat"], padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
-        return components.unet(latents, torch.tensor([500]), components.text_encoder(ids)[0]).sample
+        return components.unet(latents, torch.tensor([500]), **denoiser_inputs(components, "a cartoon cat", 1)).sample
 
 
 def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], steps: int, lr: float) -> None:
@@ -43,18 +58,17 @@ def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], 
 
     generator = torch.Generator().manual_seed(2)
     optimizer = torch.optim.Adam(params, lr=lr)
-    ids = components.tokenizer(["a photo of a dog"], return_tensors="pt", padding="max_length", max_length=77).input_ids
     components.unet.train()
     for _ in range(steps):
         latents = torch.randn(2, 4, 8, 8, generator=generator)
         target = torch.randn(2, 4, 8, 8, generator=generator)
-        hidden = components.text_encoder(ids)[0].expand(2, -1, -1)
-        loss = torch.nn.functional.mse_loss(components.unet(latents, torch.tensor([100, 700]), hidden).sample, target)
+        inputs = denoiser_inputs(components, "a photo of a dog", 2)
+        loss = torch.nn.functional.mse_loss(components.unet(latents, torch.tensor([100, 700]), **inputs).sample, target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    components.unet.eval()
-    components.text_encoder.eval()
+    for module in components.parts().values():
+        module.eval()
 
 
 def sample_images(pipeline: Any, scheduler_steps: int = 2) -> Any:

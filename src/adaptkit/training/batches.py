@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -169,12 +169,14 @@ class TrainingExamples(Dataset):
         if self.pixels:
             example: Example = self.examples[index]
             out = self.pipeline(example.image, rng, size=size)
-            row.update(pixel_values=out.pixel_values, flipped=out.flipped, key=example.key)
+            row.update(pixel_values=out.pixel_values, flipped=out.flipped, key=example.key, geometry=out.geometry)
             captions = example.captions
         else:
             assert self.infos is not None
-            row.update(flipped=self.pipeline.draw_flip(rng), key=self.infos[index].key)
-            captions = self.infos[index].captions
+            info = self.infos[index]
+            geometry = self.pipeline.center_geometry(info.size, size)
+            row.update(flipped=self.pipeline.draw_flip(rng), key=info.key, geometry=geometry)
+            captions = info.captions
         caption = self.choose_caption(captions, rng)
         if self.caption_dropout and rng.random() < self.caption_dropout:
             caption = ""
@@ -189,22 +191,28 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
     ).input_ids
 
 
+def tokenize_all(tokenizers: Sequence, captions: list[str]) -> tuple[torch.Tensor, ...]:
+    """:func:`tokenize` with each text encoder's tokenizer, in order."""
+    return tuple(tokenize(tokenizer, captions) for tokenizer in tokenizers)
+
+
 @dataclass
 class Batch:
     """One micro-batch as the trainer reads it (made by :class:`Collate` in the data-loader workers)."""
 
-    input_ids: torch.Tensor
+    input_ids: tuple[torch.Tensor, ...]  # one per text encoder
     captions: list[str]
-    truncated: int  # captions cut at the tokenizer's length
+    truncated: int  # captions cut at the (first) tokenizer's length
     keys: list[str]
     positions: list[int]
     indices: list[int]  # into the training examples (the latent cache's rows)
     flipped: list[bool]
+    geometry: torch.Tensor  # (batch, 6): original h, w, crop top, left, target h, w
     pixel_values: torch.Tensor | None = None  # absent when latents come from the cache
 
     def pin_memory(self) -> "Batch":
         """Page-locked tensors (the data loader calls this with ``pin_memory=True``)."""
-        self.input_ids = self.input_ids.pin_memory()
+        self.input_ids = tuple(ids.pin_memory() for ids in self.input_ids)
         if self.pixel_values is not None:
             self.pixel_values = self.pixel_values.pin_memory()
         return self
@@ -217,15 +225,17 @@ class Collate:
     does, and counted in ``truncated`` so the run can say how many lost words.
     """
 
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self.max_length = tokenizer.model_max_length
+    def __init__(self, tokenizers: Sequence) -> None:
+        self.tokenizers = tuple(tokenizers)
+        self.tokenizer = self.tokenizers[0]
+        self.max_length = self.tokenizer.model_max_length
 
     def __call__(self, rows: list[dict]) -> Batch:
         captions = [r["caption"] for r in rows]
         lengths = [len(ids) for ids in self.tokenizer(captions, truncation=False, padding=False).input_ids]
         return Batch(
-            input_ids=tokenize(self.tokenizer, captions),
+            input_ids=tokenize_all(self.tokenizers, captions),
+            geometry=torch.tensor([r["geometry"] for r in rows], dtype=torch.long),
             captions=captions,
             truncated=sum(length > self.max_length for length in lengths),
             keys=[r["key"] for r in rows],

@@ -36,7 +36,7 @@ from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
 from adaptkit.run import follow_umask
-from adaptkit.training.batches import ExampleInfo, tokenize
+from adaptkit.training.batches import ExampleInfo, tokenize_all
 
 Size = tuple[int, int]
 
@@ -324,16 +324,16 @@ class TextCache:
 
 def fill_text_cache(
     captions: Sequence[str],
-    tokenizer,
-    encode: Callable[[torch.Tensor], Conditioning],
+    tokenizers: Sequence,
+    encode: Callable[[Sequence[torch.Tensor]], Conditioning],
     *,
     device: torch.device,
     autocast: Callable[[], object],
     batch_size: int = 32,
     log: Callable[[str], None] = print,
 ) -> TextCache:
-    """Encode every distinct caption once with ``encode`` (the family's conditioning of token ids),
-    tokenized as the training batches are."""
+    """Encode every distinct caption once with ``encode`` (the family's conditioning of one ids
+    tensor per text encoder), tokenized with ``tokenizers`` as the training batches are."""
     started = time.perf_counter()
     unique = list(dict.fromkeys(captions))
     hidden: dict[str, torch.Tensor] = {}
@@ -341,7 +341,7 @@ def fill_text_cache(
     for start in range(0, len(unique), batch_size):
         chunk = unique[start : start + batch_size]
         with torch.no_grad(), autocast():
-            output = encode(tokenize(tokenizer, chunk).to(device))
+            output = encode([ids.to(device) for ids in tokenize_all(tokenizers, chunk)])
         hidden.update(zip(chunk, output.hidden_states.cpu()))
         extra = {key: value.cpu() for key, value in (output.added or {}).items()}
         added.update({caption: {key: value[i] for key, value in extra.items()} for i, caption in enumerate(chunk)})

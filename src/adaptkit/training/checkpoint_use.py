@@ -83,6 +83,6 @@ def checkpoint_model(
     method.load_trainable_state_dict(components, contents.trainable)
     if recipe.ema.enabled:
         copy_ema_weights(contents.state.get("ema"), trainable, f"{option} {path}")
-    for module in (components.unet, components.text_encoder, components.vae):
+    for module in (*components.parts().values(), components.vae):
         module.eval().requires_grad_(False)
     return CheckpointModel(method, components, contents.step)

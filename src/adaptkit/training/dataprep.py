@@ -139,8 +139,8 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
         captions = captions_to_cache(data.infos, recipe.train.caption_dropout)
         text = fill_text_cache(
             captions,
-            components.tokenizer,
-            lambda ids: components.family.condition(components.text_encoder, ids),
+            components.tokenizers(),
+            lambda ids: components.family.condition(list(components.text_encoders().values()), ids),
             device=accelerator.device,
             autocast=accelerator.autocast,
             batch_size=max(batch, 32),

@@ -31,7 +31,7 @@ def place_modules(
     """
     c = components
     c.vae.requires_grad_(False).to(device)
-    for module in (c.unet, c.text_encoder):
+    for module in c.parts().values():
         module.to(device)
         if weight_dtype != torch.float32 and cast_frozen:
             for param in module.parameters():
@@ -41,4 +41,5 @@ def place_modules(
         param.data = param.data.float()
     c.vae.eval()
     if not trains_text_encoder:
-        c.text_encoder.eval()
+        for encoder in c.text_encoders().values():
+            encoder.eval()

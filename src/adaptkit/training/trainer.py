@@ -143,7 +143,7 @@ class Trainer:
         self.objective = objective_for(self.recipe.train, components)
         configure_attention(components.unet, train.attention)
 
-        base_param_ids = {id(p) for m in (components.unet, components.text_encoder) for p in m.parameters()}
+        base_param_ids = {id(p) for m in components.parts().values() for p in m.parameters()}
         torch.manual_seed(derive_seed(train.seed, "init"))
         self.trainable = self.method.prepare(components)
         self.trains_base = any(id(p) in base_param_ids for p in self.trainable)
@@ -158,7 +158,8 @@ class Trainer:
         if train.gradient_checkpointing:
             components.unet.enable_gradient_checkpointing()
             if self.method.trains_text_encoder:
-                components.text_encoder.gradient_checkpointing_enable()
+                for encoder in components.text_encoders().values():
+                    encoder.gradient_checkpointing_enable()
         use_channels_last(components, self.accelerator.device)
         self.latent_cache, self.text_cache = fill_caches(
             self.training_data, self.cache_settings, components, self.accelerator, self.recipe
@@ -171,12 +172,13 @@ class Trainer:
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
 
+        encoders = list(self.components.text_encoders().values())
         prepared = [maybe_compile(self.components.unet, train.compile), self.optimizer]
         if self.method.trains_text_encoder:
-            prepared.append(self.components.text_encoder)
+            prepared.extend(encoders)
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
-        self.text_encoder = prepared[2] if self.method.trains_text_encoder else self.components.text_encoder
+        self.text_encoders = tuple(prepared[2:]) if self.method.trains_text_encoder else tuple(encoders)
         self.guard = NonFiniteGuard(self.optimizer, accelerator.device, accelerator.num_processes)
         self.layout = Layout(
             train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
@@ -261,7 +263,7 @@ class Trainer:
             self.training_examples,
             batch_size=train.batch_size,
             sampler=PositionSampler(self.layout, self.start_step, train.steps),
-            collate_fn=Collate(self.components.tokenizer),
+            collate_fn=Collate(self.components.tokenizers()),
             num_workers=train.num_workers,
             worker_init_fn=ignore_stop_signals if train.num_workers else None,
             pin_memory=torch.cuda.is_available(),
@@ -313,6 +315,9 @@ class Trainer:
         if self.accelerator.is_main_process:
             result.write(self.run.dir.result)
             self.hook.on_train_end(run=self.run, result=result)
+        # Every process leaves together: cleanup's end_training destroys the process group, which
+        # a process must not do while another may still be in a collective with it.
+        self.accelerator.wait_for_everyone()
         return result
 
     def _optimizer_step(self, step: int, batches) -> torch.Tensor:
@@ -357,19 +362,24 @@ class Trainer:
         return latents.float() * vae.config.scaling_factor
 
     def _encode_text(self, batch: Batch) -> Conditioning:
+        """The family's conditioning of the batch: its captions' (cached or encoded) and its images'."""
+        device, family = self.accelerator.device, self.components.family
         if self.text_cache is not None:
-            return self.text_cache.lookup(batch.captions, self.accelerator.device)
-        ids = batch.input_ids.to(self.accelerator.device, non_blocking=True)
-        grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
-        with grad:
-            return self.components.family.condition(self.text_encoder, ids)
+            conditioning = self.text_cache.lookup(batch.captions, device)
+        else:
+            ids = [i.to(device, non_blocking=True) for i in batch.input_ids]
+            grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
+            with grad:
+                conditioning = family.condition(self.text_encoders, ids)
+        geometry = batch.geometry.to(device, non_blocking=True)
+        return conditioning.with_added(family.image_conditioning(geometry, conditioning.hidden_states.dtype))
 
     def cleanup(self) -> None:
         """Close the trackers, forget this run's accelerator settings and release the run folder.
 
         accelerate 1.15 keeps ``AcceleratorState`` for the life of the process and refuses a later
         ``Accelerator`` with another mixed precision; a second run in one process (tests, the
-        bench) must start clean. The process group (``PartialState``) is left as it is.
+        bench) must start clean. ``end_training`` also destroys the process group (accelerate 1.15).
         """
         if getattr(self, "accelerator", None) is not None:
             from accelerate.state import AcceleratorState, GradientState

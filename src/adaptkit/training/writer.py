@@ -80,7 +80,7 @@ class RunWriter:
             return None
         c = self.components
         pipeline = c.pipeline(self.sampler.build(dict(c.scheduler_config)))
-        trained = [m for m in (c.unet, c.text_encoder) if m.training]
+        trained = [m for m in c.parts().values() if m.training]
         for module in trained:
             module.eval()
         try:

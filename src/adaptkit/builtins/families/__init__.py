@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adaptkit.builtins.families.sd1 import StableDiffusion1
+from adaptkit.builtins.families.sd2 import StableDiffusion2
+from adaptkit.builtins.families.sdxl import StableDiffusionXL
 from adaptkit.component import ModelFamily
 from adaptkit.hookspecs import hookimpl
 
 
 @hookimpl
 def register_model_families(register: Callable[[type[ModelFamily]], None]) -> None:
-    """Register ``sd1``."""
+    """Register ``sd1``, ``sd2`` and ``sdxl``."""
     register(StableDiffusion1)
+    register(StableDiffusion2)
+    register(StableDiffusionXL)

@@ -1,8 +1,8 @@
-"""Full fine-tuning: every UNet weight trains (and the text encoder's, optionally).
+"""Full fine-tuning: every UNet weight trains (and the text encoders', optionally).
 
-The result is a whole diffusers pipeline folder (safetensors), loadable with
-``StableDiffusionPipeline.from_pretrained``; :meth:`FullMethod.apply` swaps its UNet (and text
-encoder) into an existing pipeline.
+The result is a whole diffusers pipeline folder (safetensors), loadable with the family's
+pipeline class (``from_pretrained``); :meth:`FullMethod.apply` swaps its UNet (and text
+encoders) into an existing pipeline.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class FullOptions(Options):
 
 
 class FullMethod(Method):
-    """Trains all UNet weights (and the text encoder's when ``train_text_encoder``)."""
+    """Trains all UNet weights (and every text encoder's when ``train_text_encoder``)."""
 
     name = "full"
     description = "Full fine-tune of the UNet (optionally the text encoder); saves a whole diffusers pipeline."
@@ -41,13 +41,13 @@ class FullMethod(Method):
         self.trains_text_encoder = self.options.train_text_encoder
 
     def _trained(self, components: "SDComponents") -> list["torch.nn.Module"]:
-        return [components.unet, components.text_encoder] if self.trains_text_encoder else [components.unet]
+        return list(components.parts().values()) if self.trains_text_encoder else [components.unet]
 
     def prepare(self, components: "SDComponents") -> list["torch.nn.Parameter"]:
         """Freeze the VAE (and the text encoder unless trained); trained modules go to float32."""
         import torch
 
-        for module in (components.vae, components.text_encoder, components.unet):
+        for module in (components.vae, *components.parts().values()):
             module.requires_grad_(False)
         params: list[torch.nn.Parameter] = []
         for module in self._trained(components):
@@ -61,14 +61,11 @@ class FullMethod(Method):
         pipeline.save_pretrained(str(out_dir), safe_serialization=True)
 
     def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
-        """Swap the saved UNet (and text encoder, when trained) into ``pipeline``, same dtype and device."""
-        from diffusers import UNet2DConditionModel
-        from transformers import CLIPTextModel
-
+        """Swap the saved UNet (and text encoders, when trained) into ``pipeline``, same dtype and device."""
         saved_dir = Path(saved_dir)
-        swaps: dict[str, Any] = {"unet": _load_part(UNet2DConditionModel, saved_dir, "unet", pipeline.unet)}
-        if self.trains_text_encoder:
-            swaps["text_encoder"] = _load_part(CLIPTextModel, saved_dir, "text_encoder", pipeline.text_encoder)
+        names = ["unet", *(("text_encoder", "text_encoder_2") if self.trains_text_encoder else ())]
+        present = {name: getattr(pipeline, name) for name in names if getattr(pipeline, name, None) is not None}
+        swaps = {name: _load_part(type(module), saved_dir, name, module) for name, module in present.items()}
         pipeline.register_modules(**swaps)
         return pipeline
 

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
     from adaptkit.models import SDComponents
 
-#: Key prefixes of the two parts in a diffusers LoRA file.
-UNET, TEXT_ENCODER = "unet", "text_encoder"
+#: Key prefix of the denoiser part in a diffusers LoRA file (the others are text encoders).
+UNET = "unet"
 
 
 class LoraOptions(AdapterOptions):
@@ -89,19 +89,13 @@ class LoraMethod(PeftMethod):
         them: ``convert_state_dict_to_diffusers`` renames only the attention keys, and a file mixing
         both namings (conv LoRA) loses its attention weights in diffusers' loader, which checks one key.
         """
-        from diffusers import StableDiffusionPipeline
-
         if not has_adapter(components.unet):
             raise RuntimeError("lora.save: the UNet has no LoRA adapter (was prepare() called?)")
-        text_encoder = components.text_encoder if has_adapter(components.text_encoder) else None
-        StableDiffusionPipeline.save_lora_weights(
-            Path(out_dir),
-            unet_lora_layers=adapter_state_dict(components.unet),
-            text_encoder_lora_layers=adapter_state_dict(text_encoder) if text_encoder is not None else None,
-            unet_lora_adapter_metadata=adapter_config_dict(components.unet),
-            text_encoder_lora_adapter_metadata=adapter_config_dict(text_encoder) if text_encoder is not None else None,
-            weight_name=WEIGHT_NAME,
-            safe_serialization=True,
+        parts = {name: module for name, module in components.parts().items() if has_adapter(module)}
+        layers = {f"{name}_lora_layers": adapter_state_dict(module) for name, module in parts.items()}
+        metadata = {f"{name}_lora_adapter_metadata": adapter_config_dict(module) for name, module in parts.items()}
+        components.family.pipeline_class().save_lora_weights(
+            Path(out_dir), **layers, **metadata, weight_name=WEIGHT_NAME, safe_serialization=True
         )
 
     def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
@@ -109,10 +103,11 @@ class LoraMethod(PeftMethod):
         saved_dir = Path(saved_dir)
         weights = saved_weights(saved_dir, WEIGHT_NAME, "LoRA")
         state, header = read_safetensors(weights)
+        text_parts = sorted(set(split_parts(state)) - {UNET})
         try:
-            with keep_training_mode(pipeline.unet, pipeline.text_encoder):
-                if any(key.startswith(f"{TEXT_ENCODER}.") for key in state):
-                    _load_with_text_encoder(pipeline, state, header, weights)
+            with keep_training_mode(*_pipeline_parts(pipeline, [UNET, *text_parts]).values()):
+                if text_parts:
+                    _load_with_text_encoders(pipeline, state, header, weights, text_parts)
                 else:
                     pipeline.load_lora_weights(str(saved_dir), weight_name=WEIGHT_NAME)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -120,10 +115,14 @@ class LoraMethod(PeftMethod):
         return pipeline
 
 
-def _load_with_text_encoder(
-    pipeline: "DiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path
+def _pipeline_parts(pipeline: "DiffusionPipeline", names: list[str]) -> dict[str, Any]:
+    return {name: getattr(pipeline, name, None) for name in names if getattr(pipeline, name, None) is not None}
+
+
+def _load_with_text_encoders(
+    pipeline: "DiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path, parts: list[str]
 ) -> None:
-    """The UNet part through diffusers' ``load_lora_adapter``, the text-encoder part through peft.
+    """The UNet part through diffusers' ``load_lora_adapter``, each text-encoder part through peft.
 
     diffusers loads a text-encoder LoRA with transformers' ``load_adapter``, which in
     transformers 5.24 refuses peft < 0.22; the result is the same LoRA (same config, same weights).
@@ -140,9 +139,15 @@ def _load_with_text_encoder(
         metadata=metadata or None,
         adapter_name=adapter_name,
     )
-    text_config = split_parts(metadata).get(TEXT_ENCODER)
-    if not text_config:
-        raise UserError(f"{weights}: the text-encoder LoRA has no adapter config in the file's metadata")
-    # Normalise any naming (peft, diffusers, old diffusers) to peft, as diffusers' own loader does.
-    text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(split_parts(state).get(TEXT_ENCODER, {})))
-    load_adapter(pipeline.text_encoder, LoraConfig(**text_config), text_state, weights, "text encoder", adapter_name)
+    configs, states = split_parts(metadata), split_parts(state)
+    encoders = _pipeline_parts(pipeline, parts)
+    for part in parts:
+        if part not in encoders:
+            raise UserError(f"{weights}: has a LoRA for {part}, which this model does not have")
+        if not configs.get(part):
+            raise UserError(f"{weights}: the {part} LoRA has no adapter config in the file's metadata")
+        # Normalise any naming (peft, diffusers, old diffusers) to peft, as diffusers' own loader does.
+        text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(states[part]))
+        load_adapter(
+            encoders[part], LoraConfig(**configs[part]), text_state, weights, part.replace("_", " "), adapter_name
+        )

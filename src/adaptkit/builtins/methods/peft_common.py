@@ -1,7 +1,7 @@
 """What the peft-based methods (LoRA, LoHa) share: options, target names, adapter injection.
 
 A :class:`PeftMethod` freezes the base model, injects one adapter named :data:`ADAPTER_NAME`
-into the UNet (and optionally the text encoder), and trains only the adapter weights, in
+into the UNet (and optionally every text encoder), and trains only the adapter weights, in
 float32 as diffusers' training examples do under mixed precision. Subclasses only say which
 peft config to inject and how to save and apply the result (with :mod:`adaptkit.interop.peft_files`).
 """
@@ -78,21 +78,19 @@ class PeftMethod(Method):
         """Freeze the base, inject the adapter(s), return the adapter parameters (cast to float32)."""
         import torch
 
-        for module in (components.vae, components.text_encoder, components.unet):
+        for module in (components.vae, *components.parts().values()):
             module.requires_grad_(False)
         inject(components.unet, self.unet_config(), "UNet")
         text_config = self.text_encoder_config()
         if text_config is not None:
-            inject(components.text_encoder, text_config, "text encoder")
+            for name, encoder in components.text_encoders().items():
+                inject(encoder, text_config, name.replace("_", " "))
         if self.options.init_from:
             from adaptkit.interop.importer import init_from_file
 
             init_from_file(self.options.init_from, components, self.name)
         params = [
-            param
-            for module in (components.unet, components.text_encoder)
-            for param in module.parameters()
-            if param.requires_grad
+            param for module in components.parts().values() for param in module.parameters() if param.requires_grad
         ]
         for param in params:
             param.data = param.data.to(torch.float32)

@@ -1,0 +1,109 @@
+"""Runs of a model family's base through adaptkit and through diffusers' own loaders, for the
+:class:`~adaptkit.testing.contracts.ModelFamilyContract`: train (straight, or stopped and resumed),
+generate fixed-seed images with adaptkit's sampler, and the same with the family's pipeline
+class loading the result (``load_lora_weights``) the way users of other tools would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+#: What every contract run generates: two prompts x two seeds, 3 DPM-Solver steps at 32 px.
+PROMPTS, SEEDS = ["a ninja", "a ninja", "a boy", "a boy"], [0, 1, 0, 1]
+SAMPLER = "dpm-solver"
+
+
+def write_family_recipe(folder: Path, base: Path, name: str, **method_options: Any) -> Path:
+    """A 4-step LoRA recipe (32 px, batch 2, checkpoints every 2 steps) on ``base`` and 4 naruto-style rows."""
+    from adaptkit.recipe.dump import dump_toml
+    from adaptkit.testing.datasets import write_naruto
+
+    data = folder / "naruto"
+    if not data.exists():
+        write_naruto(data, rows=4)
+    recipe = {
+        "run": {"name": name, "output_dir": str(folder / "runs")},
+        "model": {"base": str(base)},
+        "data": {"adapter": "naruto", "resolution": 32, "options": {"source": str(data)}},
+        "method": {"name": "lora", "options": {"rank": 4, "alpha": 8, "init_weights": "gaussian", **method_options}},
+        "train": {"steps": 4, "batch_size": 2, "learning_rate": 1e-3, "log_every": 2, "seed": 3},
+        "checkpoint": {"every": 2},
+        "sample": {"sampler": "ddim", "steps": 2, "guidance": 2.0, "prompts": ["a ninja"], "seeds": [0]},
+    }
+    path = folder / f"{name}.toml"
+    path.write_text(dump_toml(recipe))
+    return path
+
+
+def train(recipe: Path, *overrides: str, resume: str | None = None) -> Path:
+    """Train ``recipe`` (with ``key=value`` overrides) in this process; its run folder."""
+    from adaptkit.resolve import load_and_resolve
+    from adaptkit.training.trainer import train_recipe
+
+    resolved = load_and_resolve(recipe, list(overrides))
+    train_recipe(resolved, resume=resume, show_progress=False)
+    return Path(resolved.run_dir)
+
+
+def adapter_tensors(run_dir: Path) -> dict[str, "torch.Tensor"]:
+    """Every tensor of the run's ``adapter/`` safetensors files, by file and key."""
+    from safetensors.torch import load_file
+
+    files = sorted((run_dir / "adapter").rglob("*.safetensors"))
+    return {f"{path.name}:{key}": value for path in files for key, value in load_file(str(path)).items()}
+
+
+def generate(pipeline: Any) -> "torch.Tensor":
+    """The contract's fixed-seed images from ``pipeline`` as one (4, 32, 32, 3) tensor."""
+    import numpy
+    import torch
+
+    from adaptkit.sampling.generate import GenerationSettings, generate_images
+
+    settings = GenerationSettings(steps=3, guidance=3.0, resolution=32)
+    return torch.from_numpy(numpy.stack(generate_images(pipeline, PROMPTS, SEEDS, settings, "np")))
+
+
+def adaptkit_images(base: Path, run_dir: Path | None) -> "torch.Tensor":
+    """Images from adaptkit's own sampling pipeline (the run's adapter applied, when given)."""
+    from adaptkit.plugins import get_plugin_manager
+    from adaptkit.recipe import ModelSection
+    from adaptkit.sampling.pipeline import load_pipeline
+
+    registries = get_plugin_manager().collect()
+    sampler = registries.samplers.get(SAMPLER).cls()
+    return generate(load_pipeline(ModelSection(base=str(base)), sampler, registries, run_dir))
+
+
+def diffusers_images(pipeline_class: type, base: Path, lora: Path | None = None) -> "torch.Tensor":
+    """Images from ``pipeline_class.from_pretrained(base)`` with ``load_lora_weights(lora)``, as a user would."""
+    import inspect
+
+    from diffusers import DPMSolverMultistepScheduler
+
+    options = {"safety_checker": None} if "safety_checker" in inspect.signature(pipeline_class).parameters else {}
+    pipeline = pipeline_class.from_pretrained(str(base), local_files_only=True, **options)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.scheduler = DPMSolverMultistepScheduler.from_config(pipeline.scheduler.config)
+    if lora is not None:
+        pipeline.load_lora_weights(str(lora))
+    return generate(pipeline)
+
+
+def assert_kohya_prefixes(kohya: Path, base: Path) -> None:
+    """The kohya file names the UNet ``lora_unet_`` and the text encoders as A1111/ComfyUI expect:
+    ``lora_te_`` for one, ``lora_te1_``/``lora_te2_`` for two."""
+    from safetensors import safe_open
+
+    from adaptkit.models import load_base_model
+    from adaptkit.recipe import ModelSection
+
+    encoders = len(load_base_model(ModelSection(base=str(base))).text_encoders())
+    expected = {"lora_unet"} | ({"lora_te"} if encoders == 1 else {f"lora_te{i + 1}" for i in range(encoders)})
+    with safe_open(str(kohya), framework="pt") as handle:
+        found = {key.split("_text_model_")[0] if "_text_model_" in key else "lora_unet" for key in handle.keys()}
+    assert found == expected, found
