@@ -126,13 +126,11 @@ def test_a_single_file_is_recognised_by_its_keys(tiny_model_dir: Path, tmp_path:
         choose_family(resolve_base(model), model)
 
 
-ARCHITECTURE_WORDS = ("StableDiffusionPipeline", "StableDiffusionXL", '"sd1"', "'sd1'", '"sdxl"')
-
-
-#: Modules that still assume the SD v1 layout and must ask the family instead: the original
-#: (single-file) key layout, which only SD v1 has today. Remove an entry when its module stops naming
-#: the architecture; a module that starts naming one fails this test.
-STILL_SD1 = {"interop/original_layout.py"}
+ARCHITECTURE_WORDS = (
+    "StableDiffusionPipeline",
+    "StableDiffusionXL",
+    *(f"{q}{n}{q}" for n in ("sd1", "sd2", "sdxl") for q in "'\""),
+)
 
 
 def test_no_core_module_names_an_architecture() -> None:
@@ -148,8 +146,7 @@ def test_no_core_module_names_an_architecture() -> None:
         )
         if any(word in code for word in ARCHITECTURE_WORDS):
             named.add(relative)
-    assert named - STILL_SD1 == set(), f"new modules name an architecture: {sorted(named - STILL_SD1)}"
-    assert STILL_SD1 - named == set(), f"no longer naming one; remove from STILL_SD1: {sorted(STILL_SD1 - named)}"
+    assert named == set(), f"modules outside the family plugins name an architecture: {sorted(named)}"
 
 
 def test_model_vae_replaces_the_base_vae_and_a_bad_one_is_one_line(tmp_path: Path) -> None:

@@ -237,6 +237,9 @@ class ModelFamily(Component):
     #: True for the family assumed when nothing about a base can be read before loading it (a pickle
     #: checkpoint, a Hub id not in the local cache while offline).
     fallback: ClassVar[bool] = False
+    #: The original single-file layout of each text encoder: ``name -> (layout, key prefix)`` with layout
+    #: ``"clip"`` or ``"openclip"`` (:mod:`adaptkit.interop.original_layout`); None: no single-file export.
+    single_file_text_encoders: ClassVar[dict[str, tuple[str, str]] | None] = None
     #: The resolution its bases are trained at (``adaptkit bench --family``'s default).
     native_resolution: ClassVar[int] = 512
     #: ``(full-size, quick)`` named bases with random weights that ``adaptkit bench --family`` trains

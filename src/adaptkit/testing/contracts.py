@@ -395,6 +395,27 @@ class ModelFamilyContract(RegisteredContract):
         imported, _ = import_file(kohya, ModelSection(base=str(family_base)), tmp_path / "imported")
         assert (adaptkit_images(family_base, imported) - ours).abs().max() <= 1e-5
 
+    def test_contract_full_fine_tune_single_file_loads_bit_identical(self, family_base: Path, tmp_path) -> None:
+        """A full fine-tune exported single-file: ``from_single_file`` (the base folder as config) loads
+        every weight bit-identical to the run's pipeline folder, and samples the same images."""
+        import torch
+
+        from adaptkit.interop.export import export_run
+        from adaptkit.testing.family_runs import generate, single_file_pipeline, train, write_family_recipe
+
+        if self.component.single_file_text_encoders is None:
+            pytest.skip(f"{self.component.name} declares no single-file layout")
+        recipe = write_family_recipe(tmp_path, family_base, "full", method="full")
+        run_dir = train(recipe, "train.steps=2", "train.learning_rate=1e-4")
+        path = export_run(run_dir, "single-file")
+        pipeline_class = self.component().pipeline_class()
+        loaded = single_file_pipeline(pipeline_class, path, family_base)
+        saved = single_file_pipeline(pipeline_class, run_dir / "adapter", None)
+        for part in ("unet", "vae", *self.component.single_file_text_encoders):
+            ours, theirs = getattr(saved, part).state_dict(), getattr(loaded, part).state_dict()
+            assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), part
+        torch.testing.assert_close(generate(loaded), generate(saved), atol=1e-4, rtol=0)
+
 
 # --------------------------------------------------------------------------- metrics
 

@@ -15,10 +15,13 @@ if TYPE_CHECKING:
 #: What every contract run generates: two prompts x two seeds, 3 DPM-Solver steps at 32 px.
 PROMPTS, SEEDS = ["a ninja", "a ninja", "a boy", "a boy"], [0, 1, 0, 1]
 SAMPLER = "dpm-solver"
+#: The contract LoRA: gaussian init, so its effect is visible after a few steps.
+LORA = {"rank": 4, "alpha": 8, "init_weights": "gaussian"}
 
 
-def write_family_recipe(folder: Path, base: Path, name: str, **method_options: Any) -> Path:
-    """A 4-step LoRA recipe (32 px, batch 2, checkpoints every 2 steps) on ``base`` and 4 naruto-style rows."""
+def write_family_recipe(folder: Path, base: Path, name: str, method: str = "lora", **method_options: Any) -> Path:
+    """A 4-step recipe (32 px, batch 2, checkpoints every 2 steps) on ``base`` and 4 naruto-style rows:
+    a rank-4 LoRA with ``method_options``, or ``method`` with only those options."""
     from adaptkit.recipe.dump import dump_toml
     from adaptkit.testing.datasets import write_naruto
 
@@ -29,7 +32,7 @@ def write_family_recipe(folder: Path, base: Path, name: str, **method_options: A
         "run": {"name": name, "output_dir": str(folder / "runs")},
         "model": {"base": str(base)},
         "data": {"adapter": "naruto", "resolution": 32, "options": {"source": str(data)}},
-        "method": {"name": "lora", "options": {"rank": 4, "alpha": 8, "init_weights": "gaussian", **method_options}},
+        "method": {"name": method, "options": {**(LORA if method == "lora" else {}), **method_options}},
         "train": {"steps": 4, "batch_size": 2, "learning_rate": 1e-3, "log_every": 2, "seed": 3},
         "checkpoint": {"every": 2},
         "sample": {"sampler": "ddim", "steps": 2, "guidance": 2.0, "prompts": ["a ninja"], "seeds": [0]},
@@ -79,16 +82,26 @@ def adaptkit_images(base: Path, run_dir: Path | None) -> "torch.Tensor":
     return generate(load_pipeline(ModelSection(base=str(base)), sampler, registries, run_dir))
 
 
-def diffusers_images(pipeline_class: type, base: Path, lora: Path | None = None) -> "torch.Tensor":
-    """Images from ``pipeline_class.from_pretrained(base)`` with ``load_lora_weights(lora)``, as a user would."""
+def single_file_pipeline(pipeline_class: type, location: Path, config: Path | None) -> Any:
+    """``pipeline_class.from_single_file(location, config=config)`` (or ``from_pretrained`` of a folder
+    when ``config`` is None), offline, with a DPM-Solver scheduler."""
     import inspect
 
     from diffusers import DPMSolverMultistepScheduler
 
     options = {"safety_checker": None} if "safety_checker" in inspect.signature(pipeline_class).parameters else {}
-    pipeline = pipeline_class.from_pretrained(str(base), local_files_only=True, **options)
+    if config is None:
+        pipeline = pipeline_class.from_pretrained(str(location), local_files_only=True, **options)
+    else:
+        pipeline = pipeline_class.from_single_file(str(location), config=str(config), local_files_only=True, **options)
     pipeline.set_progress_bar_config(disable=True)
     pipeline.scheduler = DPMSolverMultistepScheduler.from_config(pipeline.scheduler.config)
+    return pipeline
+
+
+def diffusers_images(pipeline_class: type, base: Path, lora: Path | None = None) -> "torch.Tensor":
+    """Images from ``pipeline_class.from_pretrained(base)`` with ``load_lora_weights(lora)``, as a user would."""
+    pipeline = single_file_pipeline(pipeline_class, base, None)
     if lora is not None:
         pipeline.load_lora_weights(str(lora))
     return generate(pipeline)

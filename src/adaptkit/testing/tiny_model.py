@@ -188,9 +188,11 @@ def save_tiny_single_file(path: str | Path, seed: int = 0) -> Path:
     """
     from safetensors.torch import save_file
 
+    from adaptkit.builtins.families.sd1 import StableDiffusion1
     from adaptkit.interop.original_layout import pipeline_to_original
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(pipeline_to_original(build_tiny_pipeline(seed)), str(path), metadata={"format": "pt"})
+    state = pipeline_to_original(build_tiny_pipeline(seed), StableDiffusion1.single_file_text_encoders or {})
+    save_file(state, str(path), metadata={"format": "pt"})
     return path

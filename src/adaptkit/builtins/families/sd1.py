@@ -29,6 +29,7 @@ class StableDiffusion1(ModelFamily):
     pipeline_class_names = ("StableDiffusionPipeline",)
     fallback = True
     bench_models = ("testing:sd15-random", "testing:tiny-sd")
+    single_file_text_encoders = {"text_encoder": ("clip", "cond_stage_model.transformer.")}
 
     def recognises(self, model_index: dict[str, Any], component_config: Callable[[str], dict[str, Any]]) -> bool:
         """A ``StableDiffusionPipeline`` folder whose text encoder is not OpenCLIP's."""

@@ -24,6 +24,7 @@ class StableDiffusion2(StableDiffusion1):
     fallback = False
     native_resolution = 768
     bench_models = None
+    single_file_text_encoders = {"text_encoder": ("openclip", "cond_stage_model.model.")}
 
     def recognises(self, model_index: dict[str, Any], component_config: Callable[[str], dict[str, Any]]) -> bool:
         """A ``StableDiffusionPipeline`` folder whose text encoder is OpenCLIP's (``gelu``)."""

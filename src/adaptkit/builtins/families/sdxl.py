@@ -30,6 +30,10 @@ class StableDiffusionXL(ModelFamily):
     pipeline_class_names = ("StableDiffusionXLPipeline",)
     native_resolution = 1024
     bench_models = ("testing:sdxl-random", "testing:tiny-sdxl")
+    single_file_text_encoders = {
+        "text_encoder": ("clip", "conditioner.embedders.0.transformer."),
+        "text_encoder_2": ("openclip", "conditioner.embedders.1.model."),
+    }
 
     def recognises_keys(self, keys: Iterable[str]) -> bool:
         """The original SDXL layout: a UNet under ``model.diffusion_model.``, encoders under ``conditioner.``."""
