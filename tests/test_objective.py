@@ -98,3 +98,42 @@ def test_timestep_range_must_fit_the_scheduler() -> None:
     with pytest.raises(UserError, match=r"train.min_timestep = 1200: .*valid: 0..999"):  # the first key that is off
         check_timestep_range(ObjectiveConfig(min_timestep=1200, max_timestep=1500), 1000)
     check_timestep_range(ObjectiveConfig(min_timestep=10, max_timestep=1000), 1000)  # fits: no error
+
+
+@pytest.fixture(scope="module")
+def sd2_dir(tmp_path_factory: pytest.TempPathFactory):
+    from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
+
+    return save_tiny_sd2_pipeline(tmp_path_factory.mktemp("sd2") / "tiny-sd2")
+
+
+def test_zero_terminal_snr_rescales_training_and_sampling_schedules(sd2_dir) -> None:
+    from adaptkit.builtins.samplers.ddim import DDIMSampler
+    from adaptkit.models import load_base_model
+    from adaptkit.models.schedule import apply_schedule
+    from adaptkit.recipe import ModelSection, TrainSection
+    from adaptkit.sampling.pipeline import sampling_pipeline
+    from adaptkit.testing.contracts import build
+
+    components = load_base_model(ModelSection(base=str(sd2_dir)))
+    before = components.noise_scheduler.alphas_cumprod.clone()
+    apply_schedule(TrainSection(zero_terminal_snr=True), components)
+    after = components.noise_scheduler.alphas_cumprod
+    assert before[-1] > 1e-3 and after[-1] < 1e-6  # SNR(T) = a/(1-a): from ~0.005 to ~0
+    assert components.noise_scheduler.config.prediction_type == "v_prediction"
+    sampler = build(DDIMSampler, {}, "sample.sampler")
+    scheduler = sampling_pipeline(components, sampler).scheduler
+    assert scheduler.config.rescale_betas_zero_snr and scheduler.config.timestep_spacing == "trailing"
+    torch.testing.assert_close(scheduler.alphas_cumprod, after)
+
+
+def test_zero_terminal_snr_with_an_epsilon_target_is_one_line(tiny_model_dir) -> None:
+    from adaptkit.models import load_base_model
+    from adaptkit.models.schedule import apply_schedule
+    from adaptkit.recipe import ModelSection, TrainSection
+
+    components = load_base_model(ModelSection(base=str(tiny_model_dir)))
+    with pytest.raises(UserError, match=r"zero_terminal_snr = true needs v-prediction, and this run predicts 'eps"):
+        apply_schedule(TrainSection(zero_terminal_snr=True), components)
+    apply_schedule(TrainSection(zero_terminal_snr=True, prediction_type="v_prediction"), components)
+    assert components.noise_scheduler.config.rescale_betas_zero_snr

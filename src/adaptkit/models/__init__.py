@@ -2,7 +2,8 @@
 
 ``from adaptkit.models import SDComponents, load_base_model`` is the public entry point;
 :mod:`~adaptkit.models.source` decides what ``[model] base`` names, and
-:mod:`~adaptkit.models.load` loads it.
+:mod:`~adaptkit.models.load` loads it (its family chosen by :mod:`~adaptkit.models.family`),
+:mod:`~adaptkit.models.schedule` sets the noise schedule the recipe trains with.
 """
 
 from adaptkit.models.components import SDComponents

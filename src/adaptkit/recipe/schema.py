@@ -142,6 +142,11 @@ class TrainSection(Section):
     prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
         None, description="Training target; default: the base model scheduler's."
     )
+    zero_terminal_snr: bool = Field(
+        False,
+        description="Rescale the noise schedule to zero terminal SNR (Lin et al.; diffusers' rescale_betas_zero_snr) "
+        "for training and sampling, with trailing timesteps; needs v-prediction (SD 2.x 768 px bases have it).",
+    )
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR weighting gamma (5.0 is usual).")
     noise_offset: float = Field(0.0, ge=0, le=1)
     input_perturbation: float = Field(0.0, ge=0, le=1)

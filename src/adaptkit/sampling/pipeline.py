@@ -18,12 +18,14 @@ from adaptkit.run import ADAPTER_DIR, RunDir, read_run_recipe
 
 
 def run_components(model: ModelSection, recipe: Recipe | None):
-    """The base model's components, with the scheduler set to predict what ``recipe``'s run trained."""
+    """The base model's components, with the schedule ``recipe``'s run trained with (prediction type,
+    zero terminal SNR)."""
     from adaptkit.models import load_base_model
+    from adaptkit.models.schedule import apply_schedule
 
     components = load_base_model(model)
-    if recipe is not None and recipe.train.prediction_type:
-        components.scheduler_config["prediction_type"] = recipe.train.prediction_type
+    if recipe is not None:
+        apply_schedule(recipe.train, components)
     return components
 
 

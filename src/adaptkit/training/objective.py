@@ -99,11 +99,11 @@ def diffusion_loss(
 
 
 def objective_for(train: "TrainSection", components: "SDComponents") -> ObjectiveConfig:
-    """The recipe's training objective on ``components``; ``train.prediction_type`` also sets every
-    scheduler built for sampling (the noise scheduler's config and ``scheduler_config``)."""
-    if train.prediction_type:
-        components.noise_scheduler.register_to_config(prediction_type=train.prediction_type)
-        components.scheduler_config["prediction_type"] = train.prediction_type
+    """The recipe's training objective on ``components``; ``train.prediction_type`` and
+    ``train.zero_terminal_snr`` also set every scheduler built for sampling (:func:`apply_schedule`)."""
+    from adaptkit.models.schedule import apply_schedule
+
+    apply_schedule(train, components)
     objective = ObjectiveConfig(
         prediction_type=components.noise_scheduler.config.prediction_type,
         snr_gamma=train.snr_gamma,
