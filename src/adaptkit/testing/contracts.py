@@ -395,6 +395,19 @@ class ModelFamilyContract(RegisteredContract):
         imported, _ = import_file(kohya, ModelSection(base=str(family_base)), tmp_path / "imported")
         assert (adaptkit_images(family_base, imported) - ours).abs().max() <= 1e-5
 
+    def test_contract_loha_lycoris_export_imports_back(self, family_base: Path, tmp_path: Path) -> None:
+        from adaptkit.interop.export import export_run
+        from adaptkit.interop.importer import import_file
+        from adaptkit.recipe import ModelSection
+        from adaptkit.testing.family_runs import adaptkit_images, train, write_family_recipe
+
+        run_dir = train(write_family_recipe(tmp_path, family_base, "loha", method="loha", rank=4, alpha=8))
+        ours = adaptkit_images(family_base, run_dir)
+        lycoris = export_run(run_dir, "kohya")
+        imported, found = import_file(lycoris, ModelSection(base=str(family_base)), tmp_path / "imported")
+        assert (found.method, found.rank, found.alpha) == ("loha", 4, 8.0)
+        assert (adaptkit_images(family_base, imported) - ours).abs().max() <= 1e-5
+
     def test_contract_full_fine_tune_single_file_loads_bit_identical(self, family_base: Path, tmp_path) -> None:
         """A full fine-tune exported single-file: ``from_single_file`` (the base folder as config) loads
         every weight bit-identical to the run's pipeline folder, and samples the same images."""
