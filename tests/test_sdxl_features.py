@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from adaptkit.testing.datasets import write_naruto
 from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
