@@ -85,3 +85,43 @@ def test_paired_evaluation_runs_on_sdxl(tmp_path, sdxl_dir, data_dir, monkeypatc
     adapted = sorted((run_dir / "eval" / "images").glob("adapted-*.png"))
     base = sorted((run_dir / "eval" / "images").glob("base-*.png"))
     assert adapted and len(adapted) == len(base)
+
+
+#: The tiny SDXL's attention blocks in the original (SGM) layout sd-scripts names them by: one ResNet
+#: per level, so down level 1's attention is input block 1·2 + 0 + 1 = 3, up level 0's are output blocks 0, 1.
+SGM_NAMES = {
+    "down_blocks_1_attentions_0": "input_blocks_3_1",
+    "mid_block_attentions_0": "middle_block_1",
+    "up_blocks_0_attentions_0": "output_blocks_0_1",
+    "up_blocks_0_attentions_1": "output_blocks_1_1",
+}
+
+
+def test_an_sd_scripts_sdxl_lora_with_original_layout_names_imports(tmp_path, sdxl_dir, data_dir) -> None:
+    """A kohya file whose UNet keys use the original layout (as sd-scripts writes SDXL LoRAs) imports
+    to the same adapter, and diffusers' own loader agrees with it."""
+    from diffusers import StableDiffusionXLPipeline
+    from safetensors.torch import load_file, save_file
+
+    from adaptkit.interop.export import export_run
+    from adaptkit.interop.importer import import_file
+    from adaptkit.recipe import ModelSection
+    from adaptkit.testing.family_runs import adaptkit_images, diffusers_images
+
+    recipe = write_recipe(tmp_path, sdxl_dir, data_dir, "lora", method={"options": {"init_weights": "gaussian"}})
+    run(recipe)
+    run_dir = tmp_path / "runs" / "run"
+    state = load_file(str(export_run(run_dir, "kohya")))
+    renamed = {}
+    for key, value in state.items():
+        for diffusers, original in SGM_NAMES.items():
+            key = key.replace(f"lora_unet_{diffusers}_", f"lora_unet_{original}_")
+        renamed[key] = value
+    assert sum(k.startswith("lora_unet_input_blocks_3_1_") for k in renamed) > 0
+    assert not any(k.startswith("lora_unet_down_blocks_1_attentions") for k in renamed)
+    sgm = tmp_path / "sd-scripts-sdxl.safetensors"
+    save_file(renamed, str(sgm))
+    imported, found = import_file(sgm, ModelSection(base=str(sdxl_dir)), tmp_path / "imported")
+    ours = adaptkit_images(sdxl_dir, run_dir)
+    assert (adaptkit_images(sdxl_dir, imported) - ours).abs().max() <= 1e-5
+    assert (diffusers_images(StableDiffusionXLPipeline, sdxl_dir, sgm) - ours).abs().max() <= 1e-4

@@ -1,16 +1,17 @@
 """The kohya / LyCORIS key layout shared by LoRA and LoHa files, in both directions.
 
-A kohya file names each adapted module ``lora_unet_<path>`` or ``lora_te_<path>`` (``lora_te1_``/``lora_te2_``
-with two text encoders), the module's
-diffusers/transformers path with dots as underscores (sd-scripts trains SD v1 on the diffusers
-UNet, so these are diffusers names), followed by the weight name and a per-module ``alpha``:
+A kohya file names each adapted module ``lora_unet_<path>`` or ``lora_te_<path>`` (``lora_te1_`` and
+``lora_te2_`` with two text encoders): the module's diffusers/transformers path with dots as
+underscores, followed by the weight name and a per-module ``alpha``:
 
     lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight
     lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.alpha
 
-The update is scaled by ``alpha / rank`` as in peft (``lora_alpha / r``), so weights are copied
-unchanged. Underscores make the names ambiguous, so reading a file maps them back through the
-modules of the model it is loaded onto.
+sd-scripts' SDXL LoRAs name UNet modules by the original layout instead
+(``lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q``); both are read, diffusers names are
+written (A1111, Forge and ComfyUI map them). The update is scaled by ``alpha / rank`` as in peft
+(``lora_alpha / r``), so weights are copied unchanged. Underscores make the names ambiguous, so
+reading a file maps them back through the modules of the model it is loaded onto.
 """
 
 from __future__ import annotations
@@ -96,11 +97,10 @@ def from_kohya(
     in sd-scripts.
     """
     lookup = {
-        kohya_name(part, path, prefix): (part, path)
+        kohya_name(part, name, prefix): (part, path)
         for part, module in modules.items()
         for prefix in READ_PREFIXES[part]
-        for path, _ in module.named_modules()
-        if path
+        for path, name in _module_names(part, module)
     }
     parts: dict[str, PartAdapter] = {}
     alphas: dict[tuple[str, str], float] = {}
@@ -136,6 +136,19 @@ def kohya_name(part: str, path: str, prefix: str | None = None) -> str:
     if part.startswith("text_encoder") and not path.startswith(TEXT_MODEL):
         path = TEXT_MODEL + path
     return (prefix or PREFIXES.get(part) or TWO_ENCODER_PREFIXES[part]) + path.replace(".", "_")
+
+
+def _module_names(part: str, module: "torch.nn.Module") -> list[tuple[str, str]]:
+    """``(path, name in a file)`` of every submodule: its diffusers path, and for a UNet also its
+    original-layout path (``input_blocks_4_1_…``), which sd-scripts writes for SDXL LoRAs."""
+    from adaptkit.interop.original_layout import unet_module_names
+
+    paths = [path for path, _ in module.named_modules() if path]
+    pairs = [(path, path) for path in paths]
+    config = getattr(module, "config", None)
+    if part == "unet" and config is not None and "layers_per_block" in config:
+        pairs += [(path, original) for path, original in unet_module_names(paths, dict(config)).items()]
+    return pairs
 
 
 def common_value(values: dict[str, float]) -> float:

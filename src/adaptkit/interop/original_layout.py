@@ -98,16 +98,25 @@ def _replace_part(rest: str, parts: dict[str, str]) -> str:
     return rest
 
 
+def _unet_key(key: str, prefixes: list[tuple[str, str]]) -> str:
+    new_key, rest = _rename(key, prefixes)
+    if ".resnets." in key or key.startswith("mid_block.resnets."):
+        new_key = new_key[: len(new_key) - len(rest)] + _replace_part(rest, _UNET_RESNET_PARTS)
+    return new_key
+
+
 def unet_to_original(state: dict[str, "torch.Tensor"], config: dict[str, Any]) -> dict[str, "torch.Tensor"]:
     """A diffusers UNet state dict in the original layout, without the ``model.diffusion_model.`` prefix."""
     prefixes = _unet_prefixes(config)
-    converted = {}
-    for key, value in state.items():
-        new_key, rest = _rename(key, prefixes)
-        if ".resnets." in key or key.startswith("mid_block.resnets."):
-            new_key = new_key[: len(new_key) - len(rest)] + _replace_part(rest, _UNET_RESNET_PARTS)
-        converted[new_key] = value
-    return converted
+    return {_unet_key(key, prefixes): value for key, value in state.items()}
+
+
+def unet_module_names(module_paths: list[str], config: dict[str, Any]) -> dict[str, str]:
+    """diffusers UNet module path -> its original-layout path (``down_blocks.1.attentions.0.proj_in`` ->
+    ``input_blocks.4.1.proj_in`` in SDXL), for every path the original layout renames."""
+    prefixes = _unet_prefixes(config)
+    names = {path: _unet_key(f"{path}.", prefixes).removesuffix(".") for path in module_paths}
+    return {path: original for path, original in names.items() if original != path}
 
 
 def vae_to_original(state: dict[str, "torch.Tensor"], levels: int = 4) -> dict[str, "torch.Tensor"]:
