@@ -209,7 +209,8 @@ def test_register_methods(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_register_samplers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert registered(capsys)["sampler"] == {s: "adaptkit.builtins.samplers" for s in ("ddim", "pndm", "dpm-solver")}
+    names = ("ddim", "pndm", "dpm-solver", "flow-euler")
+    assert registered(capsys)["sampler"] == {s: "adaptkit.builtins.samplers" for s in names}
 
 
 def test_check_recipe(tmp_path: Path, recorder: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

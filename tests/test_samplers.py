@@ -79,3 +79,21 @@ def test_ddim_eta_is_used_when_sampling(samplers, components) -> None:
     assert np.abs(deterministic[0] - deterministic[1]).max() == 0.0
     noisy = sample(components, make(samplers, "ddim", eta=1.0).build(config), seed=0)
     assert np.abs(noisy - deterministic[0]).max() > 1e-4
+
+
+def test_a_sampler_that_cannot_drive_the_family_is_one_line(tiny_model_dir, tmp_path, capsys) -> None:
+    """flow-euler drives flow-matching families only; on SD 1.x the run stops before training."""
+    from adaptkit.cli import main
+    from adaptkit.testing.datasets import write_naruto
+
+    from training_helpers import write_recipe
+
+    data = write_naruto(tmp_path / "naruto", rows=2).path
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", sample={"sampler": "flow-euler", "prompts": []})
+    assert main(["run", str(recipe), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert (
+        "sample.sampler = 'flow-euler' cannot drive model family sd1 (ddpm objective); "
+        "samplers that can: ddim, dpm-solver, pndm" in captured.err
+    )
+    assert "step 1" not in captured.out

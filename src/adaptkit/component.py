@@ -173,6 +173,9 @@ class Method(Component):
 class Sampler(Component):
     """Builds a diffusers scheduler from the base model's scheduler config plus options."""
 
+    #: The training objectives (:attr:`ModelFamily.objective`) of the families this sampler can drive.
+    objectives: ClassVar[tuple[str, ...]] = ("ddpm",)
+
     @abstractmethod
     def build(self, scheduler_config: dict[str, Any]) -> "SchedulerMixin":
         """Return a scheduler made with ``SchedulerClass.from_config(scheduler_config, ...)``."""
@@ -237,6 +240,8 @@ class ModelFamily(Component):
     #: True for the family assumed when nothing about a base can be read before loading it (a pickle
     #: checkpoint, a Hub id not in the local cache while offline).
     fallback: ClassVar[bool] = False
+    #: The training objective: ``"ddpm"`` (noise / v-prediction) or ``"flow"`` (rectified flow matching).
+    objective: ClassVar[str] = "ddpm"
     #: The original single-file layout of each text encoder: ``name -> (layout, key prefix)`` with layout
     #: ``"clip"`` or ``"openclip"`` (:mod:`adaptkit.interop.original_layout`); None: no single-file export.
     single_file_text_encoders: ClassVar[dict[str, tuple[str, str]] | None] = None
@@ -274,6 +279,14 @@ class ModelFamily(Component):
         in :meth:`SDComponents.text_encoders` order (the encoders may be the trained,
         accelerator-wrapped ones; gradients flow when they train). Cached per caption when the
         text encoders are frozen, so it must depend on the captions only."""
+
+    def predict(
+        self, denoiser: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor", conditioning: Conditioning
+    ) -> "torch.Tensor":
+        """The denoiser's output for noisy latents at ``timesteps`` (default: a diffusers UNet's call)."""
+        return denoiser(
+            noisy, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
+        )[0]
 
     def image_conditioning(self, geometry: "torch.Tensor", dtype: "torch.dtype") -> dict[str, "torch.Tensor"]:
         """Extra denoiser inputs that depend on each training image rather than its caption.

@@ -158,6 +158,16 @@ class TrainSection(Section):
         "num_train_timesteps. A low maximum trains the texture-forming, low-noise steps and leaves "
         "layout and colour, decided at high noise, to the base model.",
     )
+    timestep_sampling: Literal["uniform", "logit_normal", "mode"] = Field(
+        "uniform",
+        description="Flow-matching families: how sigma is drawn (diffusers' compute_density_for_timestep_sampling).",
+    )
+    logit_mean: float = Field(0.0, description="Flow matching, timestep_sampling = 'logit_normal': the mean.")
+    logit_std: float = Field(1.0, gt=0, description="Flow matching, timestep_sampling = 'logit_normal': the std.")
+    mode_scale: float = Field(1.29, description="Flow matching, timestep_sampling = 'mode': the scale.")
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
+        "none", description="Flow-matching families: loss weighting (diffusers' compute_loss_weighting_for_sd3)."
+    )
     caption_dropout: float = Field(0.0, ge=0, le=1, description="Probability of training on an empty caption.")
     seed: int = Field(0, ge=0)
     log_every: int = Field(10, ge=1, description="Read the loss and log every N steps.")

@@ -40,8 +40,22 @@ def run_method(registries: Components, recipe: Recipe, source: str):
     return method
 
 
+def check_sampler(sampler: Sampler, family, key: str = "sample.sampler") -> None:
+    """A sampler that cannot drive ``family``'s objective is a one-line UserError listing those that can."""
+    if family.objective in sampler.objectives:
+        return
+    from adaptkit.plugins import get_plugin_manager
+
+    able = [name for name, entry in get_plugin_manager().collect().samplers if family.objective in entry.cls.objectives]
+    raise UserError(
+        f"{key} = {sampler.name!r} cannot drive model family {family.name} ({family.objective} objective); "
+        f"samplers that can: {', '.join(able) or 'none installed'}"
+    )
+
+
 def sampling_pipeline(components, sampler: Sampler):
     """A pipeline sharing ``components``' modules, with ``sampler``'s scheduler built from the base model's config."""
+    check_sampler(sampler, components.family)
     return components.pipeline(sampler.build(dict(components.scheduler_config)))
 
 

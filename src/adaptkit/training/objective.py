@@ -12,9 +12,12 @@ from diffusers.training_utils import compute_snr
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
-    from adaptkit.component import Conditioning
+    from collections.abc import Callable
+
+    from adaptkit.component import Conditioning, ModelFamily
     from adaptkit.models import SDComponents
     from adaptkit.recipe import TrainSection
+    from adaptkit.training.flow_matching import FlowMatchingConfig
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class ObjectiveConfig:
     input_perturbation: float = 0.0
     min_timestep: int = 0
     max_timestep: int | None = None
+
+    def loss(
+        self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict=None
+    ) -> torch.Tensor:
+        """:func:`diffusion_loss` with this config (``predict``: the family's denoiser call)."""
+        return diffusion_loss(denoiser, scheduler, latents, conditioning, generator, self, predict)
 
 
 def check_timestep_range(config: ObjectiveConfig, num_train_timesteps: int) -> None:
@@ -57,8 +66,11 @@ def diffusion_loss(
     conditioning: "Conditioning",
     generator: torch.Generator,
     config: ObjectiveConfig,
+    predict: "Callable[[torch.Tensor, torch.Tensor, Conditioning], torch.Tensor] | None" = None,
 ) -> torch.Tensor:
     """The (optionally min-SNR weighted) MSE between the UNet's prediction and its target.
+
+    ``predict(noisy, timesteps, conditioning)`` calls the denoiser (default: a diffusers UNet's call).
 
     All randomness comes from ``generator`` (a CPU generator), so a step is reproducible from
     its seed alone on any device.
@@ -84,9 +96,12 @@ def diffusion_loss(
     else:  # validated by the recipe; a plugin scheduler could still carry another value
         raise ValueError(f"unsupported prediction_type {config.prediction_type!r}")
 
-    prediction = unet(
-        noisy_latents, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
-    )[0]
+    if predict is not None:
+        prediction = predict(noisy_latents, timesteps, conditioning)
+    else:
+        prediction = unet(
+            noisy_latents, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
+        )[0]
     if config.snr_gamma is None:
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 
@@ -98,11 +113,49 @@ def diffusion_loss(
     return loss.mean()
 
 
-def objective_for(train: "TrainSection", components: "SDComponents") -> ObjectiveConfig:
-    """The recipe's training objective on ``components``; ``train.prediction_type`` and
-    ``train.zero_terminal_snr`` also set every scheduler built for sampling (:func:`apply_schedule`)."""
-    from adaptkit.models.schedule import apply_schedule
+#: ``[train]`` keys that only the DDPM objective reads, and only the flow-matching one, with their defaults.
+DDPM_KEYS = {
+    "prediction_type": None,
+    "zero_terminal_snr": False,
+    "snr_gamma": None,
+    "noise_offset": 0.0,
+    "input_perturbation": 0.0,
+    "min_timestep": 0,
+    "max_timestep": None,
+}
+FLOW_KEYS = {
+    "timestep_sampling": "uniform",
+    "logit_mean": 0.0,
+    "logit_std": 1.0,
+    "mode_scale": 1.29,
+    "loss_weighting": "none",
+}
 
+
+def check_objective_keys(train: "TrainSection", family: "ModelFamily") -> None:
+    """A ``[train]`` key the family's objective does not read is a one-line UserError naming the family."""
+    foreign = FLOW_KEYS if family.objective == "ddpm" else DDPM_KEYS
+    own = DDPM_KEYS if family.objective == "ddpm" else FLOW_KEYS
+    for key, default in foreign.items():
+        if getattr(train, key) != default:
+            kind = "DDPM" if family.objective == "ddpm" else "flow-matching"
+            raise UserError(
+                f"train.{key} = {getattr(train, key)!r}: model family {family.name} trains with the {kind} "
+                f"objective, which does not read it (its keys: {', '.join(own)})"
+            )
+
+
+def objective_for(train: "TrainSection", components: "SDComponents") -> "ObjectiveConfig | FlowMatchingConfig":
+    """The recipe's training objective on ``components``, the family's kind (DDPM or flow matching).
+
+    For DDPM, ``train.prediction_type`` and ``train.zero_terminal_snr`` also set every scheduler built
+    for sampling (:func:`apply_schedule`)."""
+    from adaptkit.models.schedule import apply_schedule
+    from adaptkit.training.flow_matching import FlowMatchingConfig
+
+    check_objective_keys(train, components.family)
+    if components.family.objective == "flow":
+        return FlowMatchingConfig(**{key: getattr(train, key) for key in FLOW_KEYS})
     apply_schedule(train, components)
     objective = ObjectiveConfig(
         prediction_type=components.noise_scheduler.config.prediction_type,

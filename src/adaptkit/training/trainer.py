@@ -20,13 +20,14 @@ from adaptkit.errors import UserError
 from adaptkit.models.family import AUTO
 from adaptkit.resolve import ResolvedRecipe
 from adaptkit.run import Run, TrainingResult, check_same_identity
+from adaptkit.sampling.pipeline import check_sampler
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Batch, Collate, Layout, PositionSampler, derive_seed
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
-from adaptkit.training.objective import diffusion_loss, objective_for
+from adaptkit.training.objective import objective_for
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.placement import WEIGHT_DTYPES, place_modules
 from adaptkit.training.processes import agreed_stop_signal, on_main_process
@@ -140,6 +141,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             how = "detected" if self.recipe.model.family == AUTO else "model.family"
             print(f"model family: {components.family.name} ({how})")
+        check_sampler(self.resolved.sampler, components.family)  # before training, not at the first grid
         self.objective = objective_for(self.recipe.train, components)
         configure_attention(components.unet, train.attention)
 
@@ -335,8 +337,8 @@ class Trainer:
                 latents = self._encode_images(batch, generator)
                 conditioning = self._encode_text(batch)
                 self.truncated_captions += batch.truncated
-                loss = diffusion_loss(
-                    self.unet, self.components.noise_scheduler, latents, conditioning, generator, self.objective
+                loss = self.objective.loss(
+                    self.unet, self.components.noise_scheduler, latents, conditioning, generator, self._predict
                 )
                 loss = faults.poison_loss(loss, step)
                 accelerator.backward(loss / train.gradient_accumulation)
@@ -350,6 +352,9 @@ class Trainer:
         if self.ema is not None:
             self.ema.step(skipped)
         return total
+
+    def _predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
+        return self.components.family.predict(self.unet, noisy, timesteps, conditioning)
 
     def _encode_images(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         if self.latent_cache is not None:

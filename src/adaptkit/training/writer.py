@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from adaptkit.run import Run, follow_umask, package_versions, recipe_hash, recipe_identity
 from adaptkit.sampling.generate import GenerationSettings, generate_grid
 from adaptkit.sampling.grids import save_before_after, save_grid
+from adaptkit.sampling.pipeline import sampling_pipeline
 from adaptkit.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class RunWriter:
         if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
             return None
         c = self.components
-        pipeline = c.pipeline(self.sampler.build(dict(c.scheduler_config)))
+        pipeline = sampling_pipeline(c, self.sampler)
         trained = [m for m in c.parts().values() if m.training]
         for module in trained:
             module.eval()

@@ -1,0 +1,90 @@
+"""The rectified-flow (flow matching) objective of SD 3.x and Flux, as in diffusers' SD3/Flux training
+scripts: ``x_σ = (1 − σ)·latents + σ·noise``, target ``noise − latents``.
+
+σ is drawn through diffusers' ``compute_density_for_timestep_sampling`` (``uniform``,
+``logit_normal`` with mean/std, ``mode`` with a scale) as a position in the family scheduler's
+``FlowMatchEulerDiscreteScheduler`` table, so the scheduler's ``shift`` applies; the loss is weighted
+by ``compute_loss_weighting_for_sd3`` (``none``, ``sigma_sqrt``, ``cosmap``). All randomness comes from
+one CPU generator, so a step is reproducible from its seed alone on any device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from adaptkit.component import Conditioning
+
+Predict = Callable[[torch.Tensor, torch.Tensor, "Conditioning"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FlowMatchingConfig:
+    """How σ is drawn (``timestep_sampling`` and its parameters) and the loss weighted."""
+
+    timestep_sampling: str = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    loss_weighting: str = "none"
+
+    def loss(
+        self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict: Predict
+    ) -> torch.Tensor:
+        """:func:`flow_matching_loss` with this config."""
+        return flow_matching_loss(scheduler, latents, conditioning, generator, self, predict)
+
+
+@dataclass(frozen=True)
+class FlowDraw:
+    """One batch's draw: the noise, the scheduler-table positions, their timesteps and σ."""
+
+    noise: torch.Tensor
+    indices: torch.Tensor
+    timesteps: torch.Tensor
+    sigmas: torch.Tensor
+
+
+def draw(scheduler, latents: torch.Tensor, generator: torch.Generator, config: FlowMatchingConfig) -> FlowDraw:
+    """Noise, then σ positions, from ``generator`` (noise first, as the DDPM objective draws)."""
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    batch = latents.shape[0]
+    noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
+    u = compute_density_for_timestep_sampling(
+        config.timestep_sampling,
+        batch,
+        logit_mean=config.logit_mean,
+        logit_std=config.logit_std,
+        mode_scale=config.mode_scale,
+        generator=generator,
+    )
+    steps = scheduler.config.num_train_timesteps
+    indices = (u * steps).long().clamp(0, steps - 1)
+    return FlowDraw(noise, indices, scheduler.timesteps[indices], scheduler.sigmas[indices])
+
+
+def flow_matching_loss(
+    scheduler,
+    latents: torch.Tensor,
+    conditioning: "Conditioning",
+    generator: torch.Generator,
+    config: FlowMatchingConfig,
+    predict: Predict,
+) -> torch.Tensor:
+    """The weighted MSE between ``predict(x_σ, timesteps, conditioning)`` and ``noise − latents``."""
+    from diffusers.training_utils import compute_loss_weighting_for_sd3
+
+    device = latents.device
+    drawn = draw(scheduler, latents, generator, config)
+    noise = drawn.noise.to(device, latents.dtype)
+    sigmas = drawn.sigmas.to(device, latents.dtype).view(-1, *([1] * (latents.ndim - 1)))
+    noisy = (1.0 - sigmas) * latents + sigmas * noise
+    prediction = predict(noisy, drawn.timesteps.to(device), conditioning)
+    weights = compute_loss_weighting_for_sd3(config.loss_weighting, sigmas=sigmas)
+    error = weights.float() * (prediction.float() - (noise - latents).float()) ** 2
+    return error.reshape(latents.shape[0], -1).mean(dim=1).mean()
