@@ -21,6 +21,7 @@ from adaptkit.builtins.datasets import (
 )
 from adaptkit.builtins.families.sd1 import StableDiffusion1
 from adaptkit.builtins.families.sd2 import StableDiffusion2
+from adaptkit.builtins.families.sd3 import StableDiffusion3
 from adaptkit.builtins.families.sdxl import StableDiffusionXL
 from adaptkit.builtins.methods import FullMethod, LohaMethod, LoraMethod
 from adaptkit.builtins.samplers import DDIMSampler, DPMSolverSampler, PNDMSampler
@@ -121,6 +122,16 @@ class TestSD2(ModelFamilyContract):
         from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
 
         return save_tiny_sd2_pipeline(tmp_path_factory.mktemp("sd2") / "tiny-sd2")
+
+
+class TestSD3(ModelFamilyContract):
+    component = StableDiffusion3
+
+    @pytest.fixture(scope="class")
+    def family_base(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from adaptkit.testing.tiny_sd3 import save_tiny_sd3_pipeline
+
+        return save_tiny_sd3_pipeline(tmp_path_factory.mktemp("sd3") / "tiny-sd3")
 
 
 class TestSDXL(ModelFamilyContract):

@@ -188,7 +188,9 @@ def test_register_base_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_register_model_families(capsys: pytest.CaptureFixture[str]) -> None:
     """Model families arrive through their hook (a plugin's family: tests/test_model_families.py)."""
-    assert registered(capsys)["model_family"] == {f: "adaptkit.builtins.families" for f in ("sd1", "sd2", "sdxl")}
+    assert registered(capsys)["model_family"] == {
+        f: "adaptkit.builtins.families" for f in ("sd1", "sd2", "sdxl", "sd3")
+    }
 
 
 def test_plugins_table_never_cuts_a_name(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

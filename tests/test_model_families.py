@@ -41,13 +41,13 @@ def test_auto_detects_each_builtin_family(tiny_model_dir: Path, tmp_path: Path) 
 
 
 def test_a_pipeline_no_family_handles_is_refused_in_one_line_before_loading(tiny_model_dir: Path, tmp_path) -> None:
-    folder = as_class(tiny_model_dir, tmp_path / "sd3", "StableDiffusion3Pipeline")
+    folder = as_class(tiny_model_dir, tmp_path / "flux", "FluxPipeline")
     with pytest.raises(UserError) as error:
         load_base_model(ModelSection(base=str(folder)))
     message = str(error.value)
     assert "\n" not in message
-    assert f"model.base: {folder} is a StableDiffusion3Pipeline folder" in message
-    assert "no installed model family handles (installed: sd1, sd2, sdxl)" in message
+    assert f"model.base: {folder} is a FluxPipeline folder" in message
+    assert "no installed model family handles (installed: sd1, sd2, sd3, sdxl)" in message
 
 
 def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -55,7 +55,9 @@ def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Pa
         UserError, match=r"model.family = 'sdxl': .* is a StableDiffusionPipeline folder \(detected sd1\)"
     ):
         load_base_model(ModelSection(base=str(tiny_model_dir), family="sdxl"))
-    with pytest.raises(UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1, sd2, sdxl\)"):
+    with pytest.raises(
+        UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1, sd2, sdxl, sd3\)"
+    ):
         load_base_model(ModelSection(base=str(tiny_model_dir), family="sdx"))
 
 
@@ -69,7 +71,7 @@ def test_the_run_prints_the_family_and_refuses_an_unhandled_base(tiny_model_dir,
     recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", train={"steps": 1}, sample={"prompts": []})
     assert main(["run", str(recipe), "--no-progress"]) == 0
     assert "model family: sd1 (detected)" in capsys.readouterr().out
-    folder = as_class(tiny_model_dir, tmp_path / "sd3", "StableDiffusion3Pipeline")
+    folder = as_class(tiny_model_dir, tmp_path / "flux", "FluxPipeline")
     assert main(["run", str(recipe), "--no-progress", "--overwrite", "--set", f"model.base={folder}"]) == 2
     captured = capsys.readouterr()
     assert "no installed model family handles" in captured.err and "cached latents" not in captured.out
@@ -129,7 +131,8 @@ def test_a_single_file_is_recognised_by_its_keys(tiny_model_dir: Path, tmp_path:
 ARCHITECTURE_WORDS = (
     "StableDiffusionPipeline",
     "StableDiffusionXL",
-    *(f"{q}{n}{q}" for n in ("sd1", "sd2", "sdxl") for q in "'\""),
+    "StableDiffusion3",
+    *(f"{q}{n}{q}" for n in ("sd1", "sd2", "sdxl", "sd3") for q in "'\""),
 )
 
 

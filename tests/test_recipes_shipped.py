@@ -104,3 +104,34 @@ def test_an_unknown_recipe_name_lists_the_shipped_ones(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "demoo: no such recipe file" in err and "shipped: demo-full, demo-loha, demo," in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["newyorker-sd35-lora", "pokemon-sd35-lora", "naruto-sd35-lora", "simpsons-sd35-lora"])
+def test_sd35_reference_recipes_train_flow_matching_at_1024(name: str) -> None:
+    recipe = load_and_resolve(Path(__file__).parent.parent / "recipes" / f"{name}.toml").recipe
+    assert recipe.model.base == "stabilityai/stable-diffusion-3.5-medium" and recipe.model.text_encoder_3 == "none"
+    assert (recipe.data.resolution, recipe.data.bucketing, recipe.sample.sampler) == (1024, True, "flow-euler")
+    assert recipe.train.timestep_sampling == "logit_normal" and list(recipe.sample.prompts) == REPORT_PROMPTS
+
+
+def test_the_tiny_sd3_smoke_recipe_trains_samples_and_exports(tmp_path, monkeypatch, capsys) -> None:
+    from safetensors import safe_open
+
+    from adaptkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADAPTKIT_CACHE", str(tmp_path / "cache"))
+    recipe = Path(__file__).parent.parent / "recipes" / "tiny-sd3-smoke.toml"
+    assert main(["run", str(recipe), "--no-progress", "--set", "train.steps=4", "--set", "checkpoint.every=2"]) == 0
+    assert "model family: sd3 (detected)" in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "tiny-sd3-smoke"
+    assert sorted((run_dir / "samples").glob("*.png"))
+    assert main(["export", str(run_dir), "--format", "diffusers"]) == 0
+    exported = run_dir / "exports" / "tiny-sd3-smoke-diffusers" / "pytorch_lora_weights.safetensors"
+    with safe_open(str(exported), framework="pt") as handle:
+        assert {key.split(".")[0] for key in handle.keys()} == {"transformer"}
+        assert handle.metadata()["adaptkit.rank"] == "4"
+    assert main(["export", str(run_dir), "--format", "kohya"]) == 2
+    assert "the adapter's transformer part has no kohya/LyCORIS key layout" in capsys.readouterr().err
+    card = (run_dir / "adapter" / "README.md").read_text()
+    assert "model family `sd3`" in card and "StableDiffusion3Pipeline.from_pretrained" in card

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from adaptkit.evaluation.context import EvalContext, Figure
     from adaptkit.models import SDComponents
+    from adaptkit.recipe import ModelSection
 
 
 class Options(BaseModel):
@@ -245,6 +246,8 @@ class ModelFamily(Component):
     #: The original single-file layout of each text encoder: ``name -> (layout, key prefix)`` with layout
     #: ``"clip"`` or ``"openclip"`` (:mod:`adaptkit.interop.original_layout`); None: no single-file export.
     single_file_text_encoders: ClassVar[dict[str, tuple[str, str]] | None] = None
+    #: Whether its adapters export to (and import from) the kohya / LyCORIS key layout.
+    kohya_layout: ClassVar[bool] = True
     #: The resolution its bases are trained at (``adaptkit bench --family``'s default).
     native_resolution: ClassVar[int] = 512
     #: ``(full-size, quick)`` named bases with random weights that ``adaptkit bench --family`` trains
@@ -279,6 +282,21 @@ class ModelFamily(Component):
         in :meth:`SDComponents.text_encoders` order (the encoders may be the trained,
         accelerator-wrapped ones; gradients flow when they train). Cached per caption when the
         text encoders are frozen, so it must depend on the captions only."""
+
+    def load_options(self, model: "ModelSection", model_index: dict[str, Any] | None) -> dict[str, Any]:
+        """Extra keyword arguments for the pipeline class's ``from_pretrained``/``from_single_file``
+        (e.g. an absent text encoder as None); ``model_index`` is the base's, when it has one."""
+        return {}
+
+    def training_scheduler(self, scheduler_config: dict[str, Any]) -> "SchedulerMixin":
+        """The scheduler training adds noise with, from the base's scheduler config (default: DDPM)."""
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler.from_config(scheduler_config)
+
+    def bind(self, components: "SDComponents") -> None:
+        """Called once the base is loaded, for a family whose conditioning depends on the model
+        (e.g. the width of an absent text encoder's zeros); default: nothing."""
 
     def predict(
         self, denoiser: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor", conditioning: Conditioning

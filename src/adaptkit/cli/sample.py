@@ -152,7 +152,9 @@ def handle(args: argparse.Namespace) -> int:
         run_recipe.sample.resolution or run_recipe.data.resolution if run_recipe else None
     )
     if resolution is None:
-        resolution = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
+        from adaptkit.interop.peft_files import denoiser_of
+
+        resolution = denoiser_of(pipeline)[1].config.sample_size * pipeline.vae_scale_factor
     cut = cut_prompts(pipeline.tokenizer, settings.prompts)
     negative_cut = bool(settings.negative_prompt) and cut_prompts(pipeline.tokenizer, [settings.negative_prompt]) > 0
     if cut or negative_cut:

@@ -78,6 +78,12 @@ def to_kohya(
 
     out: dict[str, torch.Tensor] = {}
     prefixes = TWO_ENCODER_PREFIXES if "text_encoder_2" in parts else PREFIXES
+    unknown = sorted(set(parts) - set(prefixes))
+    if unknown:
+        raise UserError(
+            f"the adapter's {unknown[0]} part has no kohya/LyCORIS key layout (kohya names: "
+            f"{', '.join(prefixes)}); export it with --format diffusers or peft"
+        )
     for part, state in parts.items():
         for key, value in state.items():
             module, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")

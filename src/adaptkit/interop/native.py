@@ -18,14 +18,14 @@ from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensor
 def diffusers_lora(info: RunInfo, out: Path) -> Path:
     """The LoRA file diffusers reads, its peft configs kept and the export metadata added."""
     from adaptkit.interop.kohya_lora import read_native
+    from adaptkit.interop.peft_files import DENOISER_NAMES, read_safetensors
     from adaptkit.interop.peft_files import LORA_METADATA_KEY as METADATA_KEY
     from adaptkit.interop.peft_files import LORA_WEIGHT_NAME as WEIGHT_NAME
-    from adaptkit.interop.peft_files import read_safetensors
 
     _, configs = read_native(info.adapter_dir)
     state, header = read_safetensors(info.adapter_dir / WEIGHT_NAME)
-    unet = configs.get("unet", {})
-    metadata = header_metadata(info, rank=unet.get("r"), alpha=unet.get("lora_alpha"), network=None)
+    denoiser = next((configs[part] for part in DENOISER_NAMES if part in configs), {})
+    metadata = header_metadata(info, rank=denoiser.get("r"), alpha=denoiser.get("lora_alpha"), network=None)
     write_safetensors(out / WEIGHT_NAME, state, {**metadata, METADATA_KEY: header[METADATA_KEY], "format": "pt"})
     return out
 

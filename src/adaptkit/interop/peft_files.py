@@ -47,6 +47,19 @@ def add_adapter(module: "torch.nn.Module", config: "PeftConfig", adapter_name: s
         inject_adapter_in_model(config, module, adapter_name=adapter_name)
 
 
+#: The pipeline attributes a denoiser goes by: a UNet (SD 1.x/2.x/XL) or a transformer (SD 3.x, Flux).
+DENOISER_NAMES = ("unet", "transformer")
+
+
+def denoiser_of(pipeline: Any) -> tuple[str, "torch.nn.Module"]:
+    """``(name, module)`` of a pipeline's denoiser: its ``unet`` or its ``transformer``."""
+    for name in DENOISER_NAMES:
+        module = getattr(pipeline, name, None)
+        if module is not None:
+            return name, module
+    raise ValueError(f"{type(pipeline).__name__} has no denoiser ({' or '.join(DENOISER_NAMES)})")
+
+
 def has_adapter(module: "torch.nn.Module") -> bool:
     """True when :data:`ADAPTER_NAME` is injected into ``module``."""
     return ADAPTER_NAME in getattr(module, "peft_config", {})

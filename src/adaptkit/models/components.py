@@ -19,14 +19,16 @@ class SDComponents:
 
     ``text_encoder_2``/``tokenizer_2`` are the second text encoder of a family that has one (None
     otherwise); :meth:`text_encoders` and :meth:`tokenizers` list what there is, in order, so no
-    caller counts encoders. ``noise_scheduler`` is the training (DDPM) scheduler; ``scheduler_config`` is the base
+    caller counts encoders. ``denoiser`` is the pipeline's ``unet`` or ``transformer``
+    (``denoiser_name`` says which). ``noise_scheduler`` is the training scheduler (the family's:
+    DDPM, or flow matching); ``scheduler_config`` is the base
     model's scheduler config, from which samplers build their schedulers. ``family`` is the
     :class:`~adaptkit.ModelFamily` that loaded them and assembles sampling pipelines. ``source``
     is the recipe's ``model.base``; ``extra`` holds loader details (``kind``, ``location``) and the
     pipeline's own options (``pipeline_config``).
     """
 
-    unet: "UNet2DConditionModel"
+    denoiser: "UNet2DConditionModel | torch.nn.Module"
     vae: "AutoencoderKL"
     text_encoder: "CLIPTextModel"
     tokenizer: "CLIPTokenizer"
@@ -37,6 +39,12 @@ class SDComponents:
     extra: dict[str, Any] = field(default_factory=dict)
     text_encoder_2: "CLIPTextModel | None" = None
     tokenizer_2: "CLIPTokenizer | None" = None
+    denoiser_name: str = "unet"
+
+    @property
+    def unet(self) -> "UNet2DConditionModel | torch.nn.Module":
+        """The denoiser (the name most of diffusers' SD code uses; a transformer in SD 3.x)."""
+        return self.denoiser
 
     def text_encoders(self) -> dict[str, "torch.nn.Module"]:
         """The text encoders by component name (``text_encoder``, ``text_encoder_2``), in order."""
@@ -52,35 +60,38 @@ class SDComponents:
 
         The names prefix trainable weights in checkpoints and name the parts of a LoRA file
         (diffusers' ``<part>_lora_layers``)."""
-        return {"unet": self.unet, **self.text_encoders()}
+        return {self.denoiser_name: self.denoiser, **self.text_encoders()}
 
     @classmethod
     def from_pipeline(
         cls, pipeline: "DiffusionPipeline", source: str, family: "ModelFamily", **extra: Any
     ) -> "SDComponents":
         """The components of a loaded pipeline (shared, not copied); the training scheduler is DDPM
-        built from the pipeline's scheduler config, as in diffusers' training examples."""
-        from diffusers import DDPMScheduler
-
+        built by the family from the pipeline's scheduler config (DDPM, as in diffusers' training
+        examples, for the DDPM families)."""
         scheduler_config = dict(pipeline.scheduler.config)
         settings = {  # the pipeline's own options (not its components), e.g. force_zeros_for_empty_prompt
             key: value
             for key, value in pipeline.config.items()
             if not key.startswith("_") and not isinstance(value, (list, tuple))
         }
-        return cls(
-            unet=pipeline.unet,
+        name = "unet" if getattr(pipeline, "unet", None) is not None else "transformer"
+        components = cls(
+            denoiser=getattr(pipeline, name),
             vae=pipeline.vae,
             text_encoder=pipeline.text_encoder,
             tokenizer=pipeline.tokenizer,
-            noise_scheduler=DDPMScheduler.from_config(scheduler_config),
+            noise_scheduler=family.training_scheduler(scheduler_config),
             scheduler_config=scheduler_config,
             source=source,
             family=family,
             extra={"pipeline_config": settings, **extra},
             text_encoder_2=getattr(pipeline, "text_encoder_2", None),
             tokenizer_2=getattr(pipeline, "tokenizer_2", None),
+            denoiser_name=name,
         )
+        family.bind(components)
+        return components
 
     def pipeline(self, scheduler: "SchedulerMixin") -> "DiffusionPipeline":
         """The family's sampling pipeline sharing these modules (no copies), with ``scheduler``."""

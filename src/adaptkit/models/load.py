@@ -54,7 +54,10 @@ def load_base_model(
     if config is None:
         config = model.config
     loader = family.pipeline_class()
+    from adaptkit.models.family import describe
+
     replaced = {"vae": _load_vae(model.vae, dtype)} if model.vae else {}
+    replaced.update(family.load_options(model, describe(source, model)[1]))
     if source.kind == "single_file":
         pipeline = _from_single_file(loader, source, model, dtype, config, replaced)
     else:

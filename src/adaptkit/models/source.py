@@ -25,7 +25,7 @@ SourceKind = Literal["hub", "folder", "single_file", "named"]
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
-#: Pipeline parts a Stable Diffusion v1 folder must have; the first three hold weights.
+#: Pipeline parts checked when ``model_index.json`` cannot be read (an SD v1 folder's); the first three hold weights.
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 WEIGHTED_COMPONENTS = ("unet", "vae", "text_encoder")
 
@@ -72,10 +72,11 @@ def check_pipeline_folder(folder: Path, allow_pickle: bool) -> None:
     """Check that ``folder`` is a diffusers SD pipeline with weights in an allowed format."""
     if not (folder / "model_index.json").is_file():
         raise UserError(f"model.base: {folder} is not a diffusers pipeline folder (no model_index.json)")
-    for name in REQUIRED_COMPONENTS:
+    required, weighted = _components_of(folder)
+    for name in required:
         if not (folder / name).is_dir():
             raise UserError(f"model.base: {folder} is missing the '{name}' component (no {name}/ folder)")
-    for name in WEIGHTED_COMPONENTS:
+    for name in weighted:
         files = sorted(p for p in (folder / name).iterdir() if p.is_file())
         if any(p.suffix == ".safetensors" for p in files):
             continue
@@ -86,6 +87,27 @@ def check_pipeline_folder(folder: Path, allow_pickle: bool) -> None:
             )
         if not allow_pickle:
             raise UserError(_pickle_refusal(pickles[0]))
+
+
+def _components_of(folder: Path) -> tuple[list[str], list[str]]:
+    """The components ``model_index.json`` lists (not null), and those of them that hold weights
+    (a model: ``config.json`` in its folder, or a UNet/transformer/VAE/text encoder by name)."""
+    import json
+
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return list(REQUIRED_COMPONENTS), list(WEIGHTED_COMPONENTS)
+    listed = [
+        name
+        for name, value in index.items()
+        if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and value[0] is not None
+    ]
+    if not listed:
+        return list(REQUIRED_COMPONENTS), list(WEIGHTED_COMPONENTS)
+    models = ("unet", "transformer", "vae", "text_encoder")
+    weighted = [n for n in listed if n.startswith(models) or (folder / n / "config.json").is_file()]
+    return listed, weighted
 
 
 def _named_base_models() -> "Registry":

@@ -56,6 +56,11 @@ class ModelSection(Section):
         description="Replace the base's VAE: a diffusers AutoencoderKL folder or Hub id "
         "(e.g. 'madebyollin/sdxl-vae-fp16-fix', since SDXL's own VAE overflows in fp16).",
     )
+    text_encoder_3: Literal["none"] | None = Field(
+        None,
+        description="'none': load without the third text encoder (SD 3.x's T5, as diffusers allows; "
+        "saves its memory, its conditioning becomes zeros).",
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     variant: str | None = Field(None, description="Weights variant, e.g. 'fp16'.")
     allow_pickle: bool = Field(False, description="Allow loading pickle checkpoints (.ckpt/.bin); unsafe.")

@@ -1,13 +1,13 @@
-"""``testing:tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``sd15-random`` and ``sdxl-random``: models built in code,
-registered as named base models.
+"""``testing:tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``tiny-sd3``, ``sd15-random`` and ``sdxl-random``: models
+built in code, registered as named base models.
 
-``tiny-sd`` is the tiny SD v1-layout test model (:mod:`adaptkit.testing.tiny_model`), ``tiny-sd2`` and
-``tiny-sdxl`` its SD 2.x and SDXL siblings (:mod:`~adaptkit.testing.tiny_sd2`,
-:mod:`~adaptkit.testing.tiny_sdxl`); ``sd15-random`` the SD v1.5 architecture with random weights
-(:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s default, and ``sdxl-random`` SDXL's
-(:mod:`adaptkit.testing.sdxl_random`, for ``adaptkit bench --family sdxl``). Each is built on first
-use into ``$ADAPTKIT_CACHE/testing/<name>`` (default ``~/.cache/adaptkit``), so it loads through
-``from_pretrained`` like any folder.
+``tiny-sd`` is the tiny SD v1-layout test model (:mod:`adaptkit.testing.tiny_model`); ``tiny-sd2``,
+``tiny-sdxl`` and ``tiny-sd3`` its SD 2.x, SDXL and SD 3.x siblings (:mod:`~adaptkit.testing.tiny_sd2`,
+:mod:`~adaptkit.testing.tiny_sdxl`, :mod:`~adaptkit.testing.tiny_sd3`); ``sd15-random`` the SD v1.5
+architecture with random weights (:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s default, and
+``sdxl-random`` SDXL's (:mod:`adaptkit.testing.sdxl_random`, for ``adaptkit bench --family sdxl``).
+Each is built on first use into ``$ADAPTKIT_CACHE/testing/<name>`` (default ``~/.cache/adaptkit``), so
+it loads through ``from_pretrained`` like any folder.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ def _builders() -> dict[str, Callable[..., None]]:
     from adaptkit.testing.sdxl_random import save_sdxl_random_pipeline
     from adaptkit.testing.tiny_model import save_tiny_pipeline
     from adaptkit.testing.tiny_sd2 import save_tiny_sd2_pipeline
+    from adaptkit.testing.tiny_sd3 import save_tiny_sd3_pipeline
     from adaptkit.testing.tiny_sdxl import save_tiny_sdxl_pipeline
 
     return {
         "tiny-sd": save_tiny_pipeline,
         "tiny-sd2": save_tiny_sd2_pipeline,
         "tiny-sdxl": save_tiny_sdxl_pipeline,
+        "tiny-sd3": save_tiny_sd3_pipeline,
         "sd15-random": save_sd15_random_pipeline,
         "sdxl-random": save_sdxl_random_pipeline,
     }
@@ -47,12 +49,12 @@ class TestingModels(BaseModels):
 
     name = "testing"
     description = (
-        "Models built in code: tiny-sd, tiny-sd2, tiny-sdxl (tests), sd15-random and sdxl-random (the SD v1.5 "
-        "and SDXL architectures with random weights, for benchmarks)."
+        "Models built in code: tiny-sd, tiny-sd2, tiny-sdxl, tiny-sd3 (tests), sd15-random and sdxl-random "
+        "(the SD v1.5 and SDXL architectures with random weights, for benchmarks)."
     )
 
     def models(self) -> list[str]:
-        """``tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``sd15-random`` and ``sdxl-random``."""
+        """``tiny-sd``, ``tiny-sd2``, ``tiny-sdxl``, ``tiny-sd3``, ``sd15-random`` and ``sdxl-random``."""
         return list(_builders())
 
     def locate(self, model: str) -> Path:

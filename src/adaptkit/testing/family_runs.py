@@ -12,11 +12,29 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-#: What every contract run generates: two prompts x two seeds, 3 DPM-Solver steps at 32 px.
+#: What every contract run generates: two prompts x two seeds, 3 steps at 32 px.
 PROMPTS, SEEDS = ["a ninja", "a ninja", "a boy", "a boy"], [0, 1, 0, 1]
-SAMPLER = "dpm-solver"
+#: The sampler each training objective is checked with.
+SAMPLERS = {"ddpm": "dpm-solver", "flow": "flow-euler"}
 #: The contract LoRA: gaussian init, so its effect is visible after a few steps.
 LORA = {"rank": 4, "alpha": 8, "init_weights": "gaussian"}
+
+
+def family_of(base: Path) -> Any:
+    """The model family that recognises ``base``."""
+    from adaptkit.models.family import choose_family
+    from adaptkit.models.source import resolve_base
+    from adaptkit.recipe import ModelSection
+
+    model = ModelSection(base=str(base))
+    return choose_family(resolve_base(model), model)
+
+
+def family_sampler(base: Path) -> Any:
+    """The sampler the contract uses for ``base``'s family (DPM-Solver for DDPM, flow-Euler for flow)."""
+    from adaptkit.plugins import get_plugin_manager
+
+    return get_plugin_manager().collect().samplers.get(SAMPLERS[family_of(base).objective]).cls()
 
 
 def write_family_recipe(folder: Path, base: Path, name: str, method: str = "lora", **method_options: Any) -> Path:
@@ -35,7 +53,13 @@ def write_family_recipe(folder: Path, base: Path, name: str, method: str = "lora
         "method": {"name": method, "options": {**(LORA if method == "lora" else {}), **method_options}},
         "train": {"steps": 4, "batch_size": 2, "learning_rate": 1e-3, "log_every": 2, "seed": 3},
         "checkpoint": {"every": 2},
-        "sample": {"sampler": "ddim", "steps": 2, "guidance": 2.0, "prompts": ["a ninja"], "seeds": [0]},
+        "sample": {
+            "sampler": SAMPLERS[family_of(base).objective],
+            "steps": 2,
+            "guidance": 2.0,
+            "prompts": ["a ninja"],
+            "seeds": [0],
+        },
     }
     path = folder / f"{name}.toml"
     path.write_text(dump_toml(recipe))
@@ -78,30 +102,41 @@ def adaptkit_images(base: Path, run_dir: Path | None) -> "torch.Tensor":
     from adaptkit.sampling.pipeline import load_pipeline
 
     registries = get_plugin_manager().collect()
-    sampler = registries.samplers.get(SAMPLER).cls()
-    return generate(load_pipeline(ModelSection(base=str(base)), sampler, registries, run_dir))
+    return generate(load_pipeline(ModelSection(base=str(base)), family_sampler(base), registries, run_dir))
 
 
-def single_file_pipeline(pipeline_class: type, location: Path, config: Path | None) -> Any:
+def single_file_pipeline(pipeline_class: type, location: Path, config: Path | None, base: Path) -> Any:
     """``pipeline_class.from_single_file(location, config=config)`` (or ``from_pretrained`` of a folder
-    when ``config`` is None), offline, with a DPM-Solver scheduler."""
+    when ``config`` is None), offline, with the contract's scheduler for ``base``'s family."""
     import inspect
 
-    from diffusers import DPMSolverMultistepScheduler
-
     options = {"safety_checker": None} if "safety_checker" in inspect.signature(pipeline_class).parameters else {}
+    options.update(family_of(base).load_options(_model(base), _index(location)))
     if config is None:
         pipeline = pipeline_class.from_pretrained(str(location), local_files_only=True, **options)
     else:
         pipeline = pipeline_class.from_single_file(str(location), config=str(config), local_files_only=True, **options)
     pipeline.set_progress_bar_config(disable=True)
-    pipeline.scheduler = DPMSolverMultistepScheduler.from_config(pipeline.scheduler.config)
+    pipeline.scheduler = family_sampler(base).build(dict(pipeline.scheduler.config))
     return pipeline
+
+
+def _model(base: Path) -> Any:
+    from adaptkit.recipe import ModelSection
+
+    return ModelSection(base=str(base))
+
+
+def _index(location: Path) -> dict[str, Any] | None:
+    import json
+
+    index = Path(location) / "model_index.json"
+    return json.loads(index.read_text()) if index.is_file() else None
 
 
 def diffusers_images(pipeline_class: type, base: Path, lora: Path | None = None) -> "torch.Tensor":
     """Images from ``pipeline_class.from_pretrained(base)`` with ``load_lora_weights(lora)``, as a user would."""
-    pipeline = single_file_pipeline(pipeline_class, base, None)
+    pipeline = single_file_pipeline(pipeline_class, base, None, base)
     if lora is not None:
         pipeline.load_lora_weights(str(lora))
     return generate(pipeline)

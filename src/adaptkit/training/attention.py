@@ -10,11 +10,20 @@ from adaptkit.errors import UserError
 
 
 def configure_attention(unet: torch.nn.Module, backend: str) -> None:
-    """Set the UNet's attention processors; a clear error when xformers cannot run here."""
-    if backend == "sdpa":
-        from diffusers.models.attention_processor import AttnProcessor2_0
+    """Set the denoiser's attention processors; a clear error when xformers cannot run here.
 
-        unet.set_attn_processor(AttnProcessor2_0())
+    ``sdpa``: the classic ``Attention`` processors become ``AttnProcessor2_0`` (PyTorch SDPA); others
+    (e.g. SD 3's joint attention, whose diffusers default already calls SDPA) stay as loaded.
+    """
+    if backend == "sdpa":
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+        processors = dict(unet.attn_processors)
+        sdpa = AttnProcessor2_0()
+        for name, processor in processors.items():
+            if type(processor) in (AttnProcessor, AttnProcessor2_0):
+                processors[name] = sdpa
+        unet.set_attn_processor(processors)
         return
     if backend == "xformers":
         if importlib.util.find_spec("xformers") is None:

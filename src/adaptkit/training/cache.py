@@ -70,11 +70,23 @@ def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) ->
 # --------------------------------------------------------------------------- latents
 
 
+def latent_scaling(vae) -> tuple[float, float]:
+    """``(scaling_factor, shift_factor)`` of a VAE: latents are ``(sample − shift) · scale`` (SD 3.x and
+    Flux VAEs have a shift; SD 1.x/2.x/SDXL none)."""
+    return float(vae.config.scaling_factor), float(vae.config.get("shift_factor") or 0.0)
+
+
+def scale_latents(sample: torch.Tensor, scaling: tuple[float, float]) -> torch.Tensor:
+    """A VAE sample as the denoiser's latents (float32): ``(sample − shift) · scale``."""
+    scale, shift = scaling
+    return (sample.float() - shift) * scale
+
+
 class LatentCache:
     """VAE posteriors by (example index, flipped); :meth:`sample` draws a step's latents from them."""
 
-    def __init__(self, scaling_factor: float) -> None:
-        self.scaling_factor = scaling_factor
+    def __init__(self, scaling: tuple[float, float]) -> None:
+        self.scaling = scaling
         self.entries: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor | None]] = {}
         #: corrupt entries of the disk cache that were recomputed and overwritten
         self.corrupt = 0
@@ -89,10 +101,10 @@ class LatentCache:
         pairs = [self.entries[(index, bool(flip))] for index, flip in zip(indices, flips)]
         mean = torch.stack([pair[0] for pair in pairs]).to(device, non_blocking=True)
         if pairs[0][1] is None:  # a deterministic posterior (e.g. an identity distribution)
-            return mean.float() * self.scaling_factor
+            return scale_latents(mean, self.scaling)
         std = torch.stack([pair[1] for pair in pairs]).to(device, non_blocking=True)
         noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return (mean + std * noise).float() * self.scaling_factor
+        return scale_latents(mean + std * noise, self.scaling)
 
 
 class CacheWriteError(IOFailure):
@@ -202,7 +214,7 @@ def fill_latent_cache(
     of in-memory entries (all processes call it with their own list).
     """
     started = time.perf_counter()
-    cache = LatentCache(float(vae.config.scaling_factor))
+    cache = LatentCache(latent_scaling(vae))
     tasks = [(index, flip) for index in range(len(job.infos)) for flip in job.flips]
     keys = {}
     rank, count = shard

@@ -25,6 +25,7 @@ from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batches import Batch, Collate, Layout, PositionSampler, derive_seed
+from adaptkit.training.cache import latent_scaling, scale_latents
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.objective import objective_for
@@ -364,7 +365,7 @@ class Trainer:
         with torch.no_grad():
             pixels = batch.pixel_values.to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
             latents = vae.encode(pixels).latent_dist.sample(generator=generator)
-        return latents.float() * vae.config.scaling_factor
+        return scale_latents(latents, latent_scaling(vae))
 
     def _encode_text(self, batch: Batch) -> Conditioning:
         """The family's conditioning of the batch: its captions' (cached or encoded) and its images'."""

@@ -23,6 +23,7 @@ from adaptkit.interop.peft_files import (
 from adaptkit.interop.peft_files import (
     adapter_config_dict,
     adapter_state_dict,
+    denoiser_of,
     has_adapter,
     keep_training_mode,
     load_adapter,
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from peft import LoraConfig
 
     from adaptkit.models import SDComponents
-
-#: Key prefix of the denoiser part in a diffusers LoRA file (the others are text encoders).
-UNET = "unet"
 
 
 class LoraOptions(AdapterOptions):
@@ -103,9 +101,10 @@ class LoraMethod(PeftMethod):
         saved_dir = Path(saved_dir)
         weights = saved_weights(saved_dir, WEIGHT_NAME, "LoRA")
         state, header = read_safetensors(weights)
-        text_parts = sorted(set(split_parts(state)) - {UNET})
+        denoiser, _ = denoiser_of(pipeline)
+        text_parts = sorted(set(split_parts(state)) - {denoiser})
         try:
-            with keep_training_mode(*_pipeline_parts(pipeline, [UNET, *text_parts]).values()):
+            with keep_training_mode(*_pipeline_parts(pipeline, [denoiser, *text_parts]).values()):
                 if text_parts:
                     _load_with_text_encoders(pipeline, state, header, weights, text_parts)
                 else:
@@ -122,7 +121,7 @@ def _pipeline_parts(pipeline: "DiffusionPipeline", names: list[str]) -> dict[str
 def _load_with_text_encoders(
     pipeline: "DiffusionPipeline", state: dict[str, Any], header: dict[str, str], weights: Path, parts: list[str]
 ) -> None:
-    """The UNet part through diffusers' ``load_lora_adapter``, each text-encoder part through peft.
+    """The denoiser part through diffusers' ``load_lora_adapter``, each text-encoder part through peft.
 
     diffusers loads a text-encoder LoRA with transformers' ``load_adapter``, which in
     transformers 5.24 refuses peft < 0.22; the result is the same LoRA (same config, same weights).
@@ -132,10 +131,11 @@ def _load_with_text_encoders(
     from peft import LoraConfig
 
     metadata = json.loads(header.get(METADATA_KEY, "{}"))
-    adapter_name = get_adapter_name(pipeline.unet)
-    pipeline.unet.load_lora_adapter(
-        {k: v for k, v in state.items() if k.startswith(f"{UNET}.")},
-        prefix=UNET,
+    name, denoiser = denoiser_of(pipeline)
+    adapter_name = get_adapter_name(denoiser)
+    denoiser.load_lora_adapter(
+        {k: v for k, v in state.items() if k.startswith(f"{name}.")},
+        prefix=name,
         metadata=metadata or None,
         adapter_name=adapter_name,
     )

@@ -17,6 +17,7 @@ from adaptkit.errors import UserError
 from adaptkit.interop.peft_files import (
     ADAPTER_NAME,
     adapter_state_dict,
+    denoiser_of,
     has_adapter,
     keep_training_mode,
     load_adapter,
@@ -58,7 +59,7 @@ class PeftFormatMethod(PeftMethod):
         components.unet.peft_config[ADAPTER_NAME].save_pretrained(str(out_dir))
 
     def apply(self, pipeline: "DiffusionPipeline", saved_dir: Path) -> "DiffusionPipeline":
-        """Inject the saved config into ``pipeline.unet`` and load its weights exactly."""
+        """Inject the saved config into the pipeline's denoiser and load its weights exactly."""
         saved_dir = Path(saved_dir)
         weights = saved_weights(saved_dir, WEIGHT_NAME, self.name)
         config_path = saved_dir / CONFIG_NAME
@@ -66,6 +67,7 @@ class PeftFormatMethod(PeftMethod):
             raise UserError(f"{saved_dir}: no {CONFIG_NAME} beside {WEIGHT_NAME}")
         state, _ = read_safetensors(weights)
         config = read_peft_config(config_path, self.peft_config_class())
-        with keep_training_mode(pipeline.unet):
-            load_adapter(pipeline.unet, config, state, weights, "UNet")
+        name, denoiser = denoiser_of(pipeline)
+        with keep_training_mode(denoiser):
+            load_adapter(denoiser, config, state, weights, "UNet" if name == "unet" else name)
         return pipeline
