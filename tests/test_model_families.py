@@ -56,7 +56,7 @@ def test_a_family_that_does_not_match_names_what_was_detected(tiny_model_dir: Pa
     ):
         load_base_model(ModelSection(base=str(tiny_model_dir), family="sdxl"))
     with pytest.raises(
-        UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1, sd2, sdxl, sd3\)"
+        UserError, match=r"model.family: unknown model_family 'sdx' \(registered: sd1, sd2, sd3, sdxl\)"
     ):
         load_base_model(ModelSection(base=str(tiny_model_dir), family="sdx"))
 
