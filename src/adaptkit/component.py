@@ -115,6 +115,8 @@ class Method(Component):
 
     #: True when the method trains the text encoder (text-embedding caching is then refused).
     trains_text_encoder: bool = False
+    #: True when the method trains the base model's own weights (refused on a quantised base).
+    trains_base_weights: ClassVar[bool] = False
 
     @abstractmethod
     def prepare(self, components: "SDComponents") -> list["torch.nn.Parameter"]:

@@ -55,13 +55,16 @@ def load_base_model(
         config = model.config
     loader = family.pipeline_class()
     from adaptkit.models.family import describe
+    from adaptkit.models.quantize import quantization_options
 
+    model_index = describe(source, model)[1]
+    quantized = quantization_options(model, model_index, torch.bfloat16 if dtype == torch.float32 else dtype)
     replaced = {"vae": _load_vae(model.vae, dtype)} if model.vae else {}
-    replaced.update(family.load_options(model, describe(source, model)[1]))
+    replaced.update(family.load_options(model, model_index))
     if source.kind == "single_file":
         pipeline = _from_single_file(loader, source, model, dtype, config, replaced)
     else:
-        pipeline = _from_pretrained(loader, source, model, dtype, replaced)
+        pipeline = _from_pretrained(loader, source, model, dtype, {**replaced, **quantized})
     pipeline.set_progress_bar_config(disable=True)
     return SDComponents.from_pipeline(pipeline, model.base, family, kind=source.kind, location=source.location)
 

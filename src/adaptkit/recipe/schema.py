@@ -61,6 +61,11 @@ class ModelSection(Section):
         description="'none': load without the third text encoder (SD 3.x's T5, as diffusers allows; "
         "saves its memory, its conditioning becomes zeros).",
     )
+    quantize: Literal["nf4", "int8", "fp8"] | None = Field(
+        None,
+        description="Load the frozen denoiser quantised (nf4/int8: bitsandbytes, fp8: torchao) for adapters "
+        "trained on top; CUDA only; the adapters train in full precision.",
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     variant: str | None = Field(None, description="Weights variant, e.g. 'fp16'.")
     allow_pickle: bool = Field(False, description="Allow loading pickle checkpoints (.ckpt/.bin); unsafe.")

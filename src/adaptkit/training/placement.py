@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from adaptkit.models.quantize import is_quantized
+
 if TYPE_CHECKING:
     from adaptkit.models import SDComponents
 
@@ -32,10 +34,11 @@ def place_modules(
     c = components
     c.vae.requires_grad_(False).to(device)
     for module in c.parts().values():
-        module.to(device)
+        if not is_quantized(module):  # a quantised module stays on the device and in the dtypes it loaded with
+            module.to(device)
         if weight_dtype != torch.float32 and cast_frozen:
             for param in module.parameters():
-                if not param.requires_grad:
+                if not param.requires_grad and param.dtype.is_floating_point and not is_quantized(module):
                     param.data = param.data.to(weight_dtype)
     for param in trainable:
         param.data = param.data.float()

@@ -137,6 +137,11 @@ class Trainer:
 
         train = self.recipe.train
         torch.manual_seed(train.seed)
+        if self.method.trains_base_weights and self.recipe.model.quantize:
+            raise UserError(
+                f"model.quantize = {self.recipe.model.quantize!r}: method {self.method.name} trains the base's own "
+                "weights, which a quantised base cannot; use an adapter method (lora, loha) or drop model.quantize"
+            )
         self.components = components = load_base_model(self.recipe.model)
         self.run.components = components
         if self.accelerator.is_main_process:

@@ -35,6 +35,7 @@ class FullMethod(Method):
     description = "Full fine-tune of the UNet (optionally the text encoder); saves a whole diffusers pipeline."
     Options: ClassVar[type[FullOptions]] = FullOptions
     options: FullOptions
+    trains_base_weights = True
 
     def __init__(self, options: FullOptions | None = None) -> None:
         super().__init__(options)
