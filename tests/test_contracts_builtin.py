@@ -33,10 +33,10 @@ from adaptkit.testing.contracts import (
     DatasetAdapterContract,
     MethodContract,
     MetricContract,
-    ModelFamilyContract,
     SamplerContract,
     small_eval_context,
 )
+from adaptkit.testing.family_contract import ModelFamilyContract
 
 # --------------------------------------------------------------------------- datasets
 

@@ -1,5 +1,5 @@
 """Runs of a model family's base through adaptkit and through diffusers' own loaders, for the
-:class:`~adaptkit.testing.contracts.ModelFamilyContract`: train (straight, or stopped and resumed),
+:class:`~adaptkit.testing.family_contract.ModelFamilyContract`: train (straight, or stopped and resumed),
 generate fixed-seed images with adaptkit's sampler, and the same with the family's pipeline
 class loading the result (``load_lora_weights``) the way users of other tools would.
 """

@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 def build_sdxl_random_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
     """An SDXL-architecture pipeline with random weights drawn from ``seed``."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from adaptkit.testing.tiny_model import build_tiny_tokenizer
+    from adaptkit.testing.tiny_sdxl import sdxl_test_pipeline
 
     tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
@@ -32,18 +33,8 @@ def build_sdxl_random_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
         vae = AutoencoderKL.from_config(architecture_config("sdxl", "vae"))
         text_encoder = CLIPTextModel(text_config("sdxl", "text_encoder", tokenizer))
         text_encoder_2 = CLIPTextModelWithProjection(text_config("sdxl", "text_encoder_2", tokenizer))
-    pipe = StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=build_tiny_tokenizer(),
-        unet=unet,
-        scheduler=EulerDiscreteScheduler.from_config(architecture_config("sdxl", "scheduler")),
-        add_watermarker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    scheduler = EulerDiscreteScheduler.from_config(architecture_config("sdxl", "scheduler"))
+    return sdxl_test_pipeline(unet, vae, text_encoder, text_encoder_2, tokenizer, scheduler)
 
 
 def save_sdxl_random_pipeline(path: str | Path, seed: int = 0) -> Path:

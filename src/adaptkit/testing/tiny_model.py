@@ -10,7 +10,7 @@ and load it through the same ``from_pretrained`` path as a real model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline
@@ -95,6 +95,15 @@ def _merge_pair(piece: list[str], pair: tuple[str, str]) -> list[str]:
 
 def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
     """A tiny SD v1-layout pipeline with random weights drawn from ``seed`` (DDPM scheduler, no safety checker)."""
+    return build_tiny_sd_layout(seed, {"attention_head_dim": 2}, "quick_gelu", "epsilon")
+
+
+def build_tiny_sd_layout(
+    seed: int, unet_options: dict[str, Any], hidden_act: str, prediction_type: str
+) -> "StableDiffusionPipeline":
+    """A tiny ``StableDiffusionPipeline`` (the SD v1 block layout) with ``unet_options`` on the UNet, the
+    text encoder's ``hidden_act`` and the scheduler's ``prediction_type``: the SD 1.x and 2.x test models.
+    Weights are drawn from ``seed`` in a fixed order (UNet, VAE, text encoder)."""
     import torch
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
@@ -111,12 +120,12 @@ def build_tiny_pipeline(seed: int = 0) -> "StableDiffusionPipeline":
             block_out_channels=UNET_CHANNELS,
             layers_per_block=2,
             cross_attention_dim=TEXT_WIDTH,
-            attention_head_dim=2,
             norm_num_groups=8,
+            **unet_options,
         )
         vae = build_tiny_vae()
-        text_encoder = CLIPTextModel(tiny_text_config(tokenizer))
-    return assemble_pipeline(vae, text_encoder, tokenizer, unet, build_tiny_scheduler())
+        text_encoder = CLIPTextModel(tiny_text_config(tokenizer, hidden_act=hidden_act))
+    return assemble_pipeline(vae, text_encoder, tokenizer, unet, build_tiny_scheduler(prediction_type))
 
 
 def build_tiny_vae() -> "AutoencoderKL":

@@ -8,7 +8,7 @@ and samples at 64 px. Random weights from ``seed``; the tokenizer is the tiny te
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adaptkit.testing.tiny_model import (
     IMAGE_SIZE,
@@ -31,7 +31,7 @@ TIME_EMBED_DIM = 8
 def build_tiny_sdxl_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
     """The tiny SDXL pipeline with random weights drawn from ``seed`` (DDPM scheduler)."""
     import torch
-    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = build_tiny_tokenizer()
@@ -56,14 +56,25 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
         vae = build_tiny_vae()
         text_encoder = CLIPTextModel(tiny_text_config(tokenizer, TEXT_WIDTHS[0]))
         text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[1]))
+    return sdxl_test_pipeline(unet, vae, text_encoder, text_encoder_2, tokenizer, build_tiny_scheduler())
+
+
+def sdxl_test_pipeline(
+    unet: Any, vae: Any, text_encoder: Any, text_encoder_2: Any, tokenizer: Any, scheduler: Any
+) -> Any:
+    """A ``StableDiffusionXLPipeline`` of test-kit modules: ``tokenizer`` for both encoders, no watermark,
+    no progress bar."""
+    from diffusers import StableDiffusionXLPipeline
+
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
         tokenizer=tokenizer,
-        tokenizer_2=build_tiny_tokenizer(),
+        tokenizer_2=tokenizer,
         unet=unet,
-        scheduler=build_tiny_scheduler(),
+        scheduler=scheduler,
+        add_watermarker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
