@@ -228,6 +228,10 @@ class Conditioning:
         """The keyword arguments beyond ``encoder_hidden_states`` the denoiser is called with."""
         return {"added_cond_kwargs": self.added} if self.added else {}
 
+    def call_unet(self, unet: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor") -> "torch.Tensor":
+        """A diffusers UNet's prediction for ``noisy`` latents at ``timesteps`` under this conditioning."""
+        return unet(noisy, timesteps, self.hidden_states, **self.denoiser_kwargs(), return_dict=False)[0]
+
 
 class ModelFamily(Component):
     """One denoiser architecture (``sd1``, a plugin's ``sdxl``…): how its bases are recognised, loaded
@@ -304,9 +308,7 @@ class ModelFamily(Component):
         self, denoiser: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor", conditioning: Conditioning
     ) -> "torch.Tensor":
         """The denoiser's output for noisy latents at ``timesteps`` (default: a diffusers UNet's call)."""
-        return denoiser(
-            noisy, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
-        )[0]
+        return conditioning.call_unet(denoiser, noisy, timesteps)
 
     def image_conditioning(self, geometry: "torch.Tensor", dtype: "torch.dtype") -> dict[str, "torch.Tensor"]:
         """Extra denoiser inputs that depend on each training image rather than its caption.

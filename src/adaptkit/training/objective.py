@@ -99,9 +99,7 @@ def diffusion_loss(
     if predict is not None:
         prediction = predict(noisy_latents, timesteps, conditioning)
     else:
-        prediction = unet(
-            noisy_latents, timesteps, conditioning.hidden_states, **conditioning.denoiser_kwargs(), return_dict=False
-        )[0]
+        prediction = conditioning.call_unet(unet, noisy_latents, timesteps)
     if config.snr_gamma is None:
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from adaptkit.builtins.families.sdxl import clip_outputs
 from adaptkit.component import Conditioning, ModelFamily
 
 if TYPE_CHECKING:
@@ -78,11 +79,7 @@ class StableDiffusion3(ModelFamily):
         """CLIP-L ⊕ CLIP-G penultimate states padded to the text width, then T5's zeros; pooled L ⊕ G."""
         import torch
 
-        clip_states, pooled = [], []
-        for encoder, ids in zip(text_encoders, input_ids, strict=True):
-            output = encoder(ids, output_hidden_states=True, return_dict=True)
-            clip_states.append(output.hidden_states[-2])
-            pooled.append(output[0])
+        clip_states, pooled = clip_outputs(text_encoders, input_ids)
         clip = torch.cat(clip_states, dim=-1)
         clip = torch.nn.functional.pad(clip, (0, self.joint_width - clip.shape[-1]))
         t5 = clip.new_zeros(clip.shape[0], T5_TOKENS, self.joint_width)  # T5 absent (load_options)

@@ -53,12 +53,8 @@ class StableDiffusionXL(ModelFamily):
         """Penultimate hidden states of both encoders, concatenated; the second's pooled projection."""
         import torch
 
-        hidden, pooled = [], None
-        for encoder, ids in zip(text_encoders, input_ids, strict=True):
-            output = encoder(ids, output_hidden_states=True, return_dict=True)
-            hidden.append(output.hidden_states[-2])
-            pooled = output[0]  # text_embeds of the projection encoder, as encode_prompt takes it
-        return Conditioning(torch.cat(hidden, dim=-1), {"text_embeds": pooled})
+        hidden, pooled = clip_outputs(text_encoders, input_ids)
+        return Conditioning(torch.cat(hidden, dim=-1), {"text_embeds": pooled[-1]})
 
     def image_conditioning(self, geometry: "torch.Tensor", dtype: "torch.dtype") -> dict[str, "torch.Tensor"]:
         """``time_ids``: (original h, w, crop top, left, target h, w) per image, diffusers' order."""
@@ -87,3 +83,16 @@ class StableDiffusionXL(ModelFamily):
         )
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+
+def clip_outputs(
+    text_encoders: Sequence["torch.nn.Module"], input_ids: Sequence["torch.Tensor"]
+) -> tuple[list["torch.Tensor"], list["torch.Tensor"]]:
+    """Each CLIP encoder's penultimate hidden states and its first output (``text_embeds`` of a projection
+    encoder), as diffusers' SDXL and SD 3 ``encode_prompt`` take them (no clip skip)."""
+    hidden, pooled = [], []
+    for encoder, ids in zip(text_encoders, input_ids, strict=True):
+        output = encoder(ids, output_hidden_states=True, return_dict=True)
+        hidden.append(output.hidden_states[-2])
+        pooled.append(output[0])
+    return hidden, pooled
