@@ -252,6 +252,8 @@ class ModelFamily(Component):
     #: The original single-file layout of each text encoder: ``name -> (layout, key prefix)`` with layout
     #: ``"clip"`` or ``"openclip"`` (:mod:`adaptkit.interop.original_layout`); None: no single-file export.
     single_file_text_encoders: ClassVar[dict[str, tuple[str, str]] | None] = None
+    #: The text encoders a text-encoder LoRA adapts (None: all of them).
+    lora_text_encoders: ClassVar[tuple[str, ...] | None] = None
     #: Whether its adapters export to (and import from) the kohya / LyCORIS key layout.
     kohya_layout: ClassVar[bool] = True
     #: The resolution its bases are trained at (``adaptkit bench --family``'s default).

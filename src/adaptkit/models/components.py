@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 class SDComponents:
     """The parts of a base model's pipeline, loaded once per run.
 
-    ``text_encoder_2``/``tokenizer_2`` are the second text encoder of a family that has one (None
-    otherwise); :meth:`text_encoders` and :meth:`tokenizers` list what there is, in order, so no
+    ``text_encoder_2``/``tokenizer_2`` (and ``_3``) are the second (third) text encoder of a family
+    that has one (None otherwise); :meth:`text_encoders` and :meth:`tokenizers` list what there is, in order, so no
     caller counts encoders. ``denoiser`` is the pipeline's ``unet`` or ``transformer``
     (``denoiser_name`` says which). ``noise_scheduler`` is the training scheduler (the family's:
     DDPM, or flow matching); ``scheduler_config`` is the base
@@ -39,6 +39,8 @@ class SDComponents:
     extra: dict[str, Any] = field(default_factory=dict)
     text_encoder_2: "CLIPTextModel | None" = None
     tokenizer_2: "CLIPTokenizer | None" = None
+    text_encoder_3: "torch.nn.Module | None" = None
+    tokenizer_3: Any = None
     denoiser_name: str = "unet"
 
     @property
@@ -47,13 +49,17 @@ class SDComponents:
         return self.denoiser
 
     def text_encoders(self) -> dict[str, "torch.nn.Module"]:
-        """The text encoders by component name (``text_encoder``, ``text_encoder_2``), in order."""
-        encoders = {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
+        """The text encoders by component name (``text_encoder``, ``text_encoder_2``, ``text_encoder_3``), in order."""
+        encoders = {
+            "text_encoder": self.text_encoder,
+            "text_encoder_2": self.text_encoder_2,
+            "text_encoder_3": self.text_encoder_3,
+        }
         return {name: module for name, module in encoders.items() if module is not None}
 
     def tokenizers(self) -> tuple["CLIPTokenizer", ...]:
         """One tokenizer per text encoder, in the order of :meth:`text_encoders`."""
-        return tuple(t for t in (self.tokenizer, self.tokenizer_2) if t is not None)
+        return tuple(t for t in (self.tokenizer, self.tokenizer_2, self.tokenizer_3) if t is not None)
 
     def parts(self) -> dict[str, "torch.nn.Module"]:
         """The modules a method can train, by component name: the denoiser, then the text encoders.
@@ -88,6 +94,8 @@ class SDComponents:
             extra={"pipeline_config": settings, **extra},
             text_encoder_2=getattr(pipeline, "text_encoder_2", None),
             tokenizer_2=getattr(pipeline, "tokenizer_2", None),
+            text_encoder_3=getattr(pipeline, "text_encoder_3", None),
+            tokenizer_3=getattr(pipeline, "tokenizer_3", None),
             denoiser_name=name,
         )
         family.bind(components)

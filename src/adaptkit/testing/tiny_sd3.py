@@ -1,5 +1,5 @@
 """A tiny SD 3.x pipeline built in code: two CLIP text encoders with projections (CLIP-L and CLIP-G
-in SD 3.5), no T5 (``text_encoder_3 = None``, which diffusers allows), a two-layer MMDiT
+in SD 3.5), a tiny T5 encoder with a unigram tokenizer built in code (no Hub), a two-layer MMDiT
 ``SD3Transformer2DModel``, a 16-channel VAE with a shift factor, and a flow-matching scheduler.
 
 For tests of the ``sd3`` family: it loads with ``StableDiffusion3Pipeline.from_pretrained`` offline
@@ -11,20 +11,53 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptkit.testing.tiny_model import IMAGE_SIZE, VAE_CHANNELS, build_tiny_tokenizer, tiny_text_config
+from adaptkit.testing.tiny_model import (
+    IMAGE_SIZE,
+    PROMPT_WORDS,
+    VAE_CHANNELS,
+    build_tiny_tokenizer,
+    tiny_text_config,
+)
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusion3Pipeline
+    from transformers import T5TokenizerFast
 
 #: Widths of the two CLIP encoders; their pooled outputs are concatenated for the transformer.
 TEXT_WIDTHS = (16, 32)
 #: The transformer's text width (T5's in SD 3.5: 4096); the CLIP hidden states are zero-padded to it.
 JOINT_WIDTH = 64
 LATENT_CHANNELS = 16
+#: T5's token window in ``StableDiffusion3Pipeline`` (its ``max_sequence_length`` default).
+T5_TOKENS = 256
+
+
+def build_tiny_t5_tokenizer(words: list[str] | None = None) -> "T5TokenizerFast":
+    """A T5 (unigram, SentencePiece-style ``▁`` word starts) tokenizer in which every word of ``words``
+    (default the tiny CLIP tokenizer's) is one token; other words spell out by letters. Deterministic."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    words = sorted({word.lower() for word in (words if words is not None else PROMPT_WORDS)})
+    letters = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789,.!?'-") | {c for w in words for c in w})
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [("▁" + word, -1.0) for word in words] + [(c, -5.0) for c in letters]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_ids=0,
+        model_max_length=T5_TOKENS,
+    )
 
 
 def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
-    """The tiny SD 3.x pipeline with random weights drawn from ``seed`` (flow matching, shift 3)."""
+    """The tiny SD 3.x pipeline, T5 included, with random weights drawn from ``seed`` (flow matching, shift 3)."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -32,9 +65,10 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
         SD3Transformer2DModel,
         StableDiffusion3Pipeline,
     )
-    from transformers import CLIPTextModelWithProjection
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
     tokenizer = build_tiny_tokenizer()
+    t5_tokenizer = build_tiny_t5_tokenizer()
     with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
         torch.manual_seed(seed)
         transformer = SD3Transformer2DModel(
@@ -67,6 +101,18 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
         )
         text_encoder = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[0]))
         text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[1]))
+        t5 = T5EncoderModel(
+            T5Config(
+                vocab_size=len(t5_tokenizer),
+                d_model=JOINT_WIDTH,
+                d_kv=16,
+                d_ff=2 * JOINT_WIDTH,
+                num_layers=2,
+                num_heads=2,
+                pad_token_id=t5_tokenizer.pad_token_id,
+                eos_token_id=t5_tokenizer.eos_token_id,
+            )
+        )
     pipe = StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
@@ -75,8 +121,8 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
         tokenizer=tokenizer,
         text_encoder_2=text_encoder_2,
         tokenizer_2=build_tiny_tokenizer(),
-        text_encoder_3=None,
-        tokenizer_3=None,
+        text_encoder_3=t5,
+        tokenizer_3=t5_tokenizer,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

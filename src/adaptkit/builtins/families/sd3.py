@@ -2,8 +2,8 @@
 
 The conditioning is what ``StableDiffusion3Pipeline.encode_prompt`` computes: both CLIP encoders'
 penultimate hidden states, concatenated and zero-padded to the transformer's text width, followed by
-T5's — zeros of 256 tokens, as diffusers uses without T5 (``model.text_encoder_3 = "none"`` or a base
-without it; training with T5 is not built yet) — and the two CLIP pooled outputs concatenated.
+T5's 256 token states — zeros, as diffusers uses, when T5 is left out (``model.text_encoder_3 =
+"none"``, to save its memory, or a base without it) — and the two CLIP pooled outputs concatenated.
 Training is flow matching on the base's ``FlowMatchEulerDiscreteScheduler`` (its shift); the VAE's
 latents are shifted and scaled.
 """
@@ -37,6 +37,7 @@ class StableDiffusion3(ModelFamily):
     pipeline_class_names = ("StableDiffusion3Pipeline",)
     objective = "flow"
     native_resolution = 1024
+    lora_text_encoders = ("text_encoder", "text_encoder_2")  # the CLIP encoders, as diffusers' SD3 LoRA
     kohya_layout = False  # SD 3 LoRAs go out in diffusers' format (StableDiffusion3Pipeline.load_lora_weights)
 
     def __init__(self) -> None:
@@ -48,20 +49,10 @@ class StableDiffusion3(ModelFamily):
         return StableDiffusion3Pipeline
 
     def load_options(self, model: "ModelSection", model_index: dict[str, Any] | None) -> dict[str, Any]:
-        """T5 left out when the recipe says so or the base has none (``[null, null]`` in its index).
-
-        Training with T5's conditioning is not built yet: a base with T5 and no ``model.text_encoder_3
-        = "none"`` is a one-line UserError.
-        """
-        from adaptkit.errors import UserError
-
+        """T5 left out when the recipe says ``model.text_encoder_3 = "none"``, or the base has none
+        (``[null, null]`` in its index, which diffusers 0.42's loader still asks to be passed)."""
         absent = model_index is not None and not any(model_index.get("text_encoder_3") or [None])
-        if model.text_encoder_3 != "none" and not absent:
-            raise UserError(
-                f"model.base: {model.base} has a T5 text encoder, which adaptkit's sd3 family does not train "
-                'with yet; set model.text_encoder_3 = "none" (its conditioning becomes zeros, as diffusers does)'
-            )
-        return dict(WITHOUT_T5)
+        return dict(WITHOUT_T5) if model.text_encoder_3 == "none" or absent else {}
 
     def training_scheduler(self, scheduler_config: dict[str, Any]) -> "SchedulerMixin":
         """The base's ``FlowMatchEulerDiscreteScheduler`` (the table the flow-matching σ are drawn from)."""
@@ -70,19 +61,26 @@ class StableDiffusion3(ModelFamily):
         return FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
 
     def bind(self, components: "SDComponents") -> None:
-        """Remember the transformer's text width (the zeros of an absent T5 have it)."""
+        """Remember the transformer's text width (the zeros of an absent T5 have it), and tokenize for T5
+        with the pipeline's 256-token window rather than the tokenizer's own ``model_max_length``."""
         self.joint_width = int(components.denoiser.config.joint_attention_dim)
+        if components.tokenizer_3 is not None:
+            components.tokenizer_3.model_max_length = T5_TOKENS
 
     def condition(
         self, text_encoders: Sequence["torch.nn.Module"], input_ids: Sequence["torch.Tensor"]
     ) -> Conditioning:
-        """CLIP-L ⊕ CLIP-G penultimate states padded to the text width, then T5's zeros; pooled L ⊕ G."""
+        """CLIP-L ⊕ CLIP-G penultimate states padded to the text width, then T5's states (or zeros);
+        pooled L ⊕ G."""
         import torch
 
-        clip_states, pooled = clip_outputs(text_encoders, input_ids)
+        clip_states, pooled = clip_outputs(text_encoders[:2], input_ids[:2])
         clip = torch.cat(clip_states, dim=-1)
         clip = torch.nn.functional.pad(clip, (0, self.joint_width - clip.shape[-1]))
-        t5 = clip.new_zeros(clip.shape[0], T5_TOKENS, self.joint_width)  # T5 absent (load_options)
+        if len(text_encoders) > 2:
+            t5 = text_encoders[2](input_ids[2], return_dict=False)[0].to(clip.dtype)
+        else:  # T5 left out: zeros, as the pipeline uses
+            t5 = clip.new_zeros(clip.shape[0], T5_TOKENS, self.joint_width)
         return Conditioning(torch.cat([clip, t5], dim=-2), {"pooled_projections": torch.cat(pooled, dim=-1)})
 
     def predict(
@@ -99,7 +97,7 @@ class StableDiffusion3(ModelFamily):
         )[0]
 
     def assemble(self, components: "SDComponents", scheduler: "SchedulerMixin") -> Any:
-        """A ``StableDiffusion3Pipeline`` of the components (without T5), no progress bar."""
+        """A ``StableDiffusion3Pipeline`` of the components (T5 when loaded), no progress bar."""
         from diffusers import StableDiffusion3Pipeline
 
         c = components
@@ -111,7 +109,8 @@ class StableDiffusion3(ModelFamily):
             tokenizer=c.tokenizer,
             text_encoder_2=c.text_encoder_2,
             tokenizer_2=c.tokenizer_2,
-            **WITHOUT_T5,
+            text_encoder_3=c.text_encoder_3,
+            tokenizer_3=c.tokenizer_3,
         )
         pipe.set_progress_bar_config(disable=True)
         return pipe

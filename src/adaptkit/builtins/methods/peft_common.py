@@ -83,8 +83,10 @@ class PeftMethod(Method):
         inject(components.unet, self.unet_config(), "UNet")
         text_config = self.text_encoder_config()
         if text_config is not None:
+            chosen = components.family.lora_text_encoders
             for name, encoder in components.text_encoders().items():
-                inject(encoder, text_config, name.replace("_", " "))
+                if chosen is None or name in chosen:
+                    inject(encoder, text_config, name.replace("_", " "))
         if self.options.init_from:
             from adaptkit.interop.importer import init_from_file
 
