@@ -16,6 +16,7 @@ import torch
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
+    from adaptkit.component import Method
     from adaptkit.recipe import ModelSection
 
 #: ``model.quantize`` values -> (library that must be importable, what to install).
@@ -69,3 +70,12 @@ def _config(kind: str, compute_dtype: torch.dtype) -> Any:
 def is_quantized(module: torch.nn.Module) -> bool:
     """Whether diffusers loaded ``module`` quantised (it then stays where and as it was loaded)."""
     return bool(getattr(module, "is_quantized", False))
+
+
+def check_quantized_method(model: "ModelSection", method: "Method") -> None:
+    """A method that trains the base's own weights on a quantised base is a one-line UserError."""
+    if model.quantize and method.trains_base_weights:
+        raise UserError(
+            f"model.quantize = {model.quantize!r}: method {method.name} trains the base's own weights, which a "
+            "quantised base cannot; use an adapter method (lora, loha) or drop model.quantize"
+        )

@@ -13,13 +13,16 @@ import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.pipeline import ImagePipeline
+
+if TYPE_CHECKING:
+    from adaptkit.recipe import TrainSection
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -246,3 +249,24 @@ class Collate:
             if "pixel_values" in rows[0]
             else None,
         )
+
+
+def training_loader(
+    examples: TrainingExamples, layout: Layout, start_step: int, train: "TrainSection", tokenizers: Sequence
+) -> "torch.utils.data.DataLoader":
+    """The data loader of a run from ``start_step``: positions from :class:`PositionSampler`, batches
+    collated (and tokenized for every text encoder) in ``train.num_workers`` workers that ignore
+    stop signals (the main process handles them)."""
+    from torch.utils.data import DataLoader
+
+    from adaptkit.training.signals import ignore_stop_signals
+
+    return DataLoader(
+        examples,
+        batch_size=train.batch_size,
+        sampler=PositionSampler(layout, start_step, train.steps),
+        collate_fn=Collate(tokenizers),
+        num_workers=train.num_workers,
+        worker_init_fn=ignore_stop_signals if train.num_workers else None,
+        pin_memory=torch.cuda.is_available(),
+    )

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from adaptkit.component import Conditioning
 from adaptkit.errors import UserError
 from adaptkit.models.family import AUTO
+from adaptkit.models.quantize import check_quantized_method
 from adaptkit.resolve import ResolvedRecipe
 from adaptkit.run import Run, TrainingResult, check_same_identity
 from adaptkit.sampling.pipeline import check_sampler
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
-from adaptkit.training.batches import Batch, Collate, Layout, PositionSampler, derive_seed
+from adaptkit.training.batches import Batch, Layout, derive_seed, training_loader
 from adaptkit.training.cache import latent_scaling, scale_latents
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
@@ -36,7 +36,7 @@ from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.run_lock import RunLock
 from adaptkit.training.run_start import claim_run_dir
-from adaptkit.training.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
+from adaptkit.training.signals import TrainingInterrupted, graceful_stop
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 from adaptkit.training.writer import RunWriter
 
@@ -137,11 +137,7 @@ class Trainer:
 
         train = self.recipe.train
         torch.manual_seed(train.seed)
-        if self.method.trains_base_weights and self.recipe.model.quantize:
-            raise UserError(
-                f"model.quantize = {self.recipe.model.quantize!r}: method {self.method.name} trains the base's own "
-                "weights, which a quantised base cannot; use an adapter method (lora, loha) or drop model.quantize"
-            )
+        check_quantized_method(self.recipe.model, self.method)
         self.components = components = load_base_model(self.recipe.model)
         self.run.components = components
         if self.accelerator.is_main_process:
@@ -235,7 +231,9 @@ class Trainer:
         """Train to ``train.steps``; save the last checkpoint, the result, ``result.json`` and the grids."""
         recipe, train = self.recipe, self.recipe.train
         accelerator = self.accelerator
-        batches = iter(self._loader())
+        batches = iter(
+            training_loader(self.training_examples, self.layout, self.start_step, train, self.components.tokenizers())
+        )
         self.hook.on_train_start(run=self.run)
         if self.start_step == 0 and recipe.sample.prompts:
             self.writer.samples(0)
@@ -264,18 +262,6 @@ class Trainer:
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
         return self._finish(last_loss, time.perf_counter() - started)
-
-    def _loader(self) -> DataLoader:
-        train = self.recipe.train
-        return DataLoader(
-            self.training_examples,
-            batch_size=train.batch_size,
-            sampler=PositionSampler(self.layout, self.start_step, train.steps),
-            collate_fn=Collate(self.components.tokenizers()),
-            num_workers=train.num_workers,
-            worker_init_fn=ignore_stop_signals if train.num_workers else None,
-            pin_memory=torch.cuda.is_available(),
-        )
 
     def _log_step(self, done: int, throughput: Throughput, started: float, progress: TrainingProgress) -> float:
         """Log step ``done`` to ``metrics.jsonl``, the trackers and ``on_step_end``; returns its loss."""
