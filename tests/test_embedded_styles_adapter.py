@@ -59,11 +59,13 @@ def test_styles_differ_in_pixels() -> None:
 
 def test_testing_base_builds_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from adaptkit.models import resolve_base
+    from adaptkit.testing.bases import builder_fingerprint
 
     monkeypatch.setenv("ADAPTKIT_CACHE", str(tmp_path))
     source = resolve_base(ModelSection(base="testing:tiny-sd"))
     folder = Path(source.location)
-    assert folder == tmp_path / "testing" / "tiny-sd" and (folder / "unet").is_dir()
+    assert folder.parent == tmp_path / "testing" / "tiny-sd" and (folder / "unet").is_dir()
+    assert folder.name == builder_fingerprint() and len(folder.name) == 12
     stamp = (folder / "model_index.json").stat().st_mtime_ns
     assert resolve_base(ModelSection(base="testing:tiny-sd")).location == str(folder)
     assert (folder / "model_index.json").stat().st_mtime_ns == stamp
@@ -143,3 +145,15 @@ def test_style_set_exports_as_an_imagefolder_the_imagefolder_adapter_reads(tmp_p
         assert any(np.array_equal(np.asarray(original[i].image), a) for a in by_caption[original[i].captions[0]])
     assert main(["data", "export", str(recipe), str(out)]) == 2  # never overwrites
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_changed_builder_gets_a_fresh_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache folder follows the builders' sources: a stale copy built by other code is not reused."""
+    from adaptkit.models import resolve_base
+    from adaptkit.testing import bases
+
+    monkeypatch.setenv("ADAPTKIT_CACHE", str(tmp_path))
+    first = Path(resolve_base(ModelSection(base="testing:tiny-sd")).location)
+    monkeypatch.setattr(bases, "builder_fingerprint", lambda: "0123456789ab")
+    second = Path(resolve_base(ModelSection(base="testing:tiny-sd")).location)
+    assert second != first and second.name == "0123456789ab" and (second / "unet").is_dir() and first.is_dir()

@@ -6,8 +6,8 @@ built in code, registered as named base models.
 :mod:`~adaptkit.testing.tiny_sdxl`, :mod:`~adaptkit.testing.tiny_sd3`); ``sd15-random`` the SD v1.5
 architecture with random weights (:mod:`adaptkit.testing.sd15`), ``adaptkit bench``'s default, and
 ``sdxl-random`` SDXL's (:mod:`adaptkit.testing.sdxl_random`, for ``adaptkit bench --family sdxl``).
-Each is built on first use into ``$ADAPTKIT_CACHE/testing/<name>`` (default ``~/.cache/adaptkit``), so
-it loads through ``from_pretrained`` like any folder.
+Each is built on first use into ``$ADAPTKIT_CACHE/testing/<name>/<fingerprint>`` (default
+``~/.cache/adaptkit``), so it loads through ``from_pretrained`` like any folder.
 """
 
 from __future__ import annotations
@@ -24,6 +24,34 @@ from adaptkit.hookspecs import hookimpl
 def cache_root() -> Path:
     """adaptkit's cache folder: ``$ADAPTKIT_CACHE`` or ``~/.cache/adaptkit``."""
     return Path(os.environ.get("ADAPTKIT_CACHE") or Path.home() / ".cache" / "adaptkit")
+
+
+#: The test kit's modules that build models (the sources a built model depends on).
+BUILDER_MODULES = (
+    "configs.py",
+    "sd15.py",
+    "sdxl_random.py",
+    "tiny_model.py",
+    "tiny_sd2.py",
+    "tiny_sd3.py",
+    "tiny_sdxl.py",
+)
+
+
+def builder_fingerprint() -> str:
+    """12 hex digits over the test kit's model-building sources (:data:`BUILDER_MODULES`), the shipped
+    architecture configs, and the diffusers and transformers versions that save the models."""
+    import hashlib
+
+    import diffusers
+    import transformers
+
+    kit = Path(__file__).resolve().parent
+    digest = hashlib.blake2b(digest_size=6)
+    for path in [*(kit / name for name in BUILDER_MODULES), *sorted(kit.glob("*/*.json"))]:
+        digest.update(path.read_bytes())
+    digest.update(f"{diffusers.__version__} {transformers.__version__}".encode())
+    return digest.hexdigest()
 
 
 def _builders() -> dict[str, Callable[..., None]]:
@@ -58,10 +86,14 @@ class TestingModels(BaseModels):
         return list(_builders())
 
     def locate(self, model: str) -> Path:
-        """Build ``model`` into the cache the first time (atomically: a temporary folder renamed into place)."""
-        folder = cache_root() / "testing" / model
+        """Build ``model`` into the cache the first time (atomically: a temporary folder renamed into place).
+
+        The folder is ``testing/<model>/<fingerprint>`` (:func:`builder_fingerprint`), so a changed
+        builder (an upgrade of adaptkit or diffusers) builds a fresh copy instead of reusing a stale one.
+        """
+        folder = cache_root() / "testing" / model / builder_fingerprint()
         if not (folder / "model_index.json").is_file():
-            tmp = folder.with_name(f".{model}-{os.getpid()}")
+            tmp = folder.with_name(f".{folder.name}-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             _builders()[model](tmp, seed=0)
             folder.parent.mkdir(parents=True, exist_ok=True)
