@@ -90,10 +90,16 @@ def _file_of(source: "BaseSource", model: "ModelSection", name: str) -> str | No
         return None
 
 
-def choose_family(source: "BaseSource", model: "ModelSection", families: "Registry | None" = None) -> "ModelFamily":
-    """The family of ``model.family`` (checked against the base) or the one that recognises the base."""
+def choose_family(
+    source: "BaseSource",
+    model: "ModelSection",
+    families: "Registry | None" = None,
+    described: tuple[str, dict[str, Any] | None, list[str] | None] | None = None,
+) -> "ModelFamily":
+    """The family of ``model.family`` (checked against the base) or the one that recognises the base;
+    ``described`` is :func:`describe`'s answer when the caller already has it."""
     families = families if families is not None else model_families()
-    what, index, keys = describe(source, model)
+    what, index, keys = described if described is not None else describe(source, model)
     config = component_config_reader(source, model)
     matching = [
         entry.cls()

@@ -47,17 +47,17 @@ def load_base_model(
     diffusers infers a Hub repository from the checkpoint's keys, which needs the Hub or its cache.
     Raises :class:`~adaptkit.errors.UserError` (one line) for every user mistake.
     """
-    from adaptkit.models.family import choose_family
+    from adaptkit.models.family import choose_family, describe
 
     source = resolve_base(model)
-    family = choose_family(source, model)
+    described = describe(source, model)  # read once: choosing the family and loading both need it
+    family = choose_family(source, model, described=described)
     if config is None:
         config = model.config
     loader = family.pipeline_class()
-    from adaptkit.models.family import describe
     from adaptkit.models.quantize import quantization_options
 
-    model_index = describe(source, model)[1]
+    model_index = described[1]
     quantized = quantization_options(model, model_index, torch.bfloat16 if dtype == torch.float32 else dtype)
     replaced = {"vae": _load_vae(model.vae, dtype)} if model.vae else {}
     replaced.update(family.load_options(model, model_index))

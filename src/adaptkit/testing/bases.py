@@ -26,20 +26,24 @@ def cache_root() -> Path:
     return Path(os.environ.get("ADAPTKIT_CACHE") or Path.home() / ".cache" / "adaptkit")
 
 
-#: The test kit's modules that build models (the sources a built model depends on).
+#: The modules that build and assemble the test models (the sources a built model depends on),
+#: relative to the ``adaptkit`` package.
 BUILDER_MODULES = (
-    "configs.py",
-    "sd15.py",
-    "sdxl_random.py",
-    "tiny_model.py",
-    "tiny_sd2.py",
-    "tiny_sd3.py",
-    "tiny_sdxl.py",
+    "testing/configs.py",
+    "testing/sd15.py",
+    "testing/sdxl_random.py",
+    "testing/tiny_model.py",
+    "testing/tiny_sd2.py",
+    "testing/tiny_sd3.py",
+    "testing/tiny_sdxl.py",
+    "builtins/families/sd1.py",
+    "builtins/families/sdxl.py",
+    "builtins/families/sd3.py",
 )
 
 
 def builder_fingerprint() -> str:
-    """12 hex digits over the test kit's model-building sources (:data:`BUILDER_MODULES`), the shipped
+    """12 hex digits over the model-building and -assembling sources (:data:`BUILDER_MODULES`), the shipped
     architecture configs, and the diffusers and transformers versions that save the models."""
     import hashlib
 
@@ -48,7 +52,7 @@ def builder_fingerprint() -> str:
 
     kit = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=6)
-    for path in [*(kit / name for name in BUILDER_MODULES), *sorted(kit.glob("*/*.json"))]:
+    for path in [*(kit.parent / name for name in BUILDER_MODULES), *sorted(kit.glob("*/*.json"))]:
         digest.update(path.read_bytes())
     digest.update(f"{diffusers.__version__} {transformers.__version__}".encode())
     return digest.hexdigest()

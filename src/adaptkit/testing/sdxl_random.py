@@ -23,8 +23,8 @@ def build_sdxl_random_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+    from adaptkit.builtins.families.sdxl import sdxl_pipeline
     from adaptkit.testing.tiny_model import build_tiny_tokenizer
-    from adaptkit.testing.tiny_sdxl import sdxl_test_pipeline
 
     tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
@@ -33,8 +33,15 @@ def build_sdxl_random_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
         vae = AutoencoderKL.from_config(architecture_config("sdxl", "vae"))
         text_encoder = CLIPTextModel(text_config("sdxl", "text_encoder", tokenizer))
         text_encoder_2 = CLIPTextModelWithProjection(text_config("sdxl", "text_encoder_2", tokenizer))
-    scheduler = EulerDiscreteScheduler.from_config(architecture_config("sdxl", "scheduler"))
-    return sdxl_test_pipeline(unet, vae, text_encoder, text_encoder_2, tokenizer, scheduler)
+    return sdxl_pipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler.from_config(architecture_config("sdxl", "scheduler")),
+    )
 
 
 def save_sdxl_random_pipeline(path: str | Path, seed: int = 0) -> Path:

@@ -59,12 +59,7 @@ def build_tiny_t5_tokenizer(words: list[str] | None = None) -> "T5TokenizerFast"
 def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
     """The tiny SD 3.x pipeline, T5 included, with random weights drawn from ``seed`` (flow matching, shift 3)."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        SD3Transformer2DModel,
-        StableDiffusion3Pipeline,
-    )
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
     tokenizer = build_tiny_tokenizer()
@@ -113,7 +108,9 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
                 eos_token_id=t5_tokenizer.eos_token_id,
             )
         )
-    pipe = StableDiffusion3Pipeline(
+    from adaptkit.builtins.families.sd3 import sd3_pipeline
+
+    return sd3_pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
         vae=vae,
@@ -124,8 +121,6 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
         text_encoder_3=t5,
         tokenizer_3=t5_tokenizer,
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def save_tiny_sd3_pipeline(path: str | Path, seed: int = 0) -> Path:

@@ -8,7 +8,7 @@ and samples at 64 px. Random weights from ``seed``; the tokenizer is the tiny te
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adaptkit.testing.tiny_model import (
     IMAGE_SIZE,
@@ -56,28 +56,17 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> "StableDiffusionXLPipeline":
         vae = build_tiny_vae()
         text_encoder = CLIPTextModel(tiny_text_config(tokenizer, TEXT_WIDTHS[0]))
         text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[1]))
-    return sdxl_test_pipeline(unet, vae, text_encoder, text_encoder_2, tokenizer, build_tiny_scheduler())
+    from adaptkit.builtins.families.sdxl import sdxl_pipeline
 
-
-def sdxl_test_pipeline(
-    unet: Any, vae: Any, text_encoder: Any, text_encoder_2: Any, tokenizer: Any, scheduler: Any
-) -> Any:
-    """A ``StableDiffusionXLPipeline`` of test-kit modules: ``tokenizer`` for both encoders, no watermark,
-    no progress bar."""
-    from diffusers import StableDiffusionXLPipeline
-
-    pipe = StableDiffusionXLPipeline(
+    return sdxl_pipeline(
         vae=vae,
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
         unet=unet,
-        scheduler=scheduler,
-        add_watermarker=False,
+        scheduler=build_tiny_scheduler(),
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def save_tiny_sdxl_pipeline(path: str | Path, seed: int = 0) -> Path:

@@ -111,31 +111,26 @@ def diffusion_loss(
     return loss.mean()
 
 
-#: ``[train]`` keys that only the DDPM objective reads, and only the flow-matching one, with their defaults.
-DDPM_KEYS = {
-    "prediction_type": None,
-    "zero_terminal_snr": False,
-    "snr_gamma": None,
-    "noise_offset": 0.0,
-    "input_perturbation": 0.0,
-    "min_timestep": 0,
-    "max_timestep": None,
-}
-FLOW_KEYS = {
-    "timestep_sampling": "uniform",
-    "logit_mean": 0.0,
-    "logit_std": 1.0,
-    "mode_scale": 1.29,
-    "loss_weighting": "none",
-}
+#: ``[train]`` keys that only the DDPM objective reads, and only the flow-matching one.
+DDPM_KEYS = (
+    "prediction_type",
+    "zero_terminal_snr",
+    "snr_gamma",
+    "noise_offset",
+    "input_perturbation",
+    "min_timestep",
+    "max_timestep",
+)
+FLOW_KEYS = ("timestep_sampling", "logit_mean", "logit_std", "mode_scale", "loss_weighting")
 
 
 def check_objective_keys(train: "TrainSection", family: "ModelFamily") -> None:
-    """A ``[train]`` key the family's objective does not read is a one-line UserError naming the family."""
+    """A ``[train]`` key the family's objective does not read, set away from its default, is a one-line
+    UserError naming the family."""
     foreign = FLOW_KEYS if family.objective == "ddpm" else DDPM_KEYS
     own = DDPM_KEYS if family.objective == "ddpm" else FLOW_KEYS
-    for key, default in foreign.items():
-        if getattr(train, key) != default:
+    for key in foreign:
+        if getattr(train, key) != type(train).model_fields[key].default:
             kind = "DDPM" if family.objective == "ddpm" else "flow-matching"
             raise UserError(
                 f"train.{key} = {getattr(train, key)!r}: model family {family.name} trains with the {kind} "

@@ -98,10 +98,8 @@ class StableDiffusion3(ModelFamily):
 
     def assemble(self, components: "SDComponents", scheduler: "SchedulerMixin") -> Any:
         """A ``StableDiffusion3Pipeline`` of the components (T5 when loaded), no progress bar."""
-        from diffusers import StableDiffusion3Pipeline
-
         c = components
-        pipe = StableDiffusion3Pipeline(
+        return sd3_pipeline(
             transformer=c.denoiser,
             scheduler=scheduler,
             vae=c.vae,
@@ -112,5 +110,13 @@ class StableDiffusion3(ModelFamily):
             text_encoder_3=c.text_encoder_3,
             tokenizer_3=c.tokenizer_3,
         )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+
+
+def sd3_pipeline(**modules: Any) -> Any:
+    """A ``StableDiffusion3Pipeline`` of ``modules`` (transformer, scheduler, vae, the three text encoders
+    and tokenizers, T5's None when left out), no progress bar."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline(**modules)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

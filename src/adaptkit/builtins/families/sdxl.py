@@ -66,11 +66,9 @@ class StableDiffusionXL(ModelFamily):
         ``force_zeros_for_empty_prompt`` (zero negative conditioning for an empty negative prompt)
         is the base pipeline's own setting, so the pipeline samples as diffusers' loader would.
         """
-        from diffusers import StableDiffusionXLPipeline
-
         c = components
         settings = c.extra.get("pipeline_config", {})
-        pipe = StableDiffusionXLPipeline(
+        return sdxl_pipeline(
             vae=c.vae,
             text_encoder=c.text_encoder,
             text_encoder_2=c.text_encoder_2,
@@ -79,10 +77,19 @@ class StableDiffusionXL(ModelFamily):
             unet=c.unet,
             scheduler=scheduler,
             force_zeros_for_empty_prompt=settings.get("force_zeros_for_empty_prompt", True),
-            add_watermarker=False,
         )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+
+
+def sdxl_pipeline(*, force_zeros_for_empty_prompt: bool = True, **modules: Any) -> Any:
+    """A ``StableDiffusionXLPipeline`` of ``modules`` (vae, both text encoders and tokenizers, unet,
+    scheduler): no watermark, no progress bar."""
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline(
+        **modules, force_zeros_for_empty_prompt=force_zeros_for_empty_prompt, add_watermarker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def clip_outputs(
