@@ -23,10 +23,13 @@ class UserError(Exception):
         self.lines: list[str] = flat
 
     def print(self) -> None:
-        """``error: <line>`` on stderr for each line (what the CLI prints)."""
+        """``error: <line>`` on stderr for each line (what the CLI prints).
+
+        Each line goes out in one write, newline included, so the lines of processes sharing one
+        stderr (torchrun's ranks) do not run into each other."""
         for line in self.lines:
-            print(f"error: {line}", file=sys.stderr)
-        sys.stderr.flush()
+            sys.stderr.write(f"error: {line}\n")
+            sys.stderr.flush()
 
     def print_on_every_process(self, barrier: Callable[[], None]) -> UserError:
         """Print now, then wait at ``barrier`` (a collective every process of the run calls), so
