@@ -15,8 +15,13 @@ import adaptkit
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "adaptkit"
 PLUGINS = ROOT / "plugins"
-#: The modules a third-party plugin may import: the package itself and its test kit.
-PUBLIC_MODULES = ("adaptkit", "adaptkit.testing")
+#: The modules a third-party plugin may import: the package itself and its test kit (and their submodules).
+PUBLIC_PACKAGES = ("adaptkit.testing",)
+
+
+def is_public(module: str) -> bool:
+    """``adaptkit`` itself, or ``adaptkit.testing`` and what lies under it."""
+    return module == "adaptkit" or any(module == p or module.startswith(f"{p}.") for p in PUBLIC_PACKAGES)
 
 
 def module_name(path: Path) -> str:
@@ -143,11 +148,7 @@ def plugin_imports() -> Iterator[tuple[Path, str, list[str]]]:
 def test_plugins_import_only_the_public_api() -> None:
     seen = list(plugin_imports())
     assert len(seen) >= 5, "the plugins import adaptkit somewhere"
-    private = [
-        f"{path.relative_to(ROOT)}: {imported}"
-        for path, imported, _ in seen
-        if not any(imported == m or imported.startswith(f"{m}.") for m in PUBLIC_MODULES)
-    ]
+    private = [f"{path.relative_to(ROOT)}: {imported}" for path, imported, _ in seen if not is_public(imported)]
     assert not private, f"plugins import private modules: {private}"
     missing = [
         f"{path.relative_to(ROOT)}: {name}"
@@ -157,6 +158,11 @@ def test_plugins_import_only_the_public_api() -> None:
         if name not in adaptkit.__all__
     ]
     assert not missing, f"not in adaptkit.__all__: {missing}"
+
+
+def test_only_the_package_and_its_test_kit_are_public() -> None:
+    assert is_public("adaptkit") and is_public("adaptkit.testing") and is_public("adaptkit.testing.tiny_sd3")
+    assert not is_public("adaptkit.interop.export") and not is_public("adaptkit.testingkit")
 
 
 def test_every_public_name_resolves() -> None:

@@ -64,6 +64,24 @@ def test_logit_normal_sigmas_have_the_configured_mean_and_spread() -> None:
     assert drawn.sigmas.mean().item() < 0.5
 
 
+def test_a_resolution_shift_moves_the_sigmas_and_timesteps_by_hand() -> None:
+    """With the family's μ (Flux), σ = exp(μ) / (exp(μ) + 1/s − 1) on the unshifted table (a
+    ``use_dynamic_shifting`` scheduler applies no fixed shift) and the timesteps follow as 1000·σ."""
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True)
+    latents = torch.zeros(3, 16, 8, 8)
+    seen = []
+    config = FlowMatchingConfig(shift_mu=lambda batch: seen.append(batch.shape) or 0.8)
+    drawn = draw(scheduler, latents, torch.Generator().manual_seed(1), config)
+    unshifted = torch.tensor([1 - i * (1 - 1 / 1000) / 999 for i in drawn.indices.tolist()])
+    expected = torch.tensor([math.exp(0.8) / (math.exp(0.8) + 1 / s - 1) for s in unshifted.tolist()])
+    torch.testing.assert_close(drawn.sigmas, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(drawn.timesteps, expected * 1000, atol=1e-3, rtol=0)
+    assert seen == [latents.shape]
+    plain = draw(scheduler, latents, torch.Generator().manual_seed(1), FlowMatchingConfig())
+    assert torch.equal(plain.indices, drawn.indices)
+    torch.testing.assert_close(plain.sigmas, unshifted, atol=1e-6, rtol=0)  # no μ: the table as it is
+
+
 def test_cosmap_weights_are_the_sd3_papers() -> None:
     from diffusers.training_utils import compute_loss_weighting_for_sd3
 

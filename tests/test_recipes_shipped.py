@@ -132,6 +132,6 @@ def test_the_tiny_sd3_smoke_recipe_trains_samples_and_exports(tmp_path, monkeypa
         assert {key.split(".")[0] for key in handle.keys()} == {"transformer"}
         assert handle.metadata()["adaptkit.rank"] == "4"
     assert main(["export", str(run_dir), "--format", "kohya"]) == 2
-    assert "the adapter's transformer part has no kohya/LyCORIS key layout" in capsys.readouterr().err
+    assert "--format kohya: model family sd3 has no kohya/LyCORIS key layout" in capsys.readouterr().err
     card = (run_dir / "adapter" / "README.md").read_text()
     assert "model family `sd3`" in card and "StableDiffusion3Pipeline.from_pretrained" in card

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import (
     BaseModels,
+    Conditioning,
     DatasetAdapter,
     Example,
+    KohyaModule,
     Method,
     Metric,
     ModelFamily,
@@ -83,6 +85,7 @@ __all__ = [
     "BaseModels",
     "BootstrapOptions",
     "ColumnMap",
+    "Conditioning",
     "DatasetAdapter",
     "detect_image_column",
     "EvalContext",
@@ -90,6 +93,7 @@ __all__ = [
     "Example",
     "Figure",
     "hookimpl",
+    "KohyaModule",
     "load_base_model",
     "Method",
     "Metric",

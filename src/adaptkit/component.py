@@ -233,6 +233,25 @@ class Conditioning:
         return unet(noisy, timesteps, self.hidden_states, **self.denoiser_kwargs(), return_dict=False)[0]
 
 
+@dataclass(frozen=True)
+class KohyaModule:
+    """One module of a family's kohya / LyCORIS file layout: its name after ``lora_unet_`` and the
+    denoiser modules (diffusers paths) it stands for.
+
+    Several ``paths`` make a fused module (Flux's ``double_blocks_0_img_attn_qkv`` is ``to_q``,
+    ``to_k`` and ``to_v``): its output rows are theirs concatenated in this order, and ``widths``
+    gives each one's output size, so a member without an adapter is written as zero rows.
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    widths: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.paths) > 1 and (self.widths is None or len(self.widths) != len(self.paths)):
+            raise ValueError(f"KohyaModule {self.name}: a fused module needs one width per path")
+
+
 class ModelFamily(Component):
     """One denoiser architecture (``sd1``, a plugin's ``sdxl``…): how its bases are recognised, loaded
     and assembled into a sampling pipeline.
@@ -256,6 +275,9 @@ class ModelFamily(Component):
     lora_text_encoders: ClassVar[tuple[str, ...] | None] = None
     #: Whether its adapters export to (and import from) the kohya / LyCORIS key layout.
     kohya_layout: ClassVar[bool] = True
+    #: ``(ss_base_model_version, modelspec.architecture)``: how sd-scripts' header keys name the base in
+    #: exported files (A1111, Forge and ComfyUI show them).
+    model_spec: ClassVar[tuple[str, str]] = ("sd_v1", "stable-diffusion-v1")
     #: The resolution its bases are trained at (``adaptkit bench --family``'s default).
     native_resolution: ClassVar[int] = 512
     #: ``(full-size, quick)`` named bases with random weights that ``adaptkit bench --family`` trains
@@ -320,6 +342,21 @@ class ModelFamily(Component):
         Merged into :attr:`Conditioning.added`. Default: none.
         """
         return {}
+
+    def shift_mu(self, latents: "torch.Tensor") -> float | None:
+        """For a flow family whose scheduler shifts by resolution (``use_dynamic_shifting``): the μ
+        for a batch of ``latents`` (as the pipeline passes to ``set_timesteps``), so the training σ
+        are shifted as sampling's are. Default None: the scheduler's fixed ``shift`` only."""
+        return None
+
+    def kohya_modules(self, denoiser_config: dict[str, Any]) -> "list[KohyaModule] | None":
+        """The denoiser's modules in the kohya / LyCORIS layout, for a denoiser configured by
+        ``denoiser_config``; an adapted module not listed cannot be exported to it.
+
+        Default None: each module is named by its diffusers path with dots as underscores (and a
+        UNet's original-layout names are read too).
+        """
+        return None
 
 
 # --------------------------------------------------------------------------- metrics

@@ -89,6 +89,10 @@ def resolve_recipe(
     sampler = build_component(
         registries.samplers, recipe.sample.sampler, recipe.sample.options, source, "sample.sampler", errors
     )
+    if recipe.model.family != "auto" and recipe.model.options:  # an auto family's are checked once detected
+        build_component(
+            registries.model_families, recipe.model.family, recipe.model.options, source, "model.family", errors
+        )
     for name in recipe.eval.metric_names:  # caught here, not when evaluation starts after training
         options = recipe.eval.metric_options(name)
         build_component(registries.metrics, name, options, source, "eval.metrics", errors, f"eval.{name}")

@@ -145,6 +145,11 @@ def export_run(
     if exporter is None:
         valid = ", ".join(formats_for(info.method)) or "none (a plugin method: copy its adapter/ folder)"
         raise UserError(f"--format {fmt}: does not fit method {info.method!r} of {run_dir} (valid: {valid})")
+    if fmt == "kohya" and not info.family.kohya_layout:
+        raise UserError(
+            f"--format kohya: model family {info.family.name} has no kohya/LyCORIS key layout; "
+            "export with --format diffusers (which ComfyUI and diffusers read) or peft"
+        )
     out = Path(out) if out is not None else default_out(info, fmt)
     check_out(out, fmt, overwrite)
     if isinstance(info, CheckpointInfo):

@@ -14,17 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 from adaptkit.errors import UserError
 from adaptkit.interop import kohya_lora, lycoris_loha
-from adaptkit.interop.kohya_keys import PartAdapter, from_kohya
+from adaptkit.interop.kohya_keys import DENOISER_PARTS, PartAdapter, from_kohya
 
 if TYPE_CHECKING:
     import torch
 
+    from adaptkit.component import KohyaModule
     from adaptkit.models import SDComponents
     from adaptkit.recipe import ModelSection
 
 #: Method name -> (format module, marker weight in the file).
 KINDS = {"lora": (kohya_lora, "lora_down.weight"), "loha": (lycoris_loha, "hada_w1_a")}
-WHAT = {"unet": "UNet", "text_encoder": "text encoder", "text_encoder_2": "second text encoder"}
+WHAT = {
+    "unet": "UNet",
+    "transformer": "transformer",
+    "text_encoder": "text encoder",
+    "text_encoder_2": "second text encoder",
+}
 #: Header keys holding the training steps (adaptkit's, then sd-scripts').
 STEP_KEYS = ("adaptkit.training_steps", "ss_steps", "ss_max_train_steps")
 
@@ -74,8 +80,11 @@ def existing_file(path: str | Path) -> Path:
     return path
 
 
-def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Imported:
-    """The adapter in ``path`` (kohya LoRA or LyCORIS LoHa), resolved against ``modules`` by part."""
+def read_adapter_file(
+    path: Path, modules: dict[str, "torch.nn.Module"], denoiser_modules: "list[KohyaModule] | None" = None
+) -> Imported:
+    """The adapter in ``path`` (kohya LoRA or LyCORIS LoHa), resolved against ``modules`` by part (the
+    denoiser's through its family's ``denoiser_modules`` layout, when it has one)."""
     from adaptkit.interop.kohya_keys import common_value
     from adaptkit.interop.peft_files import read_safetensors
 
@@ -83,15 +92,22 @@ def read_adapter_file(path: Path, modules: dict[str, "torch.nn.Module"]) -> Impo
     state, header = read_safetensors(path)
     method = detect(path, state)
     layout = KINDS[method][0].LAYOUT
-    parts = from_kohya(state, modules, layout, path)
-    if "unet" not in parts:
-        raise UserError(f"{path}: adapts no UNet module (adaptkit's adapters always adapt the UNet)")
-    if method == "loha" and set(parts) - {"unet"}:
-        raise UserError(f"{path}: a text-encoder LoHa is not supported (adaptkit's loha adapts the UNet only)")
-    unet = parts["unet"]
-    targets = short_targets(unet.modules, [name for name, _ in modules["unet"].named_modules()])
+    parts = from_kohya(state, modules, layout, path, denoiser_modules)
+    denoiser = next((part for part in DENOISER_PARTS if part in modules), "unet")
+    if denoiser not in parts:
+        raise UserError(f"{path}: adapts no {WHAT[denoiser]} module (adaptkit's adapters always adapt the denoiser)")
+    if method == "loha" and set(parts) - {denoiser}:
+        raise UserError(f"{path}: a text-encoder LoHa is not supported (adaptkit's loha adapts the denoiser only)")
+    adapted = parts[denoiser]
+    targets = short_targets(adapted.modules, [name for name, _ in modules[denoiser].named_modules()])
     steps = next((int(header[k]) for k in STEP_KEYS if header.get(k, "").isdigit()), None)
-    return Imported(method, int(common_value(unet.ranks)), float(common_value(unet.alphas)), parts, targets, steps)
+    rank, alpha = int(common_value(adapted.ranks)), float(common_value(adapted.alphas))
+    return Imported(method, rank, alpha, parts, targets, steps)
+
+
+def family_layout(components: "SDComponents") -> "list[KohyaModule] | None":
+    """The kohya layout of the loaded denoiser, when its family has its own."""
+    return components.family.kohya_modules(dict(components.denoiser.config))
 
 
 def load_onto(path: Path, components: "SDComponents") -> Imported:
@@ -99,7 +115,7 @@ def load_onto(path: Path, components: "SDComponents") -> Imported:
     from adaptkit.interop.peft_files import load_adapter
 
     modules = components.parts()
-    imported = read_adapter_file(path, modules)
+    imported = read_adapter_file(path, modules, family_layout(components))
     module_format = KINDS[imported.method][0]
     for part, adapter in imported.parts.items():
         load_adapter(modules[part], module_format.peft_config(adapter), adapter.state, Path(path), WHAT[part])
@@ -109,11 +125,19 @@ def load_onto(path: Path, components: "SDComponents") -> Imported:
 def method_options(imported: Imported) -> dict[str, Any]:
     """``[method.options]`` for a recipe that trains the imported adapter further (same ranks and targets)."""
     options: dict[str, Any] = {"rank": imported.rank, "alpha": imported.alpha, "target_modules": imported.targets}
-    if imported.method == "lora" and set(imported.parts) - {"unet"}:
+    if imported.method == "lora" and set(imported.parts) - set(DENOISER_PARTS):
         options["text_encoder"] = True
-    if imported.method == "loha" and any(k.endswith(".hada_t1") for k in imported.parts["unet"].state):
+    if imported.method == "loha" and any(k.endswith(".hada_t1") for p in imported.parts.values() for k in p.state):
         options["use_effective_conv2d"] = True
     return options
+
+
+def trained_resolution(components: "SDComponents") -> int:
+    """The base's image size: the denoiser's ``sample_size`` in pixels, or the family's native resolution."""
+    latent = components.denoiser.config.get("sample_size")
+    if not isinstance(latent, int):
+        return components.family.native_resolution
+    return latent * 2 ** (len(components.vae.config.block_out_channels) - 1)
 
 
 def import_file(path: Path, model: "ModelSection", out_dir: Path) -> tuple[Path, Imported]:
@@ -141,8 +165,7 @@ def import_file(path: Path, model: "ModelSection", out_dir: Path) -> tuple[Path,
             "model": model.model_dump(exclude_none=True),
             "data": {
                 "adapter": "imagefolder",
-                "resolution": components.unet.config.sample_size
-                * 2 ** (len(components.vae.config.block_out_channels) - 1),
+                "resolution": trained_resolution(components),
                 "options": {"source": "REPLACE-WITH-YOUR-IMAGES"},
             },
             "method": {
@@ -167,7 +190,7 @@ def init_from_file(path: str | Path, components: "SDComponents", method: str) ->
     path = Path(path)
     key = f"method.options.init_from {path}"
     modules = components.parts()
-    imported = read_adapter_file(path, modules)
+    imported = read_adapter_file(path, modules, family_layout(components))
     if imported.method != method:
         raise UserError(f"{key}: holds a {imported.method} adapter, the recipe trains {method}")
     for part, module in modules.items():

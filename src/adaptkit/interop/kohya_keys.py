@@ -12,6 +12,10 @@ sd-scripts' SDXL LoRAs name UNet modules by the original layout instead
 written (A1111, Forge and ComfyUI map them). The update is scaled by ``alpha / rank`` as in peft
 (``lora_alpha / r``), so weights are copied unchanged. Underscores make the names ambiguous, so
 reading a file maps them back through the modules of the model it is loaded onto.
+
+A family with a layout of its own (:meth:`~adaptkit.component.ModelFamily.kohya_modules`, Flux's
+``double_blocks_0_img_attn_qkv``…) names its denoiser's modules instead; a module standing for several
+diffusers modules is fused and split exactly (:mod:`adaptkit.interop.fused_modules`).
 """
 
 from __future__ import annotations
@@ -26,12 +30,26 @@ from adaptkit.errors import UserError
 if TYPE_CHECKING:
     import torch
 
+    from adaptkit.component import KohyaModule
+
 #: Part of the pipeline -> kohya prefix written for a model with one text encoder.
-PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te_"}
+PREFIXES = {"unet": "lora_unet_", "transformer": "lora_unet_", "text_encoder": "lora_te_"}
 #: ... and for a model with two (kohya's ``lora_te1_``/``lora_te2_``, which A1111, Forge and ComfyUI read).
-TWO_ENCODER_PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
+TWO_ENCODER_PREFIXES = {
+    "unet": "lora_unet_",
+    "transformer": "lora_unet_",
+    "text_encoder": "lora_te1_",
+    "text_encoder_2": "lora_te2_",
+}
 #: Every prefix a part is read from (a one-encoder file written as ``lora_te1_`` loads too).
-READ_PREFIXES = {"unet": ["lora_unet_"], "text_encoder": ["lora_te_", "lora_te1_"], "text_encoder_2": ["lora_te2_"]}
+READ_PREFIXES = {
+    "unet": ["lora_unet_"],
+    "transformer": ["lora_unet_"],
+    "text_encoder": ["lora_te_", "lora_te1_"],
+    "text_encoder_2": ["lora_te2_"],
+}
+#: The parts that are a denoiser (a family's own kohya layout names their modules).
+DENOISER_PARTS = ("unet", "transformer")
 ALPHA = "alpha"
 #: CLIP module paths in kohya files start with ``text_model.``; transformers 5's ``CLIPTextModel`` has no
 #: such level (``encoder.layers.0…``), so it is added on export and dropped on import.
@@ -71,9 +89,13 @@ class PartAdapter:
 
 
 def to_kohya(
-    parts: dict[str, dict[str, "torch.Tensor"]], alphas: dict[str, float], layout: Layout
+    parts: dict[str, dict[str, "torch.Tensor"]],
+    alphas: dict[str, float],
+    layout: Layout,
+    denoiser_modules: "list[KohyaModule] | None" = None,
 ) -> dict[str, "torch.Tensor"]:
-    """peft state dicts by part (``unet``, ``text_encoder``) -> one kohya state dict with per-module alphas."""
+    """peft state dicts by part (``unet``/``transformer``, ``text_encoder``) -> one kohya state dict with
+    per-module alphas; ``denoiser_modules``: the family's own layout of the denoiser (fused modules too)."""
     import torch
 
     out: dict[str, torch.Tensor] = {}
@@ -85,55 +107,105 @@ def to_kohya(
             f"{', '.join(prefixes)}); export it with --format diffusers or peft"
         )
     for part, state in parts.items():
-        for key, value in state.items():
-            module, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")
-            name = kohya_name(part, module, prefixes[part])
-            out[f"{name}.{layout.peft_to_kohya[weight]}"] = value
-            out[f"{name}.{ALPHA}"] = torch.tensor(float(alphas[part]))
+        if part in DENOISER_PARTS and denoiser_modules is not None:
+            named = _by_family_layout(part, state, alphas[part], layout, denoiser_modules)
+        else:
+            named = {}
+            for key, value in state.items():
+                module, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")
+                named.setdefault(kohya_name(part, module, ""), ({}, alphas[part]))[0][weight] = value
+        for name, (weights, alpha) in named.items():
+            for weight, value in weights.items():
+                out[f"{prefixes[part]}{name}.{layout.peft_to_kohya[weight]}"] = value
+            out[f"{prefixes[part]}{name}.{ALPHA}"] = torch.tensor(float(alpha))
     return out
 
 
+def _by_family_layout(
+    part: str, state: dict[str, "torch.Tensor"], alpha: float, layout: Layout, modules: "list[KohyaModule]"
+) -> dict[str, tuple[dict[str, "torch.Tensor"], float]]:
+    """kohya module name -> (peft-named weights, alpha) under a family's layout, fusing where it fuses."""
+    from adaptkit.interop.fused_modules import fuse
+
+    by_path = {path: module for module in modules for path in module.paths}
+    members: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        path, weight = _split(key, layout.peft_to_kohya, f"{part} adapter")
+        if path not in by_path:
+            raise UserError(
+                f"the adapter's {part} module {path} has no name in the family's kohya layout; "
+                "export it with --format diffusers or peft"
+            )
+        members.setdefault(path, {})[weight] = value
+    named: dict[str, tuple[dict[str, torch.Tensor], float]] = {}
+    for module in modules:
+        adapted = {path: members[path] for path in module.paths if path in members}
+        if not adapted:
+            continue
+        named[module.name] = (
+            fuse(module, adapted, alpha) if len(module.paths) > 1 else (adapted[module.paths[0]], alpha)
+        )
+    return named
+
+
 def from_kohya(
-    state: dict[str, "torch.Tensor"], modules: dict[str, "torch.nn.Module"], layout: Layout, source: Path
+    state: dict[str, "torch.Tensor"],
+    modules: dict[str, "torch.nn.Module"],
+    layout: Layout,
+    source: Path,
+    denoiser_modules: "list[KohyaModule] | None" = None,
 ) -> dict[str, PartAdapter]:
-    """A kohya state dict -> peft state dicts, ranks and alphas by part, resolved against ``modules``.
+    """A kohya state dict -> peft state dicts, ranks and alphas by part, resolved against ``modules``
+    (the denoiser's through the family's ``denoiser_modules`` when it has its own layout).
 
     Every key must name a module of ``modules[part]`` and a weight of ``layout``; otherwise a
     one-line UserError names the key. A module without an ``alpha`` gets alpha = rank (scale 1), as
-    in sd-scripts.
+    in sd-scripts; a fused module is split into its members exactly.
     """
-    lookup = {
-        kohya_name(part, name, prefix): (part, path)
-        for part, module in modules.items()
-        for prefix in READ_PREFIXES[part]
-        for path, name in _module_names(part, module)
-    }
-    parts: dict[str, PartAdapter] = {}
-    alphas: dict[tuple[str, str], float] = {}
-    seen: dict[tuple[str, str], set[str]] = {}
+    from adaptkit.interop.fused_modules import unfuse
+
+    lookup: dict[str, tuple[str, str | KohyaModule]] = {}
+    for part, module in modules.items():
+        for prefix in READ_PREFIXES[part]:
+            if part in DENOISER_PARTS and denoiser_modules is not None:
+                lookup.update({prefix + m.name: (part, m) for m in denoiser_modules})
+            else:
+                lookup.update(
+                    {kohya_name(part, name, prefix): (part, path) for path, name in _module_names(part, module)}
+                )
+    found: dict[str, dict[str, torch.Tensor]] = {}
+    alphas: dict[str, float] = {}
     for key, value in state.items():
         name, _, weight = key.partition(".")
         if name not in lookup:
             raise UserError(f"{source}: key {key!r} names no module of the model (expected lora_unet_… or lora_te_…)")
-        part, path = lookup[name]
-        adapter = parts.setdefault(part, PartAdapter({}, {}, {}))
-        weights = seen.setdefault((part, path), set())
+        weights = found.setdefault(name, {})
         if weight == ALPHA:
-            alphas[(part, path)] = float(value.item())
+            alphas[name] = float(value.item())
             continue
         if weight not in layout.kohya_to_peft:
             valid = ", ".join(sorted([*layout.kohya_to_peft, ALPHA]))
             raise UserError(f"{source}: key {key!r}: {weight!r} is not a {layout.kind} weight (valid: {valid})")
-        peft_weight = layout.kohya_to_peft[weight]
-        weights.add(peft_weight)
-        adapter.state[f"{path}.{peft_weight}"] = value
-        if peft_weight == layout.rank_weight:
-            adapter.ranks[path] = int(value.shape[layout.rank_dim])
-    for (part, path), weights in seen.items():
+        weights[layout.kohya_to_peft[weight]] = value
+    parts: dict[str, PartAdapter] = {}
+    for name, weights in found.items():
+        part, target = lookup[name]
         missing = [layout.peft_to_kohya[w] for w in layout.required if w not in weights]
         if missing:
-            raise UserError(f"{source}: module {kohya_name(part, path)} has no {', '.join(missing)}")
-        parts[part].alphas[path] = alphas.get((part, path), float(parts[part].ranks[path]))
+            raise UserError(f"{source}: module {name} has no {', '.join(missing)}")
+        rank = int(weights[layout.rank_weight].shape[layout.rank_dim])
+        alpha = alphas.get(name, float(rank))
+        if isinstance(target, str):
+            members = {target: (weights, rank, alpha)}
+        elif len(target.paths) == 1:
+            members = {target.paths[0]: (weights, rank, alpha)}
+        else:
+            members = unfuse(target, weights, alpha, str(source))
+        adapter = parts.setdefault(part, PartAdapter({}, {}, {}))
+        for path, (member_weights, member_rank, member_alpha) in members.items():
+            adapter.state.update({f"{path}.{weight}": value for weight, value in member_weights.items()})
+            adapter.ranks[path] = member_rank
+            adapter.alphas[path] = member_alpha
     return parts
 
 
@@ -141,7 +213,9 @@ def kohya_name(part: str, path: str, prefix: str | None = None) -> str:
     """``lora_unet_down_blocks_0_…`` / ``lora_te_text_model_encoder_…`` for module ``path`` of ``part``."""
     if part.startswith("text_encoder") and not path.startswith(TEXT_MODEL):
         path = TEXT_MODEL + path
-    return (prefix or PREFIXES.get(part) or TWO_ENCODER_PREFIXES[part]) + path.replace(".", "_")
+    if prefix is None:
+        prefix = PREFIXES.get(part) or TWO_ENCODER_PREFIXES[part]
+    return prefix + path.replace(".", "_")
 
 
 def _module_names(part: str, module: "torch.nn.Module") -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.errors import UserError
-from adaptkit.interop.kohya_keys import Layout, PartAdapter, peft_shape, to_kohya
+from adaptkit.interop.kohya_keys import DENOISER_PARTS, Layout, PartAdapter, peft_shape, to_kohya
 from adaptkit.interop.metadata import RunInfo, header_metadata, write_safetensors
 
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ def export(info: RunInfo, out: Path) -> Path:
     """Write the run's LoRA as one kohya ``.safetensors`` file at ``out``."""
     parts, configs = read_native(info.adapter_dir)
     alphas = {part: float(config["lora_alpha"]) for part, config in configs.items()}
-    rank = int(configs["unet"]["r"]) if "unet" in configs else None
-    metadata = header_metadata(info, rank=rank, alpha=alphas.get("unet"), network=LAYOUT.network)
-    return write_safetensors(out, to_kohya(parts, alphas, LAYOUT), metadata)
+    denoiser = next((part for part in DENOISER_PARTS if part in configs), None)
+    rank = int(configs[denoiser]["r"]) if denoiser else None
+    metadata = header_metadata(info, rank=rank, alpha=alphas.get(denoiser or ""), network=LAYOUT.network)
+    return write_safetensors(out, to_kohya(parts, alphas, LAYOUT, info.kohya_modules()), metadata)
 
 
 def peft_config(adapter: PartAdapter) -> "LoraConfig":

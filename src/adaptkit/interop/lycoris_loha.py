@@ -52,7 +52,9 @@ def export(info: RunInfo, out: Path) -> Path:
     """Write the run's LoHa as one LyCORIS ``.safetensors`` file at ``out``."""
     state, config = read_native(info.adapter_dir)
     metadata = header_metadata(info, rank=config.r, alpha=config.alpha, network=LAYOUT.network)
-    return write_safetensors(out, to_kohya({"unet": state}, {"unet": float(config.alpha)}, LAYOUT), metadata)
+    part = info.denoiser_part
+    layout = to_kohya({part: state}, {part: float(config.alpha)}, LAYOUT, info.kohya_modules())
+    return write_safetensors(out, layout, metadata)
 
 
 def peft_config(adapter: PartAdapter) -> "LoHaConfig":

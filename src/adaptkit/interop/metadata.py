@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
-    from adaptkit.component import ModelFamily
+    from adaptkit.component import KohyaModule, ModelFamily
     from adaptkit.recipe import Recipe
 
 
@@ -50,6 +52,23 @@ class RunInfo:
         from adaptkit.models.source import resolve_base
 
         return choose_family(resolve_base(self.recipe.model), self.recipe.model)
+
+    @cached_property
+    def _component_config(self) -> "Callable[[str], dict[str, Any]]":
+        from adaptkit.models.family import component_config_reader
+        from adaptkit.models.source import resolve_base
+
+        return component_config_reader(resolve_base(self.recipe.model), self.recipe.model)
+
+    @property
+    def denoiser_part(self) -> str:
+        """``transformer`` when the base has one (its config is readable), else ``unet``."""
+        return "transformer" if self._component_config("transformer") else "unet"
+
+    def kohya_modules(self) -> "list[KohyaModule] | None":
+        """The family's own kohya layout of the denoiser, from the base's denoiser config (read
+        without loading weights); None: the generic layout."""
+        return self.family.kohya_modules(self._component_config(self.denoiser_part))
 
     @property
     def adapter_dir(self) -> Path:
@@ -125,12 +144,12 @@ def header_metadata(info: RunInfo, *, rank: int | None, alpha: float | None, net
         "adaptkit.training_steps": info.steps,
         "adaptkit.run_name": info.name,
         "ss_sd_model_name": info.base_model,
-        "ss_base_model_version": "sd_v1",
+        "ss_base_model_version": info.family.model_spec[0],
         "ss_max_train_steps": info.steps,
         "ss_steps": info.steps,
         "ss_output_name": info.name,
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": "stable-diffusion-v1" + (f"/{info.method}" if network else ""),
+        "modelspec.architecture": info.family.model_spec[1] + (f"/{info.method}" if network else ""),
         "modelspec.implementation": "diffusers",
         "modelspec.title": info.name,
     }

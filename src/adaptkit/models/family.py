@@ -116,13 +116,28 @@ def choose_family(
         if known and all(f.name != chosen.name for f in matching):
             found = f"detected {', '.join(f.name for f in matching)}" if matching else "no family recognises it"
             raise UserError(f"model.family = {chosen.name!r}: {model.base} is {what} ({found})")
-        return chosen
+        return with_options(chosen, model)
     if matching:
-        return matching[0]
+        return with_options(matching[0], model)
     fallback = [entry.cls() for _, entry in families if entry.cls.fallback]
     if index is None and keys is None and fallback:  # nothing to read (a pickle, an uncached Hub id)
-        return fallback[0]
+        return with_options(fallback[0], model)
     raise UserError(
         f"model.base: {model.base} is {what}, which no installed model family handles "
         f"(installed: {installed}); install a plugin for it or set model.family"
     )
+
+
+def with_options(family: "ModelFamily", model: "ModelSection") -> "ModelFamily":
+    """``family`` built with the recipe's ``[model.options]``, validated by the family's ``Options``
+    (one line per bad key, naming the family)."""
+    from pydantic import ValidationError
+
+    from adaptkit.recipe import format_validation_error
+
+    try:
+        options = type(family).Options.model_validate(model.options)
+    except ValidationError as exc:
+        lines = format_validation_error(f"model family {family.name}", exc, type(family).Options, "model.options.")
+        raise UserError(*lines) from exc
+    return type(family)(options)

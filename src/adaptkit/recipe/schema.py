@@ -48,6 +48,10 @@ class ModelSection(Section):
         "auto",
         description="Model family (adaptkit plugins lists them): 'auto' detects it from the base and prints it.",
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The model family's own options (e.g. flux's training guidance); see `adaptkit plugins`.",
+    )
     config: str | None = Field(
         None, description="For a single-file base: the diffusers folder or Hub id giving its architecture."
     )

@@ -45,17 +45,36 @@ BUILDER_MODULES = (
 def builder_fingerprint() -> str:
     """12 hex digits over the model-building and -assembling sources (:data:`BUILDER_MODULES`), the shipped
     architecture configs, and the diffusers and transformers versions that save the models."""
+    kit = Path(__file__).resolve().parent
+    return sources_fingerprint([*(kit.parent / name for name in BUILDER_MODULES), *sorted(kit.glob("*/*.json"))])
+
+
+def sources_fingerprint(paths: "list[Path]") -> str:
+    """12 hex digits over the bytes of ``paths`` and the diffusers and transformers versions."""
     import hashlib
 
     import diffusers
     import transformers
 
-    kit = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=6)
-    for path in [*(kit.parent / name for name in BUILDER_MODULES), *sorted(kit.glob("*/*.json"))]:
-        digest.update(path.read_bytes())
+    for path in paths:
+        digest.update(Path(path).read_bytes())
     digest.update(f"{diffusers.__version__} {transformers.__version__}".encode())
     return digest.hexdigest()
+
+
+def cached_build(model: str, fingerprint: str, build: "Callable[[Path], object]") -> Path:
+    """``testing/<model>/<fingerprint>`` under :func:`cache_root`, made by ``build(folder)`` the first
+    time (into a temporary folder renamed into place, so a crash leaves no half-built model)."""
+    folder = cache_root() / "testing" / model / fingerprint
+    if not (folder / "model_index.json").is_file():
+        tmp = folder.with_name(f".{folder.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build(tmp)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    return folder
 
 
 def _builders() -> dict[str, Callable[..., None]]:
@@ -95,15 +114,7 @@ class TestingModels(BaseModels):
         The folder is ``testing/<model>/<fingerprint>`` (:func:`builder_fingerprint`), so a changed
         builder (an upgrade of adaptkit or diffusers) builds a fresh copy instead of reusing a stale one.
         """
-        folder = cache_root() / "testing" / model / builder_fingerprint()
-        if not (folder / "model_index.json").is_file():
-            tmp = folder.with_name(f".{folder.name}-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            _builders()[model](tmp, seed=0)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        return folder
+        return cached_build(model, builder_fingerprint(), lambda folder: _builders()[model](folder, seed=0))
 
 
 @hookimpl

@@ -143,15 +143,32 @@ def diffusers_images(pipeline_class: type, base: Path, lora: Path | None = None)
 
 
 def assert_kohya_prefixes(kohya: Path, base: Path) -> None:
-    """The kohya file names the UNet ``lora_unet_`` and the text encoders as A1111/ComfyUI expect:
-    ``lora_te_`` for one, ``lora_te1_``/``lora_te2_`` for two."""
+    """The kohya file names the denoiser ``lora_unet_`` and the text encoders a text-encoder LoRA adapts
+    (the family's ``lora_text_encoders``) as A1111/ComfyUI expect: ``lora_te_`` for one, ``lora_te1_``/``lora_te2_``
+    for two."""
     from safetensors import safe_open
 
     from adaptkit.models import load_base_model
     from adaptkit.recipe import ModelSection
 
-    encoders = len(load_base_model(ModelSection(base=str(base))).text_encoders())
+    components = load_base_model(ModelSection(base=str(base)))
+    encoders = len(components.family.lora_text_encoders or components.text_encoders())
     expected = {"lora_unet"} | ({"lora_te"} if encoders == 1 else {f"lora_te{i + 1}" for i in range(encoders)})
     with safe_open(str(kohya), framework="pt") as handle:
         found = {key.split("_text_model_")[0] if "_text_model_" in key else "lora_unet" for key in handle.keys()}
     assert found == expected, found
+
+
+def export_adapter(run_dir: Path, fmt: str = "kohya") -> Path:
+    """``adaptkit export RUN --format FMT``: the file (or folder) written."""
+    from adaptkit.interop.export import export_run
+
+    return export_run(run_dir, fmt)
+
+
+def import_adapter(path: Path, base: Path, out_dir: Path) -> Path:
+    """``adaptkit import FILE --base BASE --out OUT``: the run folder written."""
+    from adaptkit.interop.importer import import_file
+    from adaptkit.recipe import ModelSection
+
+    return import_file(path, ModelSection(base=str(base)), out_dir)[0]

@@ -128,21 +128,23 @@ def build_tiny_sd_layout(
     return assemble_pipeline(vae, text_encoder, tokenizer, unet, build_tiny_scheduler(prediction_type))
 
 
-def build_tiny_vae() -> "AutoencoderKL":
-    """The tiny VAE in the SD v1 block structure (4 levels), random weights from the global RNG."""
+def build_tiny_vae(**overrides: Any) -> "AutoencoderKL":
+    """The tiny VAE in the SD v1 block structure (4 levels), random weights from the global RNG;
+    ``overrides`` change its ``AutoencoderKL`` settings (latent channels, scale, shift…)."""
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=VAE_CHANNELS,
-        layers_per_block=2,
-        norm_num_groups=8,
-        latent_channels=4,
-        sample_size=IMAGE_SIZE,
-    )
+    settings: dict[str, Any] = {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "block_out_channels": VAE_CHANNELS,
+        "layers_per_block": 2,
+        "norm_num_groups": 8,
+        "latent_channels": 4,
+        "sample_size": IMAGE_SIZE,
+    }
+    return AutoencoderKL(**{**settings, **overrides})
 
 
 def tiny_text_config(

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from adaptkit.testing.tiny_model import (
     IMAGE_SIZE,
     PROMPT_WORDS,
-    VAE_CHANNELS,
     build_tiny_tokenizer,
+    build_tiny_vae,
     tiny_text_config,
 )
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusion3Pipeline
-    from transformers import T5TokenizerFast
+    from diffusers import AutoencoderKL, StableDiffusion3Pipeline
+    from transformers import T5EncoderModel, T5TokenizerFast
 
 #: Widths of the two CLIP encoders; their pooled outputs are concatenated for the transformer.
 TEXT_WIDTHS = (16, 32)
@@ -56,11 +56,42 @@ def build_tiny_t5_tokenizer(words: list[str] | None = None) -> "T5TokenizerFast"
     )
 
 
+def build_tiny_t5(tokenizer: "T5TokenizerFast", width: int) -> "T5EncoderModel":
+    """A two-layer T5 encoder ``width`` wide for ``tokenizer``; random weights from the caller's RNG."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=width,
+            d_kv=16,
+            d_ff=2 * width,
+            num_layers=2,
+            num_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+
+
+def build_tiny_16_channel_vae(scaling_factor: float, shift_factor: float) -> "AutoencoderKL":
+    """The tiny VAE with 16 latent channels and a shift factor (SD 3.x's and Flux's kind), no quant convs;
+    random weights from the caller's RNG."""
+    return build_tiny_vae(
+        layers_per_block=1,
+        latent_channels=LATENT_CHANNELS,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+
+
 def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
     """The tiny SD 3.x pipeline, T5 included, with random weights drawn from ``seed`` (flow matching, shift 3)."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
-    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from transformers import CLIPTextModelWithProjection
 
     tokenizer = build_tiny_tokenizer()
     t5_tokenizer = build_tiny_t5_tokenizer()
@@ -79,35 +110,10 @@ def build_tiny_sd3_pipeline(seed: int = 0) -> "StableDiffusion3Pipeline":
             out_channels=LATENT_CHANNELS,
             pos_embed_max_size=16,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=VAE_CHANNELS,
-            layers_per_block=1,
-            norm_num_groups=8,
-            latent_channels=LATENT_CHANNELS,
-            sample_size=IMAGE_SIZE,
-            scaling_factor=1.5305,
-            shift_factor=0.0609,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-        )
+        vae = build_tiny_16_channel_vae(scaling_factor=1.5305, shift_factor=0.0609)
         text_encoder = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[0]))
         text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(tokenizer, TEXT_WIDTHS[1]))
-        t5 = T5EncoderModel(
-            T5Config(
-                vocab_size=len(t5_tokenizer),
-                d_model=JOINT_WIDTH,
-                d_kv=16,
-                d_ff=2 * JOINT_WIDTH,
-                num_layers=2,
-                num_heads=2,
-                pad_token_id=t5_tokenizer.pad_token_id,
-                eos_token_id=t5_tokenizer.eos_token_id,
-            )
-        )
+        t5 = build_tiny_t5(t5_tokenizer, JOINT_WIDTH)
     from adaptkit.builtins.families.sd3 import sd3_pipeline
 
     return sd3_pipeline(

@@ -4,14 +4,16 @@ scripts: ``x_σ = (1 − σ)·latents + σ·noise``, target ``noise − latents`
 σ is drawn through diffusers' ``compute_density_for_timestep_sampling`` (``uniform``,
 ``logit_normal`` with mean/std, ``mode`` with a scale) as a position in the family scheduler's
 ``FlowMatchEulerDiscreteScheduler`` table, so the scheduler's ``shift`` applies; the loss is weighted
-by ``compute_loss_weighting_for_sd3`` (``none``, ``sigma_sqrt``, ``cosmap``). All randomness comes from
+by ``compute_loss_weighting_for_sd3`` (``none``, ``sigma_sqrt``, ``cosmap``). A family that shifts by
+resolution (Flux) gives a μ per batch (:meth:`~adaptkit.component.ModelFamily.shift_mu`) and the σ
+are shifted by the scheduler's own ``time_shift``, as its pipeline shifts the sampling σ. All randomness comes from
 one CPU generator, so a step is reproducible from its seed alone on any device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -31,6 +33,8 @@ class FlowMatchingConfig:
     logit_std: float = 1.0
     mode_scale: float = 1.29
     loss_weighting: str = "none"
+    #: The family's resolution-dependent shift: μ for a batch of latents, or None (fixed shift).
+    shift_mu: "Callable[[torch.Tensor], float | None] | None" = field(default=None, compare=False)
 
     def loss(
         self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict: Predict
@@ -65,7 +69,12 @@ def draw(scheduler, latents: torch.Tensor, generator: torch.Generator, config: F
     )
     steps = scheduler.config.num_train_timesteps
     indices = (u * steps).long().clamp(0, steps - 1)
-    return FlowDraw(noise, indices, scheduler.timesteps[indices], scheduler.sigmas[indices])
+    timesteps, sigmas = scheduler.timesteps[indices], scheduler.sigmas[indices]
+    mu = config.shift_mu(latents) if config.shift_mu is not None else None
+    if mu is not None:
+        sigmas = scheduler.time_shift(mu, 1.0, sigmas)
+        timesteps = sigmas * steps
+    return FlowDraw(noise, indices, timesteps, sigmas)
 
 
 def flow_matching_loss(

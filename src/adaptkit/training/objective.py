@@ -148,7 +148,8 @@ def objective_for(train: "TrainSection", components: "SDComponents") -> "Objecti
 
     check_objective_keys(train, components.family)
     if components.family.objective == "flow":
-        return FlowMatchingConfig(**{key: getattr(train, key) for key in FLOW_KEYS})
+        keys = {key: getattr(train, key) for key in FLOW_KEYS}
+        return FlowMatchingConfig(**keys, shift_mu=components.family.shift_mu)
     apply_schedule(train, components)
     objective = ObjectiveConfig(
         prediction_type=components.noise_scheduler.config.prediction_type,

@@ -22,6 +22,7 @@ class StableDiffusion2(StableDiffusion1):
         "StableDiffusionPipeline."
     )
     fallback = False
+    model_spec = ("sd_v2", "stable-diffusion-v2-512")
     native_resolution = 768
     bench_models = None
     single_file_text_encoders = {"text_encoder": ("openclip", "cond_stage_model.model.")}

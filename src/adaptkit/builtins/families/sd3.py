@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.builtins.families.sdxl import clip_outputs
-from adaptkit.component import Conditioning, ModelFamily
+from adaptkit.component import Conditioning, ModelFamily, Options
 
 if TYPE_CHECKING:
     import torch
@@ -34,13 +34,15 @@ class StableDiffusion3(ModelFamily):
 
     name = "sd3"
     description = "Stable Diffusion 3 / 3.5 (MMDiT transformer, CLIP-L + CLIP-G (+ T5), flow matching)."
+    model_spec = ("sd3", "stable-diffusion-3")
     pipeline_class_names = ("StableDiffusion3Pipeline",)
     objective = "flow"
     native_resolution = 1024
     lora_text_encoders = ("text_encoder", "text_encoder_2")  # the CLIP encoders, as diffusers' SD3 LoRA
     kohya_layout = False  # SD 3 LoRAs go out in diffusers' format (StableDiffusion3Pipeline.load_lora_weights)
 
-    def __init__(self) -> None:
+    def __init__(self, options: "Options | None" = None) -> None:
+        super().__init__(options)
         self.joint_width = 4096  # the transformer's text width, read from the loaded model by bind()
 
     def pipeline_class(self) -> type:

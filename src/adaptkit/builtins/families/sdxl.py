@@ -28,6 +28,7 @@ class StableDiffusionXL(ModelFamily):
         "Stable Diffusion XL (two text encoders, pooled + time-id micro-conditioning); StableDiffusionXLPipeline."
     )
     pipeline_class_names = ("StableDiffusionXLPipeline",)
+    model_spec = ("sdxl_base_v1-0", "stable-diffusion-xl-v1-base")
     native_resolution = 1024
     bench_models = ("testing:sdxl-random", "testing:tiny-sdxl")
     single_file_text_encoders = {
