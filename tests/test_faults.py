@@ -170,10 +170,11 @@ def test_guard_skips_a_nonfinite_step_and_counts_it(fused: bool) -> None:
 
 
 def test_fused_adamw_is_the_default_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from adaptkit.builtins.optimizers import AdamW
     from adaptkit.recipe import TrainSection
     from adaptkit.training.optim import build_optimizer, skips_on_device
 
-    optimizer = build_optimizer([torch.nn.Parameter(torch.ones(2))], TrainSection())
+    optimizer = build_optimizer([torch.nn.Parameter(torch.ones(2))], TrainSection(), AdamW())
     assert optimizer.param_groups[0]["fused"] and skips_on_device(optimizer)
 
 

@@ -10,6 +10,7 @@ Plugins register component *classes*; the core instantiates them with validated 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     import torch
     from diffusers import DiffusionPipeline, SchedulerMixin
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from adaptkit.evaluation.context import EvalContext, Figure
     from adaptkit.models import SDComponents
-    from adaptkit.recipe import ModelSection
+    from adaptkit.recipe import ModelSection, TrainSection
 
 
 class Options(BaseModel):
@@ -201,6 +202,44 @@ class BaseModels(Component):
     @abstractmethod
     def locate(self, model: str) -> Path:
         """The diffusers pipeline folder of ``model`` (one of :meth:`models`), built on first use if need be."""
+
+
+# --------------------------------------------------------------------------- optimizers
+
+
+class Optimizer(Component):
+    """An optimizer a recipe names with ``train.optimizer``; its own settings are ``[train.optimizer_options]``.
+
+    ``train.learning_rate``, ``adam_beta1``/``adam_beta2``, ``adam_epsilon`` and ``weight_decay`` are the
+    shared settings each reads where it has them. Its state must round-trip through
+    ``state_dict``/``load_state_dict`` (checkpoints resume bit-exactly).
+    """
+
+    #: The pip requirement (and module) that provides it, named when it is missing (None: torch's own).
+    requires: ClassVar[str | None] = None
+
+    def unavailable(self) -> str | None:
+        """Why it cannot be built here (its ``requires`` is not installed), or None; checked when the
+        recipe is resolved, before any model loads."""
+        import importlib.util
+
+        if self.requires is None or importlib.util.find_spec(self.requires) is not None:
+            return None
+        return (
+            f"train.optimizer = {self.name!r} needs {self.requires}, which is not installed; "
+            f"pip install '{self.requires}' (or 'adaptkit[optimizers]')"
+        )
+
+    @abstractmethod
+    def build(self, params: "list[torch.nn.Parameter]", train: "TrainSection") -> "torch.optim.Optimizer":
+        """The optimizer over ``params``, ready to step (in training mode)."""
+
+    @contextmanager
+    def evaluating(self, optimizer: "torch.optim.Optimizer", params: "list[torch.nn.Parameter]") -> "Iterator[None]":
+        """While the weights are read (samples, the saved result), with ``params`` the trained ones: for
+        an optimizer whose training weights are not the ones to use (schedule-free's), put those in
+        place and restore the training weights exactly afterwards. Default: nothing to do."""
+        yield
 
 
 # --------------------------------------------------------------------------- model families

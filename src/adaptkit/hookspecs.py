@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from adaptkit.component import BaseModels, DatasetAdapter, Method, Metric, ModelFamily, Sampler
+    from adaptkit.component import BaseModels, DatasetAdapter, Method, Metric, ModelFamily, Optimizer, Sampler
     from adaptkit.recipe import Recipe
     from adaptkit.run import Run, TrainingResult
 
@@ -80,6 +80,15 @@ def register_model_families(register: Callable[[type[ModelFamily]], None]) -> No
 
     Call ``register(FamilyClass)`` for each :class:`adaptkit.ModelFamily` subclass; a base that no
     registered family recognises is refused in one line naming what it is.
+    """
+
+
+@hookspec
+def register_optimizers(register: Callable[[type[Optimizer]], None]) -> None:
+    """Register optimizers (``[train] optimizer = "…"``, settings in ``[train.optimizer_options]``).
+
+    Call ``register(OptimizerClass)`` for each :class:`adaptkit.Optimizer` subclass; one whose package
+    is missing is refused in one line naming its ``requires``.
     """
 
 

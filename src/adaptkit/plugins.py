@@ -28,7 +28,16 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from adaptkit import hookspecs
-from adaptkit.component import BaseModels, Component, DatasetAdapter, Method, Metric, ModelFamily, Sampler
+from adaptkit.component import (
+    BaseModels,
+    Component,
+    DatasetAdapter,
+    Method,
+    Metric,
+    ModelFamily,
+    Optimizer,
+    Sampler,
+)
 from adaptkit.errors import PluginError, UserError
 
 ENTRY_POINT_GROUP = "adaptkit"
@@ -38,6 +47,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "adaptkit.builtins.datasets",
     "adaptkit.builtins.methods",
     "adaptkit.builtins.samplers",
+    "adaptkit.builtins.optimizers",
     "adaptkit.builtins.metrics.style",
     "adaptkit.builtins.metrics.clip_score",
     "adaptkit.builtins.metrics.content",
@@ -168,6 +178,7 @@ class PluginManager:
             metrics=Registry("metric", Metric),
             base_models=Registry("base_model", BaseModels),
             model_families=Registry("model_family", ModelFamily),
+            optimizers=Registry("optimizer", Optimizer),
         )
         for kind, registry in registries.by_kind().items():
             hook = getattr(self.pm.hook, f"register_{kind}")
@@ -214,6 +225,7 @@ class Components:
     metrics: Registry[Metric]
     base_models: Registry[BaseModels]
     model_families: Registry[ModelFamily]
+    optimizers: Registry[Optimizer]
 
     def by_kind(self) -> dict[str, Registry[Any]]:
         """Each registry under the plural its hook is named after (``register_<kind>``)."""
@@ -224,6 +236,7 @@ class Components:
             "metrics": self.metrics,
             "base_models": self.base_models,
             "model_families": self.model_families,
+            "optimizers": self.optimizers,
         }
 
 

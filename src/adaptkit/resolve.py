@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from adaptkit.component import Component, DatasetAdapter, Method, Sampler
+from adaptkit.component import Component, DatasetAdapter, Method, Optimizer, Sampler
 from adaptkit.errors import UserError
 from adaptkit.plugins import Components, PluginManager, Registry, get_plugin_manager
 from adaptkit.recipe import Recipe, format_validation_error, load_recipe
@@ -32,6 +32,7 @@ class ResolvedRecipe:
     dataset: DatasetAdapter
     method: Method
     sampler: Sampler
+    optimizer: Optimizer
 
     @property
     def run_name(self) -> str:
@@ -93,6 +94,17 @@ def resolve_recipe(
         build_component(
             registries.model_families, recipe.model.family, recipe.model.options, source, "model.family", errors
         )
+    optimizer = build_component(
+        registries.optimizers,
+        recipe.train.optimizer,
+        recipe.train.optimizer_options,
+        source,
+        "train.optimizer",
+        errors,
+        "train.optimizer_options",
+    )
+    if optimizer is not None and optimizer.unavailable():
+        errors.append(f"{source_of(source, 'train.optimizer')}: {optimizer.unavailable()}")
     for name in recipe.eval.metric_names:  # caught here, not when evaluation starts after training
         options = recipe.eval.metric_options(name)
         build_component(registries.metrics, name, options, source, "eval.metrics", errors, f"eval.{name}")
@@ -100,8 +112,8 @@ def resolve_recipe(
         errors.extend(f"{source}: {line}" for line in problems or [])
     if errors:
         raise UserError.collect(errors)
-    assert dataset is not None and method is not None and sampler is not None
-    return ResolvedRecipe(recipe, path, manager, registries, dataset, method, sampler)
+    assert dataset is not None and method is not None and sampler is not None and optimizer is not None
+    return ResolvedRecipe(recipe, path, manager, registries, dataset, method, sampler, optimizer)
 
 
 def load_and_resolve(path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:

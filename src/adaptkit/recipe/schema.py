@@ -140,7 +140,12 @@ class TrainSection(Section):
         "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
     ] = Field("constant", description="diffusers get_scheduler name.")
     lr_warmup_steps: int = Field(0, ge=0, description="Warm-up steps.")
-    optimizer: Literal["adamw", "adamw8bit"] = Field("adamw", description="adamw (torch) or adamw8bit (bitsandbytes).")
+    optimizer: str = Field(
+        "adamw",
+        description="Optimizer (see `adaptkit plugins`): adamw, adamw8bit, lion8bit, prodigy, schedule-free-adamw, "
+        "adafactor, or a plugin's.",
+    )
+    optimizer_options: dict[str, Any] = Field(default_factory=dict, description="The optimizer's own options.")
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.999, ge=0, lt=1)
     adam_epsilon: float = Field(1e-8, gt=0)

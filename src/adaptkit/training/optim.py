@@ -1,4 +1,4 @@
-"""Optimizers (AdamW, 8-bit AdamW), learning-rate schedules, and skipping non-finite steps.
+"""Building the recipe's optimizer, learning-rate schedules, and skipping non-finite steps.
 
 :class:`NonFiniteGuard` skips an optimizer step whose loss is not finite without a per-step
 host synchronisation: the flag stays on the device and torch's fused AdamW reads it as its
@@ -10,50 +10,23 @@ fall back to reading the flag on the host once per step.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 
 import torch
 
+from adaptkit.component import Optimizer
 from adaptkit.errors import UserError
 from adaptkit.recipe import TrainSection
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], train: TrainSection) -> torch.optim.Optimizer:
-    """``adamw`` (torch; fused wherever torch has the kernel, CPU included) or ``adamw8bit`` (bitsandbytes)."""
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], train: TrainSection, optimizer: Optimizer
+) -> torch.optim.Optimizer:
+    """The recipe's ``optimizer`` component built over ``params`` (refused in one line when there are none)."""
     params = list(params)
     if not params:
         raise UserError("method: no trainable parameters (check method.options.target_modules)")
-    kwargs = dict(
-        lr=train.learning_rate,
-        betas=(train.adam_beta1, train.adam_beta2),
-        eps=train.adam_epsilon,
-        weight_decay=train.weight_decay,
-    )
-    if train.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except Exception as exc:  # ImportError, or a broken native library
-            raise UserError(
-                f"train.optimizer = 'adamw8bit' needs bitsandbytes, which failed to import ({exc}); "
-                "pip install bitsandbytes, or use optimizer = 'adamw'"
-            ) from exc
-        return bnb.optim.AdamW8bit(params, **kwargs)
-    if _fused_supported(params):
-        return torch.optim.AdamW(params, fused=True, **kwargs)
-    return torch.optim.AdamW(params, foreach=True, **kwargs)
-
-
-def _fused_supported(params: list[torch.nn.Parameter]) -> bool:
-    if "fused" not in inspect.signature(torch.optim.AdamW).parameters:
-        return False
-    try:
-        from torch.optim.optimizer import _get_fused_kernels_supported_devices
-
-        devices = set(_get_fused_kernels_supported_devices())
-    except ImportError:  # an older torch: fused on CUDA only
-        devices = {"cuda"}
-    return all(p.device.type in devices and p.dtype.is_floating_point for p in params)
+    return optimizer.build(params, train)
 
 
 def skips_on_device(optimizer: torch.optim.Optimizer) -> bool:

@@ -76,6 +76,7 @@ class Trainer:
         self._setup_model()
         self._setup_optimization()
         self.writer = RunWriter(self.run, self.method, self.components, self.resolved.sampler, self.hook, self.ema)
+        self.writer.optimizer_weights = lambda: self.resolved.optimizer.evaluating(self.optimizer, self.trainable)
         if self.resume is not None:  # found (and checked) by claim_run_dir on the main process, before the caches
             self._restore(self.resume_from or ckpt.resume_path(self.resume, self.run.dir.checkpoints))
 
@@ -172,7 +173,7 @@ class Trainer:
     def _setup_optimization(self) -> None:
         """Optimizer, schedule and EMA; then ``accelerator.prepare`` and the batch layout."""
         train, accelerator = self.recipe.train, self.accelerator
-        self.optimizer = build_optimizer(self.trainable, train)
+        self.optimizer = build_optimizer(self.trainable, train, self.resolved.optimizer)
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
 

@@ -17,6 +17,8 @@ from adaptkit.sampling.pipeline import sampling_pipeline
 from adaptkit.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from PIL import Image
 
     from adaptkit.component import Method, Sampler
@@ -40,10 +42,15 @@ class RunWriter:
         self.sampler, self.hook, self.ema = sampler, hook, ema
         self.accelerator = run.accelerator
         self.base_rows: list[list[Image.Image]] | None = None  # the base model's grid (step 0), for before-after.png
+        #: The optimizer's weights to read (``Optimizer.evaluating``), set once the optimizer exists.
+        self.optimizer_weights: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
-    def _saved_weights(self):
-        """The weights a result holds: the EMA's when EMA is on."""
-        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def _saved_weights(self) -> Iterator[None]:
+        """The weights a result holds: the optimizer's to read (schedule-free's average), then the EMA's
+        when EMA is on."""
+        with self.optimizer_weights(), self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+            yield
 
     def checkpoint(self, step: int, training_state: dict[str, Any]) -> Path | None:
         """Write a complete checkpoint for ``step``, apply retention; its path (None off the main process)."""
