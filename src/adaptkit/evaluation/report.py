@@ -116,23 +116,28 @@ def _num(value: float | None) -> str:
 
 
 def loss_curve(metrics_jsonl: Path) -> "Image.Image | None":
-    """The training loss by step from a run's ``metrics.jsonl`` (``None`` when it has no loss rows).
+    """The training loss by step from a run's ``metrics.jsonl``, with the validation loss beside it when
+    the run measured one (``None`` when it has no loss rows).
 
     Rows come from :func:`adaptkit.interop.metadata.read_metrics`, which leaves out a torn last
     line; rows whose step or loss is not a number are left out too.
     """
-    points = [
-        (row["step"], row["loss"])
-        for row in read_metrics(metrics_jsonl)
-        if _is_number(row.get("step")) and _is_number(row.get("loss"))
-    ]
-    if not points:
+    rows = read_metrics(metrics_jsonl)
+    series = {
+        name: [(row["step"], row[key]) for row in rows if _is_number(row.get("step")) and _is_number(row.get(key))]
+        for key, name in (("loss", "training loss"), ("val_loss", "validation loss"))
+    }
+    if not series["training loss"]:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+    for name, points in series.items():
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=name)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
+    if series["validation loss"]:
+        ax.legend()
     ax.grid(alpha=0.3)
     return plot_image(fig)
 

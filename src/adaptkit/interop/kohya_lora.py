@@ -43,14 +43,27 @@ def read_native(adapter_dir: Path) -> tuple[dict[str, dict[str, "torch.Tensor"]]
         configs[part] = flat_configs.get(part, {})
         if not configs[part]:
             raise UserError(f"{weights}: no adapter config for the {part} LoRA in the file's metadata")
-        if configs[part].get("rank_pattern") or configs[part].get("alpha_pattern") or configs[part].get("use_rslora"):
-            raise UserError(f"{weights}: per-module ranks/alphas or rsLoRA cannot be exported to kohya")
     return parts, configs
+
+
+def check_kohya_ready(adapter_dir: Path, configs: dict[str, dict[str, Any]]) -> None:
+    """A one-line UserError for a LoRA the kohya layout cannot hold exactly."""
+    from adaptkit.interop.peft_files import LORA_WEIGHT_NAME
+
+    weights = Path(adapter_dir) / LORA_WEIGHT_NAME
+    for config in configs.values():
+        if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_rslora"):
+            raise UserError(f"{weights}: per-module ranks/alphas or rsLoRA cannot be exported to kohya")
+        if config.get("use_dora"):
+            raise UserError(
+                f"{weights}: a DoRA adapter has no kohya layout here; export with --format diffusers or peft"
+            )
 
 
 def export(info: RunInfo, out: Path) -> Path:
     """Write the run's LoRA as one kohya ``.safetensors`` file at ``out``."""
     parts, configs = read_native(info.adapter_dir)
+    check_kohya_ready(info.adapter_dir, configs)
     alphas = {part: float(config["lora_alpha"]) for part, config in configs.items()}
     denoiser = next((part for part in DENOISER_PARTS if part in configs), None)
     rank = int(configs[denoiser]["r"]) if denoiser else None

@@ -147,9 +147,9 @@ def _training_figures(info: RunInfo, result: dict[str, Any] | None) -> dict[str,
         "mixed precision": train.mixed_precision,
         "seed": train.seed,
     }
-    rows = metric_rows(info.run_dir)
-    if rows:
-        figures["final loss"] = rows[-1].get("loss")
+    losses = [row["loss"] for row in metric_rows(info.run_dir) if "loss" in row]
+    if losses:
+        figures["final loss"] = losses[-1]
     for key in ("wall_time_s", "images_per_s"):
         if result and key in result:
             figures[key.replace("_", " ")] = result[key]

@@ -23,6 +23,7 @@ from adaptkit.recipe.schema import (
     RunSection,
     SampleSection,
     TrainSection,
+    ValidationSection,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Recipe",
     "RunSection",
     "SampleSection",
+    "ValidationSection",
     "TrainSection",
     "format_validation_error",
     "load_recipe",

@@ -224,6 +224,40 @@ class CheckpointSection(Section):
     keep: int = Field(3, ge=1, description="Keep the newest K checkpoints.")
 
 
+class ValidationSection(Section):
+    """The validation loss on held-out images: the same objective at fixed noise levels with fixed noise,
+    so it is comparable across steps and runs."""
+
+    every: int = Field(0, ge=0, description="Compute it every N optimizer steps and at the end; 0 = off.")
+    examples: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="At most this many held-out examples: the dataset's 'eval' split (data.options.eval_fraction).",
+    )
+    noise_levels: list[float] = Field(
+        default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9],
+        min_length=1,
+        description="Where on the noise schedule (0 = clean, 1 = pure noise) the loss is taken, each with its own "
+        "fixed noise; the validation loss is the mean.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the fixed noise.")
+    early_stop_patience: int = Field(
+        0,
+        ge=0,
+        description="Stop training when this many validations in a row have not improved on the best "
+        "(the checkpoint and result are then the stopping step's); 0 = never.",
+    )
+
+    @field_validator("noise_levels")
+    @classmethod
+    def _levels_in_range(cls, value: list[float]) -> list[float]:
+        bad = [level for level in value if not 0.0 <= level <= 1.0]
+        if bad:
+            raise ValueError(f"{bad[0]} is not a noise level (valid: 0.0 to 1.0)")
+        return value
+
+
 class SampleSection(Section):
     """Sample grids during and after training."""
 
@@ -338,6 +372,7 @@ class Recipe(Section):
     ema: EmaSection = Field(default_factory=EmaSection)
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     sample: SampleSection = Field(default_factory=SampleSection)
+    validation: ValidationSection = Field(default_factory=ValidationSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     log: LogSection = Field(default_factory=LogSection)
     plugins: PluginsSection = Field(default_factory=PluginsSection)

@@ -13,7 +13,7 @@ one CPU generator, so a step is reproducible from its seed alone on any device.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,12 +35,20 @@ class FlowMatchingConfig:
     loss_weighting: str = "none"
     #: The family's resolution-dependent shift: μ for a batch of latents, or None (fixed shift).
     shift_mu: "Callable[[torch.Tensor], float | None] | None" = field(default=None, compare=False)
+    #: A fixed position on the scheduler's table in [0, 1) instead of drawn ones (the validation loss).
+    fixed_position: float | None = None
 
     def loss(
         self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict: Predict
     ) -> torch.Tensor:
         """:func:`flow_matching_loss` with this config."""
         return flow_matching_loss(scheduler, latents, conditioning, generator, self, predict)
+
+    def at_noise_level(self, level: float, num_train_timesteps: int) -> "FlowMatchingConfig":
+        """This objective at one σ: ``level`` of the way from clean (0) to pure noise (1) along the table
+        (whose first entry is the noisiest)."""
+        index = round((1.0 - level) * (num_train_timesteps - 1))
+        return replace(self, fixed_position=(index + 0.5) / num_train_timesteps)
 
 
 @dataclass(frozen=True)
@@ -59,14 +67,17 @@ def draw(scheduler, latents: torch.Tensor, generator: torch.Generator, config: F
 
     batch = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
-    u = compute_density_for_timestep_sampling(
-        config.timestep_sampling,
-        batch,
-        logit_mean=config.logit_mean,
-        logit_std=config.logit_std,
-        mode_scale=config.mode_scale,
-        generator=generator,
-    )
+    if config.fixed_position is not None:
+        u = torch.full((batch,), config.fixed_position)
+    else:
+        u = compute_density_for_timestep_sampling(
+            config.timestep_sampling,
+            batch,
+            logit_mean=config.logit_mean,
+            logit_std=config.logit_std,
+            mode_scale=config.mode_scale,
+            generator=generator,
+        )
     steps = scheduler.config.num_train_timesteps
     indices = (u * steps).long().clamp(0, steps - 1)
     timesteps, sigmas = scheduler.timesteps[indices], scheduler.sigmas[indices]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -43,6 +43,11 @@ class ObjectiveConfig:
     ) -> torch.Tensor:
         """:func:`diffusion_loss` with this config (``predict``: the family's denoiser call)."""
         return diffusion_loss(denoiser, scheduler, latents, conditioning, generator, self, predict)
+
+    def at_noise_level(self, level: float, num_train_timesteps: int) -> "ObjectiveConfig":
+        """This objective at one timestep: ``level`` of the way from clean (0) to pure noise (1)."""
+        t = round(level * (num_train_timesteps - 1))
+        return replace(self, min_timestep=t, max_timestep=t + 1)
 
 
 def check_timestep_range(config: ObjectiveConfig, num_train_timesteps: int) -> None:

@@ -46,3 +46,11 @@ def agreed_stop_signal(accelerator: Any, signum: int | None) -> int:
         return signum or 0
     flag = torch.tensor(signum or 0, device=accelerator.device)
     return int(accelerator.reduce(flag, reduction="max").item())
+
+
+def agreed(accelerator: Any, flag: bool) -> bool:
+    """True on every process when ``flag`` is true on any (e.g. the main process's early-stop decision)."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor(int(flag), device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="max").item())

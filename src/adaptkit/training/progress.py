@@ -46,6 +46,11 @@ class TrainingProgress:
     def advance(self, step: int) -> None:
         self._progress.update(self._task, completed=step)
 
+    def note(self, line: str) -> None:
+        """Print one line above the bar (nothing when disabled)."""
+        if self.enabled:
+            self.console.print(line)
+
     def update(self, step: int, logs: dict[str, Any]) -> None:
         stats = f"loss {logs['loss']:.4f}  lr {logs['lr']:.2e}  {logs['images_per_s']:.2f} img/s"
         self._progress.update(self._task, completed=step, stats=stats)

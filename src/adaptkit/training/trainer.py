@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from adaptkit.component import Conditioning
+from adaptkit.data.holdout import EVAL
 from adaptkit.errors import UserError
 from adaptkit.models.family import AUTO
 from adaptkit.models.quantize import check_quantized_method
@@ -31,13 +32,14 @@ from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels
 from adaptkit.training.objective import objective_for
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.placement import WEIGHT_DTYPES, place_modules
-from adaptkit.training.processes import agreed_stop_signal, on_main_process
+from adaptkit.training.processes import agreed, agreed_stop_signal, on_main_process
 from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.run_lock import RunLock
 from adaptkit.training.run_start import claim_run_dir
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
+from adaptkit.training.validation import Validation
 from adaptkit.training.writer import RunWriter
 
 
@@ -128,6 +130,8 @@ class Trainer:
         if self.recipe.data.max_examples:
             examples = limit_examples(examples, self.recipe.data.max_examples)
         self.examples = examples
+        held_out = self.resolved.dataset.load(EVAL) if self.recipe.validation.every else None
+        self.validation = Validation(self.recipe.validation, held_out)
         self.training_data = build_training_data(examples, self.recipe, self.cache_settings)
         self.training_examples = self.training_data.examples
 
@@ -169,6 +173,8 @@ class Trainer:
         self.latent_cache, self.text_cache = fill_caches(
             self.training_data, self.cache_settings, components, self.accelerator, self.recipe
         )
+        if self.validation.enabled and self.accelerator.is_main_process:
+            self.validation.prepare(components, self.recipe.data, self.accelerator.device)
 
     def _setup_optimization(self) -> None:
         """Optimizer, schedule and EMA; then ``accelerator.prepare`` and the batch layout."""
@@ -202,6 +208,7 @@ class Trainer:
             self.accelerator.scaler.load_state_dict(contents.state["scaler"])
         set_rng_state(contents.state.get("rng"))
         self.guard.load_state_dict(contents.state.get("nonfinite") or {})
+        self.validation.early_stop.load_state_dict(contents.state.get("validation"))
         self.start_step = contents.step
         if self.accelerator.is_main_process:
             dropped = self.run.trim_metrics(contents.step)
@@ -220,6 +227,7 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": get_rng_state(),
             "nonfinite": self.guard.state_dict(),
+            "validation": self.validation.early_stop.state_dict(),
         }
 
     def save_checkpoint(self, step: int) -> Path | None:
@@ -245,6 +253,7 @@ class Trainer:
             train.steps, self.start_step, enabled=accelerator.is_main_process, bar=self.show_progress
         )
         self.unet.train()
+        final_step = train.steps
         with progress, graceful_stop() as stop:
             for step in range(self.start_step, train.steps):
                 self._optimizer_step(step, batches)
@@ -255,6 +264,9 @@ class Trainer:
                     last_loss = self._log_step(done, throughput, started, progress)
                 else:
                     progress.advance(done)
+                if self.validation.due(done, train.steps) and self._validate(done, progress) and done < train.steps:
+                    final_step = done  # early stop: finish here
+                    break
                 if recipe.checkpoint.every and done % recipe.checkpoint.every == 0 and done < train.steps:
                     self.save_checkpoint(done)
                 if recipe.sample.every and done % recipe.sample.every == 0 and done < train.steps:
@@ -262,7 +274,21 @@ class Trainer:
                 signum = agreed_stop_signal(self.accelerator, stop.signum)
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
-        return self._finish(last_loss, time.perf_counter() - started)
+        return self._finish(last_loss, time.perf_counter() - started, final_step)
+
+    def _validate(self, done: int, progress: TrainingProgress) -> bool:
+        """Measure and log the validation loss at step ``done`` (main process); whether to stop early
+        (agreed by every process)."""
+        stop = False
+        if self.accelerator.is_main_process:
+            with self.writer.saved_weights(), self.accelerator.autocast():
+                value = self.validation.measure(self.objective, self.components)
+            stop = self.validation.early_stop.record(done, value)
+            self.run.log_metrics({"step": done, "val_loss": value})
+            trackers.log(self.accelerator, {"val_loss": value}, done)
+            why = f"; {self.validation.section.early_stop_patience} without improvement: stopping" if stop else ""
+            progress.note(f"validation loss {value:.4f} at step {done}{why}")
+        return agreed(self.accelerator, stop)
 
     def _log_step(self, done: int, throughput: Throughput, started: float, progress: TrainingProgress) -> float:
         """Log step ``done`` to ``metrics.jsonl``, the trackers and ``on_step_end``; returns its loss."""
@@ -286,12 +312,12 @@ class Trainer:
         progress.update(done, logs)
         return loss
 
-    def _finish(self, last_loss: float, wall: float) -> TrainingResult:
-        """The last checkpoint, the result in ``adapter/``, ``result.json``, the final grids, then ``on_train_end``."""
-        train = self.recipe.train
-        steps_run = train.steps - self.start_step
+    def _finish(self, last_loss: float, wall: float, final_step: int) -> TrainingResult:
+        """The last checkpoint (of ``final_step``: ``train.steps``, or an early stop's), the result in
+        ``adapter/``, ``result.json``, the final grids, then ``on_train_end``."""
+        steps_run = final_step - self.start_step
         result = TrainingResult(
-            steps=train.steps,
+            steps=final_step,
             steps_this_session=steps_run,
             final_loss=last_loss,
             wall_time_s=wall,
@@ -303,10 +329,10 @@ class Trainer:
             nonfinite_steps=self.guard.state_dict()["skipped"],
             main_process=self.accelerator.is_main_process,
         )
-        self.save_checkpoint(train.steps)
+        self.save_checkpoint(final_step)
         self.writer.result()
         if self.recipe.sample.prompts:
-            self.writer.samples(train.steps, before_after=True)
+            self.writer.samples(final_step, before_after=True)
         if self.accelerator.is_main_process:
             result.write(self.run.dir.result)
             self.hook.on_train_end(run=self.run, result=result)

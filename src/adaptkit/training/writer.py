@@ -46,7 +46,7 @@ class RunWriter:
         self.optimizer_weights: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     @contextlib.contextmanager
-    def _saved_weights(self) -> Iterator[None]:
+    def saved_weights(self) -> Iterator[None]:
         """The weights a result holds: the optimizer's to read (schedule-free's average), then the EMA's
         when EMA is on."""
         with self.optimizer_weights(), self.ema.applied() if self.ema is not None else contextlib.nullcontext():
@@ -78,7 +78,7 @@ class RunWriter:
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return
-        with self._saved_weights():
+        with self.saved_weights():
             self.method.save(self.components, self.run.dir.adapter)
         follow_umask(self.run.dir.adapter)
 
@@ -92,7 +92,7 @@ class RunWriter:
         for module in trained:
             module.eval()
         try:
-            with self._saved_weights():
+            with self.saved_weights():
                 rows = generate_grid(pipeline, self.recipe.sample.prompts, self.recipe.sample.seeds, self.settings)
         finally:
             for module in trained:

@@ -47,6 +47,11 @@ class LoraOptions(AdapterOptions):
     init_weights: bool | Literal["gaussian"] = Field(
         True, description="peft init_lora_weights: true (B = 0), 'gaussian', or false (random; for tests)."
     )
+    use_dora: bool = Field(
+        False,
+        description="DoRA (peft use_dora): the weight split into direction (LoRA-updated) and a trained "
+        "magnitude per output; exports to diffusers/peft, not kohya.",
+    )
 
 
 class LoraMethod(PeftMethod):
@@ -70,6 +75,7 @@ class LoraMethod(PeftMethod):
             lora_dropout=self.options.dropout,
             target_modules=targets,
             init_lora_weights=self.options.init_weights,
+            use_dora=self.options.use_dora,
         )
 
     def unet_config(self) -> "LoraConfig":
