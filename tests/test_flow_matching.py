@@ -104,3 +104,6 @@ def test_keys_of_the_other_objective_are_one_line_errors() -> None:
         check_objective_keys(TrainSection(snr_gamma=5.0), FlowFamily())
     with pytest.raises(UserError, match=r"train.loss_weighting = 'cosmap': model family sd1 trains with the DDPM"):
         check_objective_keys(TrainSection(loss_weighting="cosmap"), StableDiffusion1())
+    with pytest.raises(UserError, match=r"train.debiased_estimation = True: model family flowy trains with the flow"):
+        check_objective_keys(TrainSection(debiased_estimation=True), FlowFamily())
+    check_objective_keys(TrainSection(timestep_sampling="logit_normal"), StableDiffusion1())  # both objectives

@@ -63,6 +63,37 @@ def test_v_prediction_target_and_min_snr_weights() -> None:
     assert torch.equal(unet.timesteps, timesteps)
 
 
+def test_debiased_estimation_weights_are_one_over_root_snr_by_hand() -> None:
+    """kohya's debiased estimation: each example's MSE times 1/sqrt(SNR(t)) (SNR capped at 1000)."""
+    latents = torch.randn(4, 4, 8, 8)
+    sched = scheduler()
+    config = ObjectiveConfig(debiased_estimation=True)
+    loss = diffusion_loss(
+        Recorder(), sched, latents, Conditioning(torch.zeros(4, 2, 4)), torch.Generator().manual_seed(5), config
+    )
+    noise, _, _, timesteps = replay(5, latents, config)
+    alphas = sched.alphas_cumprod[timesteps]
+    weights = 1 / torch.sqrt(torch.clamp(alphas / (1 - alphas), max=1000.0))  # SNR = ᾱ / (1 − ᾱ)
+    expected = (noise.pow(2).mean(dim=(1, 2, 3)) * weights).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
+
+
+def test_logit_normal_timesteps_have_the_configured_mean_and_spread_within_the_range() -> None:
+    """u = sigmoid(z), z ~ N(mean, std), mapped onto [min_timestep, max_timestep): logit of the
+    drawn position has that mean and std, and every timestep stays in the range."""
+    from adaptkit.training.objective import draw_timesteps
+
+    config = ObjectiveConfig(timestep_sampling="logit_normal", logit_mean=-0.5, logit_std=0.7, min_timestep=100)
+    timesteps = draw_timesteps(scheduler(), config, 20000, torch.Generator().manual_seed(0))
+    assert timesteps.min() >= 100 and timesteps.max() <= 999
+    positions = (timesteps.double() - 100 + 0.5) / 900
+    logits = torch.log(positions / (1 - positions))
+    assert logits.mean().item() == pytest.approx(-0.5, abs=0.03)
+    assert logits.std().item() == pytest.approx(0.7, abs=0.03)
+    uniform = draw_timesteps(scheduler(), ObjectiveConfig(), 4, torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, 1000, (4,), generator=torch.Generator().manual_seed(3)))
+
+
 def test_noise_offset_and_input_perturbation_change_what_they_should() -> None:
     latents = torch.randn(2, 4, 8, 8)
     sched = scheduler()
@@ -137,3 +168,15 @@ def test_zero_terminal_snr_with_an_epsilon_target_is_one_line(tiny_model_dir) ->
         apply_schedule(TrainSection(zero_terminal_snr=True), components)
     apply_schedule(TrainSection(zero_terminal_snr=True, prediction_type="v_prediction"), components)
     assert components.noise_scheduler.config.rescale_betas_zero_snr
+
+
+def test_the_recipe_sets_the_ddpm_timestep_tools(tiny_model_dir) -> None:
+    from adaptkit.models import load_base_model
+    from adaptkit.recipe import ModelSection, TrainSection
+    from adaptkit.training.objective import objective_for
+
+    components = load_base_model(ModelSection(base=str(tiny_model_dir)))
+    train = TrainSection(timestep_sampling="mode", mode_scale=0.8, debiased_estimation=True, min_timestep=10)
+    objective = objective_for(train, components)
+    assert (objective.timestep_sampling, objective.mode_scale, objective.debiased_estimation) == ("mode", 0.8, True)
+    assert objective.min_timestep == 10

@@ -179,11 +179,17 @@ class TrainSection(Section):
     )
     timestep_sampling: Literal["uniform", "logit_normal", "mode"] = Field(
         "uniform",
-        description="Flow-matching families: how sigma is drawn (diffusers' compute_density_for_timestep_sampling).",
+        description="How timesteps (flow matching: sigmas) are drawn (diffusers' compute_density_for_timestep_sampling); "
+        "DDPM families map the draw onto [min_timestep, max_timestep).",
     )
-    logit_mean: float = Field(0.0, description="Flow matching, timestep_sampling = 'logit_normal': the mean.")
-    logit_std: float = Field(1.0, gt=0, description="Flow matching, timestep_sampling = 'logit_normal': the std.")
-    mode_scale: float = Field(1.29, description="Flow matching, timestep_sampling = 'mode': the scale.")
+    logit_mean: float = Field(0.0, description="timestep_sampling = 'logit_normal': the mean.")
+    logit_std: float = Field(1.0, gt=0, description="timestep_sampling = 'logit_normal': the std.")
+    mode_scale: float = Field(1.29, description="timestep_sampling = 'mode': the scale.")
+    debiased_estimation: bool = Field(
+        False,
+        description="DDPM families: weight each example's loss by 1/sqrt(SNR) (1/(SNR+1) with v-prediction), "
+        "kohya's debiased estimation.",
+    )
     loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
         "none", description="Flow-matching families: loss weighting (diffusers' compute_loss_weighting_for_sd3)."
     )

@@ -28,7 +28,10 @@ class ObjectiveConfig:
     per-channel constant to the noise (helps very dark/bright images). ``input_perturbation``:
     perturbs the noise that is *added* (not the target), as in "Input Perturbation Reduces
     Exposure Bias". ``min_timestep``/``max_timestep``: timesteps are drawn uniformly from
-    ``[min_timestep, max_timestep)`` (None = the scheduler's ``num_train_timesteps``).
+    ``[min_timestep, max_timestep)`` (None = the scheduler's ``num_train_timesteps``), by
+    ``timestep_sampling`` (``uniform``, or ``logit_normal`` / ``mode`` through diffusers'
+    ``compute_density_for_timestep_sampling``, mapped onto that range). ``debiased_estimation``
+    weights each example by 1/√SNR (1/(SNR+1) for v-prediction), as kohya's sd-scripts.
     """
 
     prediction_type: str = "epsilon"
@@ -37,6 +40,11 @@ class ObjectiveConfig:
     input_perturbation: float = 0.0
     min_timestep: int = 0
     max_timestep: int | None = None
+    timestep_sampling: str = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    debiased_estimation: bool = False
 
     def loss(
         self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict=None
@@ -90,8 +98,7 @@ def diffusion_loss(
     if config.noise_offset:
         noise = noise + config.noise_offset * randn(batch, latents.shape[1], 1, 1)
     added_noise = noise + config.input_perturbation * randn(*latents.shape) if config.input_perturbation else noise
-    high = noise_scheduler.config.num_train_timesteps if config.max_timestep is None else config.max_timestep
-    timesteps = torch.randint(config.min_timestep, high, (batch,), generator=generator).to(device)
+    timesteps = draw_timesteps(noise_scheduler, config, batch, generator).to(device)
     noisy_latents = noise_scheduler.add_noise(latents, added_noise, timesteps)
 
     if config.prediction_type == "epsilon":
@@ -105,18 +112,44 @@ def diffusion_loss(
         prediction = predict(noisy_latents, timesteps, conditioning)
     else:
         prediction = conditioning.call_unet(unet, noisy_latents, timesteps)
-    if config.snr_gamma is None:
+    if config.snr_gamma is None and not config.debiased_estimation:
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 
     snr = compute_snr(noise_scheduler, timesteps)
-    clipped = torch.minimum(snr, torch.full_like(snr, config.snr_gamma))
-    weights = clipped / snr if config.prediction_type == "epsilon" else clipped / (snr + 1)
+    v_prediction = config.prediction_type == "v_prediction"
+    weights = torch.ones_like(snr)
+    if config.snr_gamma is not None:
+        clipped = torch.minimum(snr, torch.full_like(snr, config.snr_gamma))
+        weights = weights * (clipped / (snr + 1) if v_prediction else clipped / snr)
+    if config.debiased_estimation:  # kohya's apply_debiased_estimation: SNR capped at 1000 (t = 0 is infinite)
+        capped = torch.minimum(snr, torch.full_like(snr, 1000.0))
+        weights = weights * (1 / (capped + 1) if v_prediction else 1 / torch.sqrt(capped))
     loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
     loss = loss.mean(dim=list(range(1, loss.ndim))) * weights
     return loss.mean()
 
 
-#: ``[train]`` keys that only the DDPM objective reads, and only the flow-matching one.
+def draw_timesteps(noise_scheduler, config: ObjectiveConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` timesteps in ``[min_timestep, max_timestep)``: uniform integers, or positions drawn by
+    ``compute_density_for_timestep_sampling`` (logit-normal, mode) scaled onto the range."""
+    high = noise_scheduler.config.num_train_timesteps if config.max_timestep is None else config.max_timestep
+    if config.timestep_sampling == "uniform":
+        return torch.randint(config.min_timestep, high, (batch,), generator=generator)
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    u = compute_density_for_timestep_sampling(
+        config.timestep_sampling,
+        batch,
+        logit_mean=config.logit_mean,
+        logit_std=config.logit_std,
+        mode_scale=config.mode_scale,
+        generator=generator,
+    )
+    span = high - config.min_timestep
+    return (config.min_timestep + (u * span).long()).clamp(config.min_timestep, high - 1)
+
+
+#: ``[train]`` keys that only the DDPM objective reads, only the flow-matching one, and both.
 DDPM_KEYS = (
     "prediction_type",
     "zero_terminal_snr",
@@ -125,15 +158,17 @@ DDPM_KEYS = (
     "input_perturbation",
     "min_timestep",
     "max_timestep",
+    "debiased_estimation",
 )
-FLOW_KEYS = ("timestep_sampling", "logit_mean", "logit_std", "mode_scale", "loss_weighting")
+FLOW_KEYS = ("loss_weighting",)
+SHARED_KEYS = ("timestep_sampling", "logit_mean", "logit_std", "mode_scale")
 
 
 def check_objective_keys(train: "TrainSection", family: "ModelFamily") -> None:
     """A ``[train]`` key the family's objective does not read, set away from its default, is a one-line
     UserError naming the family."""
     foreign = FLOW_KEYS if family.objective == "ddpm" else DDPM_KEYS
-    own = DDPM_KEYS if family.objective == "ddpm" else FLOW_KEYS
+    own = (DDPM_KEYS if family.objective == "ddpm" else FLOW_KEYS) + SHARED_KEYS
     for key in foreign:
         if getattr(train, key) != type(train).model_fields[key].default:
             kind = "DDPM" if family.objective == "ddpm" else "flow-matching"
@@ -153,7 +188,7 @@ def objective_for(train: "TrainSection", components: "SDComponents") -> "Objecti
 
     check_objective_keys(train, components.family)
     if components.family.objective == "flow":
-        keys = {key: getattr(train, key) for key in FLOW_KEYS}
+        keys = {key: getattr(train, key) for key in FLOW_KEYS + SHARED_KEYS}
         return FlowMatchingConfig(**keys, shift_mu=components.family.shift_mu)
     apply_schedule(train, components)
     objective = ObjectiveConfig(
@@ -163,6 +198,8 @@ def objective_for(train: "TrainSection", components: "SDComponents") -> "Objecti
         input_perturbation=train.input_perturbation,
         min_timestep=train.min_timestep,
         max_timestep=train.max_timestep,
+        debiased_estimation=train.debiased_estimation,
+        **{key: getattr(train, key) for key in SHARED_KEYS},
     )
     check_timestep_range(objective, components.noise_scheduler.config.num_train_timesteps)
     return objective
