@@ -179,8 +179,8 @@ class TrainSection(Section):
     )
     timestep_sampling: Literal["uniform", "logit_normal", "mode"] = Field(
         "uniform",
-        description="How timesteps (flow matching: sigmas) are drawn (diffusers' compute_density_for_timestep_sampling); "
-        "DDPM families map the draw onto [min_timestep, max_timestep).",
+        description="How timesteps (flow matching: sigmas) are drawn (diffusers' "
+        "compute_density_for_timestep_sampling); DDPM families map the draw onto [min_timestep, max_timestep).",
     )
     logit_mean: float = Field(0.0, description="timestep_sampling = 'logit_normal': the mean.")
     logit_std: float = Field(1.0, gt=0, description="timestep_sampling = 'logit_normal': the std.")
