@@ -248,3 +248,30 @@ def test_imagefolder_with_hostile_files(tmp_path: Path) -> None:
     assert len(dataset) == 8 and dataset.skipped == 3
     modes = {dataset[i].image.mode for i in range(len(dataset))}
     assert modes == {"RGB"} and dataset.skipped == 4
+
+
+def test_caption_affixes_reach_training_and_the_text_cache(tmp_path, tiny_model_dir) -> None:
+    """data.caption_prefix / caption_suffix: every caption the run trains on (and caches) carries them,
+    space-joined; an empty caption stays empty; without them the captions are untouched."""
+    from adaptkit.data.run_examples import with_affixes
+    from adaptkit.testing.datasets import write_naruto
+
+    from training_helpers import make_trainer, write_recipe
+
+    assert with_affixes("a ninja", "<tok>", "style") == "<tok> a ninja style"
+    assert with_affixes("", "<tok>", "") == "" and with_affixes("a", "", "") == "a"
+    data = write_naruto(tmp_path / "naruto", rows=4).path
+    path = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        data,
+        data={"caption_prefix": "sks,", "caption_suffix": "in ink"},
+        sample={"prompts": []},
+    )
+    trainer = make_trainer(path)
+    try:
+        captions = [caption for info in trainer.training_data.infos for caption in info.captions]
+        assert captions and all(c.startswith("sks, ") and c.endswith(" in ink") for c in captions)
+        assert all(key.startswith("sks, ") for key in trainer.text_cache.hidden if key)  # cached as trained
+    finally:
+        trainer.cleanup()

@@ -87,10 +87,11 @@ def handle_preview(args: argparse.Namespace) -> int:
     """Load the dataset, print the first rows as a table, write the contact sheet and say where."""
     from adaptkit.data.pipeline import ImagePipeline
     from adaptkit.data.preview import preview
+    from adaptkit.data.run_examples import load_run_examples
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
-    dataset = resolve_dataset(recipe, path, args.overrides).load()
+    dataset = load_run_examples(resolve_dataset(recipe, path, args.overrides), recipe.data)  # as the run sees it
     pipeline = ImagePipeline.from_data_section(recipe.data)
     result = preview(dataset, pipeline, rows=args.rows, seed=recipe.train.seed, thumb=args.thumb)
 

@@ -109,6 +109,10 @@ class DataSection(Section):
     )
     bucket_max_aspect: float = Field(2.0, ge=1.0, le=8.0, description="Largest bucket aspect ratio (long/short side).")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
+    caption_prefix: str = Field(
+        "", description="Put before every caption, space-joined (a trigger word or a textual-inversion token)."
+    )
+    caption_suffix: str = Field("", description="Put after every caption, space-joined.")
     options: dict[str, Any] = Field(default_factory=dict, description="The adapter's own options.")
 
     @field_validator("resolution")

@@ -195,6 +195,14 @@ class MethodContract(ComponentContract):
     steps: ClassVar[int] = 2
     #: Learning rate of that test (large, so a few steps on the tiny model visibly change it).
     learning_rate: ClassVar[float] = 1e-2
+    #: Words the prompts of the training and sampling steps end with (a textual-inversion token).
+    prompt_words: ClassVar[str] = ""
+
+    def prompts(self) -> tuple[str, str]:
+        """``(training prompt, sampling prompt)`` of the tiny steps, with :attr:`prompt_words`."""
+        from adaptkit.testing.tiny_steps import SAMPLE_PROMPT, TRAIN_PROMPT
+
+        return tuple(f"{p} {self.prompt_words}".strip() for p in (TRAIN_PROMPT, SAMPLE_PROMPT))  # type: ignore[return-value]
 
     @pytest.fixture
     def base_components(self, tiny_model_dir: Path) -> "SDComponents":
@@ -218,11 +226,13 @@ class MethodContract(ComponentContract):
         params = method.prepare(base_components)
         before = {k: v.clone() for k, v in method.trainable_state_dict(base_components).items()}
         assert len(before) == len(params)
-        output = unet_output(base_components)
-        train_steps(base_components, params, self.steps, self.learning_rate)
+        train_prompt, sample_prompt = self.prompts()
+        output = unet_output(base_components, sample_prompt)
+        train_steps(base_components, params, self.steps, self.learning_rate, train_prompt)
         after = method.trainable_state_dict(base_components)
         assert any(not torch.equal(before[k], after[k]) for k in before), "no trainable weight changed"
-        assert (unet_output(base_components) - output).abs().max().item() > 1e-6, "the UNet's output did not change"
+        changed = (unet_output(base_components, sample_prompt) - output).abs().max().item()
+        assert changed > 1e-6, "the UNet's output did not change"
 
     def test_contract_trainable_state_round_trip(self, base_components: "SDComponents") -> None:
         import torch
@@ -230,7 +240,7 @@ class MethodContract(ComponentContract):
         method = self.make()
         params = method.prepare(base_components)
         snapshot = {k: v.clone() for k, v in method.trainable_state_dict(base_components).items()}
-        train_steps(base_components, params, 1, self.learning_rate)
+        train_steps(base_components, params, 1, self.learning_rate, self.prompts()[0])
         method.load_trainable_state_dict(base_components, snapshot)
         restored = method.trainable_state_dict(base_components)
         assert all(torch.equal(snapshot[k], restored[k]) for k in snapshot)
@@ -246,15 +256,17 @@ class MethodContract(ComponentContract):
         import numpy as np
 
         method = self.make()
-        train_steps(base_components, method.prepare(base_components), self.steps, self.learning_rate)
-        trained = sample_images(base_components.pipeline(ddim_scheduler(base_components)))
+        train_prompt, sample_prompt = self.prompts()
+        params = method.prepare(base_components)
+        train_steps(base_components, params, self.steps, self.learning_rate, train_prompt)
+        trained = sample_images(base_components.pipeline(ddim_scheduler(base_components)), prompt=sample_prompt)
         method.save(base_components, tmp_path / "adapter")
         assert any((tmp_path / "adapter").rglob("*.safetensors")), "save() must write safetensors"
         assert not any((tmp_path / "adapter").rglob("*.bin")), "save() must not write pickles"
         fresh = load_tiny(tiny_model_dir)
-        base_images = sample_images(fresh.pipeline(ddim_scheduler(fresh)))
+        base_images = sample_images(fresh.pipeline(ddim_scheduler(fresh)), prompt=sample_prompt)
         applied = method.apply(fresh.pipeline(ddim_scheduler(fresh)), tmp_path / "adapter")
-        assert np.abs(sample_images(applied) - trained).max() <= 1e-5, (
+        assert np.abs(sample_images(applied, prompt=sample_prompt) - trained).max() <= 1e-5, (
             "the applied result differs from the trained model"
         )
         assert np.abs(base_images - trained).max() > 1e-4, "training did not change the images"

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
 
 #: What every contract run generates: two prompts x two seeds, 3 steps at 32 px.
@@ -84,25 +86,27 @@ def adapter_tensors(run_dir: Path) -> dict[str, "torch.Tensor"]:
     return {f"{path.name}:{key}": value for path in files for key, value in load_file(str(path)).items()}
 
 
-def generate(pipeline: Any) -> "torch.Tensor":
-    """The contract's fixed-seed images from ``pipeline`` as one (4, 32, 32, 3) tensor."""
+def generate(pipeline: Any, prompts: "Sequence[str]" = PROMPTS) -> "torch.Tensor":
+    """The contract's fixed-seed images from ``pipeline`` as one (4, 32, 32, 3) tensor (``prompts``:
+    four, one per seed of :data:`SEEDS`)."""
     import numpy
     import torch
 
     from adaptkit.sampling.generate import GenerationSettings, generate_images
 
     settings = GenerationSettings(steps=3, guidance=3.0, resolution=32)
-    return torch.from_numpy(numpy.stack(generate_images(pipeline, PROMPTS, SEEDS, settings, "np")))
+    return torch.from_numpy(numpy.stack(generate_images(pipeline, list(prompts), SEEDS, settings, "np")))
 
 
-def adaptkit_images(base: Path, run_dir: Path | None) -> "torch.Tensor":
+def adaptkit_images(base: Path, run_dir: Path | None, prompts: "Sequence[str]" = PROMPTS) -> "torch.Tensor":
     """Images from adaptkit's own sampling pipeline (the run's adapter applied, when given)."""
     from adaptkit.plugins import get_plugin_manager
     from adaptkit.recipe import ModelSection
     from adaptkit.sampling.pipeline import load_pipeline
 
     registries = get_plugin_manager().collect()
-    return generate(load_pipeline(ModelSection(base=str(base)), family_sampler(base), registries, run_dir))
+    pipeline = load_pipeline(ModelSection(base=str(base)), family_sampler(base), registries, run_dir)
+    return generate(pipeline, prompts)
 
 
 def single_file_pipeline(pipeline_class: type, location: Path, config: Path | None, base: Path) -> Any:

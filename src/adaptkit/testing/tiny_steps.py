@@ -42,17 +42,25 @@ def denoiser_inputs(components: "SDComponents", caption: str, batch: int, side: 
     return {**kwargs, "added_cond_kwargs": expand} if expand else kwargs
 
 
-def unet_output(components: "SDComponents") -> "torch.Tensor":
+#: The prompts of the tiny steps (a method that needs its own words in them, e.g. a textual-inversion
+#: token, passes its own).
+SAMPLE_PROMPT = "a cartoon cat"
+TRAIN_PROMPT = "a photo of a dog"
+
+
+def unet_output(components: "SDComponents", prompt: str = SAMPLE_PROMPT) -> "torch.Tensor":
     """The UNet's prediction for fixed latents, timestep and prompt (to see whether weights changed)."""
     import torch
 
     generator = torch.Generator().manual_seed(1)
     latents = torch.randn(1, 4, 8, 8, generator=generator)
     with torch.no_grad():
-        return components.unet(latents, torch.tensor([500]), **denoiser_inputs(components, "a cartoon cat", 1)).sample
+        return components.unet(latents, torch.tensor([500]), **denoiser_inputs(components, prompt, 1)).sample
 
 
-def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], steps: int, lr: float) -> None:
+def train_steps(
+    components: "SDComponents", params: list["torch.nn.Parameter"], steps: int, lr: float, prompt: str = TRAIN_PROMPT
+) -> None:
     """``steps`` Adam steps of a denoising-style loss that reaches the UNet and the text encoder."""
     import torch
 
@@ -62,7 +70,7 @@ def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], 
     for _ in range(steps):
         latents = torch.randn(2, 4, 8, 8, generator=generator)
         target = torch.randn(2, 4, 8, 8, generator=generator)
-        inputs = denoiser_inputs(components, "a photo of a dog", 2)
+        inputs = denoiser_inputs(components, prompt, 2)
         loss = torch.nn.functional.mse_loss(components.unet(latents, torch.tensor([100, 700]), **inputs).sample, target)
         optimizer.zero_grad()
         loss.backward()
@@ -71,11 +79,11 @@ def train_steps(components: "SDComponents", params: list["torch.nn.Parameter"], 
         module.eval()
 
 
-def sample_images(pipeline: Any, scheduler_steps: int = 2) -> Any:
+def sample_images(pipeline: Any, scheduler_steps: int = 2, prompt: str = SAMPLE_PROMPT) -> Any:
     """One fixed-seed image of a fixed prompt, as a numpy array in [0, 1]."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
     return pipeline(
-        "a cartoon cat", num_inference_steps=scheduler_steps, guidance_scale=2.0, generator=generator, output_type="np"
+        prompt, num_inference_steps=scheduler_steps, guidance_scale=2.0, generator=generator, output_type="np"
     ).images

@@ -123,14 +123,12 @@ class Trainer:
         enable_tf32()
 
     def _setup_data(self) -> None:
-        from adaptkit.data.loading import limit_examples
+        from adaptkit.data.run_examples import load_run_examples
         from adaptkit.training.dataprep import build_training_data
 
-        examples = self.resolved.dataset.load("train")
-        if self.recipe.data.max_examples:
-            examples = limit_examples(examples, self.recipe.data.max_examples)
-        self.examples = examples
-        held_out = self.resolved.dataset.load(EVAL) if self.recipe.validation.every else None
+        data = self.recipe.data
+        self.examples = examples = load_run_examples(self.resolved.dataset, data)
+        held_out = load_run_examples(self.resolved.dataset, data, EVAL) if self.recipe.validation.every else None
         self.validation = Validation(self.recipe.validation, held_out)
         self.training_data = build_training_data(examples, self.recipe, self.cache_settings)
         self.training_examples = self.training_data.examples
