@@ -61,23 +61,30 @@ class FlowDraw:
     sigmas: torch.Tensor
 
 
-def draw(scheduler, latents: torch.Tensor, generator: torch.Generator, config: FlowMatchingConfig) -> FlowDraw:
-    """Noise, then σ positions, from ``generator`` (noise first, as the DDPM objective draws)."""
+def draw_positions(config, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` positions in [0, 1) by ``config.timestep_sampling`` (uniform, logit-normal with
+    ``logit_mean``/``logit_std``, mode with ``mode_scale``): diffusers' ``compute_density_for_timestep_sampling``,
+    for either objective's config."""
     from diffusers.training_utils import compute_density_for_timestep_sampling
 
+    return compute_density_for_timestep_sampling(
+        config.timestep_sampling,
+        batch,
+        logit_mean=config.logit_mean,
+        logit_std=config.logit_std,
+        mode_scale=config.mode_scale,
+        generator=generator,
+    )
+
+
+def draw(scheduler, latents: torch.Tensor, generator: torch.Generator, config: FlowMatchingConfig) -> FlowDraw:
+    """Noise, then σ positions, from ``generator`` (noise first, as the DDPM objective draws)."""
     batch = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
     if config.fixed_position is not None:
         u = torch.full((batch,), config.fixed_position)
     else:
-        u = compute_density_for_timestep_sampling(
-            config.timestep_sampling,
-            batch,
-            logit_mean=config.logit_mean,
-            logit_std=config.logit_std,
-            mode_scale=config.mode_scale,
-            generator=generator,
-        )
+        u = draw_positions(config, batch, generator)
     steps = scheduler.config.num_train_timesteps
     indices = (u * steps).long().clamp(0, steps - 1)
     timesteps, sigmas = scheduler.timesteps[indices], scheduler.sigmas[indices]

@@ -135,16 +135,9 @@ def draw_timesteps(noise_scheduler, config: ObjectiveConfig, batch: int, generat
     high = noise_scheduler.config.num_train_timesteps if config.max_timestep is None else config.max_timestep
     if config.timestep_sampling == "uniform":
         return torch.randint(config.min_timestep, high, (batch,), generator=generator)
-    from diffusers.training_utils import compute_density_for_timestep_sampling
+    from adaptkit.training.flow_matching import draw_positions
 
-    u = compute_density_for_timestep_sampling(
-        config.timestep_sampling,
-        batch,
-        logit_mean=config.logit_mean,
-        logit_std=config.logit_std,
-        mode_scale=config.mode_scale,
-        generator=generator,
-    )
+    u = draw_positions(config, batch, generator)
     span = high - config.min_timestep
     return (config.min_timestep + (u * span).long()).clamp(config.min_timestep, high - 1)
 

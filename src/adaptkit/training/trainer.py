@@ -275,17 +275,11 @@ class Trainer:
         return self._finish(last_loss, time.perf_counter() - started, final_step)
 
     def _validate(self, done: int, progress: TrainingProgress) -> bool:
-        """Measure and log the validation loss at step ``done`` (main process); whether to stop early
-        (agreed by every process)."""
+        """The validation at step ``done``; whether to stop early (agreed by every process)."""
         stop = False
         if self.accelerator.is_main_process:
             with self.writer.saved_weights(), self.accelerator.autocast():
-                value = self.validation.measure(self.objective, self.components)
-            stop = self.validation.early_stop.record(done, value)
-            self.run.log_metrics({"step": done, "val_loss": value})
-            trackers.log(self.accelerator, {"val_loss": value}, done)
-            why = f"; {self.validation.section.early_stop_patience} without improvement: stopping" if stop else ""
-            progress.note(f"validation loss {value:.4f} at step {done}{why}")
+                stop = self.validation.record(done, self.objective, self.components, self.run, progress.note)
         return agreed(self.accelerator, stop)
 
     def _log_step(self, done: int, throughput: Throughput, started: float, progress: TrainingProgress) -> float:

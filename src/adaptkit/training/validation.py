@@ -22,6 +22,8 @@ from adaptkit.training.batches import derive_seed, tokenize_all
 from adaptkit.training.cache import latent_scaling, scale_latents
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from adaptkit.component import Conditioning, StyleDataset
     from adaptkit.models import SDComponents
     from adaptkit.recipe import DataSection, ValidationSection
@@ -141,3 +143,18 @@ class Validation:
     def measure(self, objective: Any, components: "SDComponents") -> float:
         """The validation loss of ``components``' current weights."""
         return validation_loss(self.held_out, objective, components, self.section)
+
+    def record(
+        self, step: int, objective: Any, components: "SDComponents", run: Any, say: "Callable[[str], None]"
+    ) -> bool:
+        """Measure at ``step``, log it (``metrics.jsonl`` as ``val_loss``, the trackers, one line to ``say``);
+        whether the early stop says to stop."""
+        from adaptkit.training import trackers
+
+        value = self.measure(objective, components)
+        stop = self.early_stop.record(step, value)
+        run.log_metrics({"step": step, "val_loss": value})
+        trackers.log(run.accelerator, {"val_loss": value}, step)
+        why = f"; {self.section.early_stop_patience} without improvement: stopping" if stop else ""
+        say(f"validation loss {value:.4f} at step {step}{why}")
+        return stop
