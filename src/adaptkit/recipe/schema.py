@@ -113,6 +113,15 @@ class DataSection(Section):
         "", description="Put before every caption, space-joined (a trigger word or a textual-inversion token)."
     )
     caption_suffix: str = Field("", description="Put after every caption, space-joined.")
+    shuffle_tags: bool = Field(
+        False, description="Shuffle a caption's comma-separated tags every step (after the first keep_tokens)."
+    )
+    keep_tokens: int = Field(
+        0, ge=0, description="Tags at the start of a caption that stay in place (and are never dropped)."
+    )
+    tag_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Drop each tag (after the first keep_tokens) with this probability every step."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="The adapter's own options.")
 
     @field_validator("resolution")

@@ -33,6 +33,7 @@ import torch
 
 from adaptkit.component import Conditioning
 from adaptkit.data.pipeline import ImagePipeline
+from adaptkit.data.tags import varies_per_step
 from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
 from adaptkit.run import follow_umask
@@ -62,8 +63,14 @@ def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) ->
             f"data.cache_text = true: method {method!r} trains the text encoder, so its outputs change every "
             "step; set data.cache_text = 'auto' or false"
         )
+    if data.cache_text is True and varies_per_step(data):
+        raise UserError(
+            "data.cache_text = true: data.shuffle_tags / tag_dropout make a new caption every step, which a "
+            "cache cannot hold; set data.cache_text = 'auto' or false"
+        )
     latents = data.center_crop if data.cache_latents == "auto" else bool(data.cache_latents)
-    text = not trains_text_encoder if data.cache_text == "auto" else bool(data.cache_text)
+    fixed_text = not trains_text_encoder and not varies_per_step(data)
+    text = fixed_text if data.cache_text == "auto" else bool(data.cache_text)
     return CacheSettings(latents, text, Path(data.cache_dir).expanduser() if data.cache_dir else None)
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adaptkit.component import StyleDataset
-from adaptkit.data.pipeline import ImagePipeline, choose_caption
+from adaptkit.data.pipeline import ImagePipeline
+from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
@@ -90,7 +91,7 @@ def build_training_data(
     training_examples = TrainingExamples(
         examples,
         pipeline,
-        choose_caption,
+        caption_chooser(data),
         seed=train.seed,
         caption_dropout=train.caption_dropout,
         order=order,
