@@ -1,5 +1,5 @@
-"""``adaptkit data preview RECIPE`` (first rows and a contact sheet) and ``adaptkit data export``
-(the dataset as an imagefolder)."""
+"""``adaptkit data preview RECIPE`` (first rows and a contact sheet), ``adaptkit data export`` (the
+dataset as an imagefolder) and ``adaptkit data dedupe`` (near-duplicate images)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("out", type=Path, metavar="OUT_DIR", help="a new folder to create")
     export.add_argument("--limit", type=_positive, default=None, metavar="N", help="at most N examples")
     export.set_defaults(handler=handle_export)
+    dedupe = commands.add_parser(
+        "dedupe",
+        help="find near-duplicate images (perceptual hash) and list the ones to leave out",
+        description="Hash every image of the recipe's dataset (pHash), group near-duplicates and print the "
+        "groups; --exclude-file writes the keys to drop (all but the first of each group) for "
+        "[data] exclude_keys.",
+    )
+    add_recipe_arguments(dedupe)
+    dedupe.add_argument(
+        "--distance", type=int, default=4, metavar="BITS", help="largest Hamming distance of a pair (default 4 of 64)"
+    )
+    dedupe.add_argument("--exclude-file", type=Path, default=None, metavar="PATH", help="write the keys to drop here")
+    dedupe.set_defaults(handler=handle_dedupe)
     parser.set_defaults(handler=lambda args: _usage(parser))
 
 
@@ -135,4 +148,30 @@ def handle_export(args: argparse.Namespace) -> int:
         soft_wrap=True,
         markup=False,
     )
+    return 0
+
+
+def handle_dedupe(args: argparse.Namespace) -> int:
+    """Print the near-duplicate groups; write the keys to drop when asked."""
+    from adaptkit.data.dedupe import near_duplicate_groups, perceptual_hashes, write_exclude_file
+    from adaptkit.errors import UserError
+
+    if not 0 <= args.distance <= 64:
+        raise UserError(f"--distance {args.distance}: a Hamming distance between 64-bit hashes (valid: 0..64)")
+    path = Path(args.recipe)
+    recipe = load_recipe(path, args.overrides)
+    dataset = resolve_dataset(recipe, path, args.overrides).load()
+    keys, bits = perceptual_hashes(dataset)
+    groups = near_duplicate_groups(keys, bits, args.distance)
+    for number, group in enumerate(groups, 1):
+        console.print(f"group {number}: keep {group.keys[0]}; drop {', '.join(group.dropped)}", markup=False)
+    dropped = sum(len(group.dropped) for group in groups)
+    console.print(f"{len(keys)} images, {len(groups)} near-duplicate groups, {dropped} to drop", markup=False)
+    if args.exclude_file is not None:
+        write_exclude_file(args.exclude_file, groups)
+        console.print(
+            f'wrote {dropped} keys to {args.exclude_file}; use [data] exclude_keys = "{args.exclude_file}"',
+            markup=False,
+            soft_wrap=True,
+        )
     return 0

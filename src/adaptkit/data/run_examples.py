@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import Example, StyleDataset
@@ -41,9 +42,23 @@ class CaptionAffixes(StyleDataset):
         return getattr(self._dataset, name)
 
 
+def without_keys(examples: StyleDataset, exclude_file: str) -> StyleDataset:
+    """``examples`` less those whose key ``exclude_file`` lists (read without decoding images when the
+    dataset can list its keys)."""
+    from adaptkit.data.dedupe import read_exclude_file
+    from adaptkit.data.loading import SubsetDataset
+
+    excluded = read_exclude_file(Path(exclude_file))
+    keys = examples.keys() if hasattr(examples, "keys") else [examples[i].key for i in range(len(examples))]
+    return SubsetDataset(examples, [i for i, key in enumerate(keys) if key not in excluded])
+
+
 def load_run_examples(adapter: "DatasetAdapter", data: "DataSection", split: str = "train") -> StyleDataset:
-    """``adapter``'s ``split``, limited to ``data.max_examples`` (training only), with the caption affixes."""
+    """``adapter``'s ``split`` without the ``data.exclude_keys``, limited to ``data.max_examples``
+    (training only), with the caption affixes."""
     examples = adapter.load(split)
+    if data.exclude_keys:
+        examples = without_keys(examples, data.exclude_keys)
     if split == "train" and data.max_examples:
         examples = limit_examples(examples, data.max_examples)
     if data.caption_prefix or data.caption_suffix:

@@ -109,6 +109,11 @@ class DataSection(Section):
     )
     bucket_max_aspect: float = Field(2.0, ge=1.0, le=8.0, description="Largest bucket aspect ratio (long/short side).")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
+    exclude_keys: str | None = Field(
+        None,
+        description="A file of example keys (one per line) to leave out, e.g. the near-duplicates "
+        "`adaptkit data dedupe --exclude-file` lists.",
+    )
     caption_prefix: str = Field(
         "", description="Put before every caption, space-joined (a trigger word or a textual-inversion token)."
     )
