@@ -158,6 +158,7 @@ CASES = [
     ("eval-set-train-key", lambda w: ["eval", str(w.run), "--set", "train.steps=3"], 2, "only eval.* keys"),
     ("compare-missing-runs", lambda w: ["compare", w("a"), w("b")], 2, "not an adaptkit run directory"),
     ("compare-tolerance-nan", lambda w: ["compare", str(w.run), str(w.run), "--tolerance", "nan"], 2, "--tolerance"),
+    ("caption-missing-folder", lambda w: ["caption", w("no-such-folder")], 2, "no such folder"),
     ("bench-steps-zero", lambda w: ["bench", "--steps", "0"], 2, "--steps = 0 is too small"),
     ("bench-resolution-odd", lambda w: ["bench", "--resolution", "60"], 2, "must be a multiple of 8"),
     ("bench-model-missing", lambda w: ["bench", "--model", w("nope")], 2, "--model: no such folder or file"),
