@@ -19,6 +19,8 @@ from PIL import Image, ImageOps
 
 #: Modes that carry an alpha channel (composited onto white).
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+#: The ``Example.meta`` key holding an image's transparency ("L"), when it has one.
+ALPHA_KEY = "alpha"
 #: 16-bit integer modes (scaled by 1/257 to 8 bits).
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
@@ -132,6 +134,21 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "F":
         return _float_to_l(image).convert("RGB")
     return image.convert("RGB")
+
+
+def alpha_of(image: Image.Image) -> Image.Image | None:
+    """``image``'s transparency as an 8-bit "L" image (255 = opaque), or None when it has none."""
+    if image.mode not in ALPHA_MODES and "transparency" not in image.info:
+        return None
+    with _undecodable():
+        return image.convert("RGBA").getchannel("A")
+
+
+def decode_rgb_and_alpha(data: bytes | str | PathLike[str]) -> tuple[Image.Image, Image.Image | None]:
+    """:func:`decode_rgb`, and the image's transparency (:func:`alpha_of`) for a masked loss."""
+    image = open_image(data)
+    with _undecodable():
+        return to_rgb(image), alpha_of(image)
 
 
 def decode_rgb(data: bytes | str | PathLike[str]) -> Image.Image:

@@ -72,6 +72,8 @@ class PipelineOutput:
     original_size: tuple[int, int]
     crop_top_left: tuple[int, int]
     flipped: bool
+    #: (1, H, W) in ``[0, 1]``: the loss weight of each pixel, when a mask was given.
+    mask: torch.Tensor | None = None
 
     @property
     def geometry(self) -> tuple[int, int, int, int, int, int]:
@@ -172,11 +174,14 @@ class ImagePipeline:
         *,
         size: tuple[int, int] | None = None,
         flip: bool | None = None,
+        mask: Image.Image | None = None,
     ) -> PipelineOutput:
         """Transform one image (any mode; converted to RGB first). ``rng`` drives the crop and the flip.
 
         ``size``: output (width, height) instead of the square (aspect-ratio bucketing);
-        ``flip``: force the mirror choice instead of drawing it (latent caching encodes both).
+        ``flip``: force the mirror choice instead of drawing it (latent caching encodes both);
+        ``mask``: an "L" image of the image's size, given the same resize, flip and crop
+        (:attr:`PipelineOutput.mask`).
         """
         image = to_rgb(image)
         original_size = (image.height, image.width)
@@ -186,8 +191,13 @@ class ImagePipeline:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         top, left = self.crop_box(image.size, rng, size)
         target_w, target_h = self.target(size)
-        image = image.crop((left, top, left + target_w, top + target_h))
-        return PipelineOutput(to_tensor(image), original_size, (top, left), flipped)
+        box = (left, top, left + target_w, top + target_h)
+        mask_values = None
+        if mask is not None:
+            mask = mask.resize(image.size, Image.Resampling.BILINEAR) if mask.size != image.size else mask
+            mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flipped else mask
+            mask_values = torch.from_numpy(np.asarray(mask.crop(box), dtype=np.float32) / 255.0).unsqueeze(0)
+        return PipelineOutput(to_tensor(image.crop(box)), original_size, (top, left), flipped, mask_values)
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

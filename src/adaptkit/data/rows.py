@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.columns import ColumnMap, check_column, is_image_feature
-from adaptkit.data.images import UndecodableImage, check_image, decode_rgb
+from adaptkit.data.images import ALPHA_KEY, UndecodableImage, check_image, decode_rgb_and_alpha
 from adaptkit.data.loading import SourceSpec
 from adaptkit.errors import UserError
 
@@ -165,7 +165,7 @@ class RowsDataset(StyleDataset):
         entry = self._entries[position]
         cell = self._images[entry.row][self._image_column]
         try:
-            image = decode_rgb(image_bytes(cell) or b"")
+            image, alpha = decode_rgb_and_alpha(image_bytes(cell) or b"")
         except DECODE_ERRORS as exc:
             self._bad.add(position)
             self.skipped += 1
@@ -181,6 +181,8 @@ class RowsDataset(StyleDataset):
             )
             return None
         meta = {"row": entry.row, "rows": entry.rows, "original_size": entry.size, "original_mode": entry.mode}
+        if alpha is not None:  # the loss mask of data.masked_loss
+            meta[ALPHA_KEY] = alpha
         return Example(image=image, captions=list(entry.captions), key=entry.key, meta=meta)
 
 

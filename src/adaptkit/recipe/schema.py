@@ -109,6 +109,11 @@ class DataSection(Section):
     )
     bucket_max_aspect: float = Field(2.0, ge=1.0, le=8.0, description="Largest bucket aspect ratio (long/short side).")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
+    masked_loss: bool = Field(
+        False,
+        description="Weight the loss by each image's transparency (alpha channel: transparent = not trained); "
+        "images without one count fully. Kept through cropping, flipping, buckets and the latent cache.",
+    )
     exclude_keys: str | None = Field(
         None,
         description="A file of example keys (one per line) to leave out, e.g. the near-duplicates "

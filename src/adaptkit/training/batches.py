@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from adaptkit.component import Example, StyleDataset
+from adaptkit.data.images import ALPHA_KEY
 from adaptkit.data.pipeline import ImagePipeline
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ class TrainingExamples(Dataset):
         sizes: list[tuple[int, int]] | None = None,
         infos: list[ExampleInfo] | None = None,
         pixels: bool = True,
+        masked: bool = False,
+        mask_cache: "dict[tuple[int, bool], torch.Tensor | None] | None" = None,
     ) -> None:
         if len(examples) == 0:
             raise ValueError("empty dataset")
@@ -156,6 +159,10 @@ class TrainingExamples(Dataset):
         self.sizes = sizes
         self.infos = infos
         self.pixels = pixels
+        self.masked = masked
+        self.mask_cache = mask_cache
+        if masked and not pixels and mask_cache is None:
+            raise ValueError("masked=True with pixels=False needs the mask cache")
 
     def index_of(self, position: int) -> int:
         """The example index at ``position``."""
@@ -171,20 +178,49 @@ class TrainingExamples(Dataset):
         row: dict = {"index": index, "position": position}
         if self.pixels:
             example: Example = self.examples[index]
-            out = self.pipeline(example.image, rng, size=size)
+            alpha = example.meta.get(ALPHA_KEY) if self.masked else None
+            out = self.pipeline(example.image, rng, size=size, mask=alpha)
             row.update(pixel_values=out.pixel_values, flipped=out.flipped, key=example.key, geometry=out.geometry)
+            if self.masked:
+                row["mask"] = latent_mask(out.mask, out.pixel_values.shape[-2:])
             captions = example.captions
         else:
             assert self.infos is not None
             info = self.infos[index]
             geometry = self.pipeline.center_geometry(info.size, size)
             row.update(flipped=self.pipeline.draw_flip(rng), key=info.key, geometry=geometry)
+            if self.masked:
+                assert self.mask_cache is not None
+                cached = self.mask_cache[(index, row["flipped"])]
+                row["mask"] = cached if cached is not None else latent_mask(None, (geometry[4], geometry[5]))
             captions = info.captions
         caption = self.choose_caption(captions, rng)
         if self.caption_dropout and rng.random() < self.caption_dropout:
             caption = ""
         row["caption"] = caption
         return row
+
+
+#: Every supported VAE downsamples by 8: loss masks are kept at that resolution.
+MASK_FACTOR = 8
+
+
+def latent_mask(mask: torch.Tensor | None, pixel_size: Sequence[int]) -> torch.Tensor:
+    """A (1, H, W) pixel mask in [0, 1] averaged over 8x8 cells (all ones when ``mask`` is None)."""
+    height, width = (int(side) // MASK_FACTOR for side in pixel_size)
+    if mask is None:
+        return torch.ones(1, height, width)
+    return torch.nn.functional.adaptive_avg_pool2d(mask, (height, width))
+
+
+def loss_mask(batch: "Batch", latents: torch.Tensor) -> torch.Tensor | None:
+    """The batch's loss masks on ``latents``' device and grid (None without ``data.masked_loss``)."""
+    if batch.masks is None:
+        return None
+    masks = batch.masks.to(latents.device, non_blocking=True)
+    if masks.shape[-2:] != latents.shape[-2:]:  # a VAE that does not downsample by 8
+        masks = torch.nn.functional.interpolate(masks, size=latents.shape[-2:], mode="area")
+    return masks
 
 
 def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
@@ -212,12 +248,15 @@ class Batch:
     flipped: list[bool]
     geometry: torch.Tensor  # (batch, 6): original h, w, crop top, left, target h, w
     pixel_values: torch.Tensor | None = None  # absent when latents come from the cache
+    masks: torch.Tensor | None = None  # (batch, 1, h/8, w/8) loss weights, with data.masked_loss
 
     def pin_memory(self) -> "Batch":
         """Page-locked tensors (the data loader calls this with ``pin_memory=True``)."""
         self.input_ids = tuple(ids.pin_memory() for ids in self.input_ids)
         if self.pixel_values is not None:
             self.pixel_values = self.pixel_values.pin_memory()
+        if self.masks is not None:
+            self.masks = self.masks.pin_memory()
         return self
 
 
@@ -248,6 +287,7 @@ class Collate:
             pixel_values=torch.stack([r["pixel_values"] for r in rows]).contiguous()
             if "pixel_values" in rows[0]
             else None,
+            masks=torch.stack([r["mask"] for r in rows]) if "mask" in rows[0] else None,
         )
 
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adaptkit.component import StyleDataset
 from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
-from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
+from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples, latent_mask
 from adaptkit.training.cache import CacheSettings
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -88,6 +92,10 @@ def build_training_data(
         max_pixels, step = bucket_settings(recipe)
         plan = BucketPlan.for_images([info.size for info in infos], max_pixels, step, data.bucket_max_aspect)
         sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed)
+    masked = data.masked_loss
+    mask_cache = None
+    if masked and settings.latents:  # the cached latents' masks, computed once as the latents are
+        mask_cache = loss_masks(examples, pipeline, sizes if data.bucketing else None)
     training_examples = TrainingExamples(
         examples,
         pipeline,
@@ -98,8 +106,32 @@ def build_training_data(
         sizes=sizes if data.bucketing else None,
         infos=infos,
         pixels=not settings.latents,
+        masked=masked,
+        mask_cache=mask_cache,
     )
     return TrainingData(training_examples, pipeline, infos, sizes)
+
+
+def loss_masks(
+    examples: StyleDataset, pipeline: ImagePipeline, sizes: list[tuple[int, int]] | None
+) -> dict[tuple[int, bool], torch.Tensor | None]:
+    """Each example's loss mask as the cached latents see it (centre crop, each flip, its bucket):
+    ``(index, flipped) -> (1, h/8, w/8)``, or None for an image without transparency."""
+    from adaptkit.data.images import ALPHA_KEY
+
+    masks: dict[tuple[int, bool], torch.Tensor | None] = {}
+    flips = (False, True) if pipeline.random_flip else (False,)
+    for index in range(len(examples)):
+        example = examples[index]
+        alpha = example.meta.get(ALPHA_KEY)
+        for flip in flips:
+            if alpha is None:
+                masks[(index, flip)] = None
+                continue
+            size = sizes[index] if sizes is not None else None
+            out = pipeline(example.image, None, size=size, flip=flip, mask=alpha)
+            masks[(index, flip)] = latent_mask(out.mask, out.pixel_values.shape[-2:])
+    return masks
 
 
 def fill_caches(data: TrainingData, settings: CacheSettings, components, accelerator, recipe: Recipe):

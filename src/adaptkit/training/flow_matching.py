@@ -39,10 +39,17 @@ class FlowMatchingConfig:
     fixed_position: float | None = None
 
     def loss(
-        self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict: Predict
+        self,
+        denoiser,
+        scheduler,
+        latents: torch.Tensor,
+        conditioning: "Conditioning",
+        generator,
+        predict: Predict,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """:func:`flow_matching_loss` with this config."""
-        return flow_matching_loss(scheduler, latents, conditioning, generator, self, predict)
+        return flow_matching_loss(scheduler, latents, conditioning, generator, self, predict, mask)
 
     def at_noise_level(self, level: float, num_train_timesteps: int) -> "FlowMatchingConfig":
         """This objective at one σ: ``level`` of the way from clean (0) to pure noise (1) along the table
@@ -102,8 +109,10 @@ def flow_matching_loss(
     generator: torch.Generator,
     config: FlowMatchingConfig,
     predict: Predict,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The weighted MSE between ``predict(x_σ, timesteps, conditioning)`` and ``noise − latents``."""
+    """The weighted MSE between ``predict(x_σ, timesteps, conditioning)`` and ``noise − latents``
+    (``mask``, (batch, 1, h, w): per-latent-pixel weights too)."""
     from diffusers.training_utils import compute_loss_weighting_for_sd3
 
     device = latents.device
@@ -114,4 +123,6 @@ def flow_matching_loss(
     prediction = predict(noisy, drawn.timesteps.to(device), conditioning)
     weights = compute_loss_weighting_for_sd3(config.loss_weighting, sigmas=sigmas)
     error = weights.float() * (prediction.float() - (noise - latents).float()) ** 2
+    if mask is not None:
+        error = error * mask.float()
     return error.reshape(latents.shape[0], -1).mean(dim=1).mean()

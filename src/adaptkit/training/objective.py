@@ -47,10 +47,18 @@ class ObjectiveConfig:
     debiased_estimation: bool = False
 
     def loss(
-        self, denoiser, scheduler, latents: torch.Tensor, conditioning: "Conditioning", generator, predict=None
+        self,
+        denoiser,
+        scheduler,
+        latents: torch.Tensor,
+        conditioning: "Conditioning",
+        generator,
+        predict=None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """:func:`diffusion_loss` with this config (``predict``: the family's denoiser call)."""
-        return diffusion_loss(denoiser, scheduler, latents, conditioning, generator, self, predict)
+        """:func:`diffusion_loss` with this config (``predict``: the family's denoiser call; ``mask``:
+        per-latent-pixel loss weights)."""
+        return diffusion_loss(denoiser, scheduler, latents, conditioning, generator, self, predict, mask)
 
     def at_noise_level(self, level: float, num_train_timesteps: int) -> "ObjectiveConfig":
         """This objective at one timestep: ``level`` of the way from clean (0) to pure noise (1)."""
@@ -80,10 +88,13 @@ def diffusion_loss(
     generator: torch.Generator,
     config: ObjectiveConfig,
     predict: "Callable[[torch.Tensor, torch.Tensor, Conditioning], torch.Tensor] | None" = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The (optionally min-SNR weighted) MSE between the UNet's prediction and its target.
 
-    ``predict(noisy, timesteps, conditioning)`` calls the denoiser (default: a diffusers UNet's call).
+    ``predict(noisy, timesteps, conditioning)`` calls the denoiser (default: a diffusers UNet's call);
+    ``mask`` (batch, 1, h, w) weights each latent pixel's error (a masked loss, as kohya's: the
+    weighted sum over the batch's elements divided by their count).
 
     All randomness comes from ``generator`` (a CPU generator), so a step is reproducible from
     its seed alone on any device.
@@ -112,9 +123,14 @@ def diffusion_loss(
         prediction = predict(noisy_latents, timesteps, conditioning)
     else:
         prediction = conditioning.call_unet(unet, noisy_latents, timesteps)
-    if config.snr_gamma is None and not config.debiased_estimation:
+    if config.snr_gamma is None and not config.debiased_estimation and mask is None:
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 
+    loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
+    if mask is not None:
+        loss = loss * mask.float()
+    if config.snr_gamma is None and not config.debiased_estimation:
+        return loss.mean()
     snr = compute_snr(noise_scheduler, timesteps)
     v_prediction = config.prediction_type == "v_prediction"
     weights = torch.ones_like(snr)
@@ -124,7 +140,6 @@ def diffusion_loss(
     if config.debiased_estimation:  # kohya's apply_debiased_estimation: SNR capped at 1000 (t = 0 is infinite)
         capped = torch.minimum(snr, torch.full_like(snr, 1000.0))
         weights = weights * (1 / (capped + 1) if v_prediction else 1 / torch.sqrt(capped))
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
     loss = loss.mean(dim=list(range(1, loss.ndim))) * weights
     return loss.mean()
 

@@ -25,7 +25,7 @@ from adaptkit.sampling.pipeline import check_sampler
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
-from adaptkit.training.batches import Batch, Layout, derive_seed, training_loader
+from adaptkit.training.batches import Batch, Layout, derive_seed, loss_mask, training_loader
 from adaptkit.training.cache import latent_scaling, scale_latents
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
@@ -348,8 +348,9 @@ class Trainer:
                 latents = self._encode_images(batch, generator)
                 conditioning = self._encode_text(batch)
                 self.truncated_captions += batch.truncated
+                mask = loss_mask(batch, latents)
                 loss = self.objective.loss(
-                    self.unet, self.components.noise_scheduler, latents, conditioning, generator, self._predict
+                    self.unet, self.components.noise_scheduler, latents, conditioning, generator, self._predict, mask
                 )
                 loss = faults.poison_loss(loss, step)
                 accelerator.backward(loss / train.gradient_accumulation)
