@@ -6,7 +6,7 @@ All problems (unknown component names, bad options) are collected and raised tog
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,8 @@ class ResolvedRecipe:
     method: Method
     sampler: Sampler
     optimizer: Optimizer
+    #: The adapters of ``[[data.sets]]``, in order.
+    extra_datasets: list[DatasetAdapter] = field(default_factory=list)
 
     @property
     def run_name(self) -> str:
@@ -84,6 +86,13 @@ def resolve_recipe(
     dataset = build_component(
         registries.datasets, recipe.data.adapter, recipe.data.options, source, "data.adapter", errors
     )
+    extra = [
+        build_component(
+            registries.datasets, entry.adapter, entry.options, source, f"data.sets.{i}.adapter", errors,
+            f"data.sets.{i}.options",
+        )
+        for i, entry in enumerate(recipe.data.sets)
+    ]  # fmt: skip
     method = build_component(
         registries.methods, recipe.method.name, recipe.method.options, source, "method.name", errors
     )
@@ -113,7 +122,8 @@ def resolve_recipe(
     if errors:
         raise UserError.collect(errors)
     assert dataset is not None and method is not None and sampler is not None and optimizer is not None
-    return ResolvedRecipe(recipe, path, manager, registries, dataset, method, sampler, optimizer)
+    sets = [adapter for adapter in extra if adapter is not None]
+    return ResolvedRecipe(recipe, path, manager, registries, dataset, method, sampler, optimizer, sets)
 
 
 def load_and_resolve(path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:

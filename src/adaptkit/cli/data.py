@@ -79,13 +79,17 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def resolve_dataset(recipe: Recipe, path: Path, overrides: Sequence[str] = ()) -> DatasetAdapter:
-    """Only the recipe's dataset adapter (plugins loaded as for a run); methods and samplers are not built."""
+def resolve_dataset(
+    recipe: Recipe, path: Path, overrides: Sequence[str] = (), data_set: int | None = None
+) -> DatasetAdapter:
+    """Only the recipe's dataset adapter (``[[data.sets]]`` entry ``data_set``'s when given; plugins loaded
+    as for a run); methods and samplers are not built."""
     from adaptkit.data.loading import build_adapter
 
+    entry = recipe.data if data_set is None else recipe.data.sets[data_set]
     return build_adapter(
-        recipe.data.adapter,
-        recipe.data.options,
+        entry.adapter,
+        entry.options,
         modules=recipe.plugins.modules,
         base_dir=path.parent,
         source=RecipeSource(path, overrides),
@@ -100,11 +104,13 @@ def handle_preview(args: argparse.Namespace) -> int:
     """Load the dataset, print the first rows as a table, write the contact sheet and say where."""
     from adaptkit.data.pipeline import ImagePipeline
     from adaptkit.data.preview import preview
-    from adaptkit.data.run_examples import load_run_examples
+    from adaptkit.data.run_examples import load_training_sets
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
-    dataset = load_run_examples(resolve_dataset(recipe, path, args.overrides), recipe.data)  # as the run sees it
+    extra = [resolve_dataset(recipe, path, args.overrides, i) for i in range(len(recipe.data.sets))]
+    sets = load_training_sets(resolve_dataset(recipe, path, args.overrides), recipe.data, extra)
+    dataset = sets.examples  # as the run sees it
     pipeline = ImagePipeline.from_data_section(recipe.data)
     result = preview(dataset, pipeline, rows=args.rows, seed=recipe.train.seed, thumb=args.thumb)
 
@@ -127,6 +133,9 @@ def handle_preview(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result.sheet.save(out, format="PNG")
     skipped = f", {dataset.skipped} rows skipped" if dataset.skipped else ""
+    if len(sets.shares) > 1 or sets.repeats is not None:
+        for line in sets.share_lines():
+            console.print(line, markup=False)
     console.print(
         f"{len(dataset)} examples{skipped}; contact sheet of {len(result.examples)} at "
         f"{pipeline.resolution} px ({result.sheet.width}×{result.sheet.height}) written to {out}",

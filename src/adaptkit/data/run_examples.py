@@ -1,9 +1,13 @@
 """The examples a run trains on (or validates on), as the recipe's ``[data]`` shapes them: at most
 ``max_examples`` of the split, each caption with the recipe's ``caption_prefix`` and ``caption_suffix``
-(trigger words, as kohya's sd-scripts adds them: joined by a space, to non-empty captions)."""
+(trigger words, as kohya's sd-scripts adds them: joined by a space, to non-empty captions), and the
+``[[data.sets]]`` beside them, each with its own rules and ``repeats``, as one dataset
+(:func:`load_training_sets`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,3 +68,65 @@ def load_run_examples(adapter: "DatasetAdapter", data: "DataSection", split: str
     if data.caption_prefix or data.caption_suffix:
         examples = CaptionAffixes(examples, data.caption_prefix, data.caption_suffix)
     return examples
+
+
+class ConcatExamples(StyleDataset):
+    """Several datasets as one: the examples of the first, then the second's, and so on."""
+
+    def __init__(self, parts: Sequence[StyleDataset]) -> None:
+        self.parts = list(parts)
+        self.name = self.parts[0].name
+        self.starts = [0]
+        for part in self.parts:
+            self.starts.append(self.starts[-1] + len(part))
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        """Rows every part skipped."""
+        return sum(getattr(part, "skipped", 0) for part in self.parts)
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, index: int) -> Example:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} examples")
+        part = next(i for i in range(len(self.parts)) if index < self.starts[i + 1])
+        return self.parts[part][index - self.starts[part]]
+
+
+@dataclass
+class TrainingSets:
+    """The examples of every set of a run, concatenated, and how often each appears per epoch."""
+
+    examples: StyleDataset
+    #: Per example, its set's repeats; None when every set has 1 (the plain per-epoch order).
+    repeats: list[int] | None
+    #: ``(adapter name, examples, repeats)`` per set, ``[data]``'s first.
+    shares: list[tuple[str, int, int]]
+
+    def share_lines(self) -> list[str]:
+        """One line per set: its examples x repeats and its share of an epoch."""
+        total = sum(count * repeats for _, count, repeats in self.shares)
+        return [
+            f"set {i} ({name}): {count} examples x {repeats} repeats = {count * repeats} of {total} per epoch "
+            f"({100 * count * repeats / total:.0f}%)"
+            for i, (name, count, repeats) in enumerate(self.shares)
+        ]
+
+
+def load_training_sets(
+    adapter: "DatasetAdapter", data: "DataSection", extra: Sequence["DatasetAdapter"] = ()
+) -> TrainingSets:
+    """``[data]``'s training examples and each ``[[data.sets]]`` entry's (``extra``: their adapters),
+    each by its own rules, as one dataset with per-example repeats."""
+    parts = [load_run_examples(adapter, data)]
+    shares = [(adapter.name, len(parts[0]), data.repeats)]
+    for entry, set_adapter in zip(data.sets, extra, strict=True):
+        rules = {key: getattr(entry, key) for key in ("caption_prefix", "caption_suffix", "max_examples")}
+        parts.append(load_run_examples(set_adapter, data.model_copy(update=rules)))
+        shares.append((set_adapter.name, len(parts[-1]), entry.repeats))
+    if len(parts) == 1 and data.repeats == 1:
+        return TrainingSets(parts[0], None, shares)
+    repeats = [r for part, (_, _, r) in zip(parts, shares, strict=True) for _ in range(len(part))]
+    return TrainingSets(ConcatExamples(parts), None if set(repeats) == {1} else repeats, shares)

@@ -76,6 +76,17 @@ class ModelSection(Section):
     trust_remote_code: bool = Field(False, description="Allow code shipped with a dataset or model to run; unsafe.")
 
 
+class DataSetSection(Section):
+    """One more dataset a run trains on beside ``[data]``'s own (``[[data.sets]]``)."""
+
+    adapter: str = Field(..., description="Dataset adapter name (see `adaptkit plugins`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The adapter's own options.")
+    repeats: int = Field(1, ge=1, le=1000, description="Each of its examples appears this many times per epoch.")
+    caption_prefix: str = Field("", description="Put before each of its captions, space-joined.")
+    caption_suffix: str = Field("", description="Put after each of its captions, space-joined.")
+    max_examples: int | None = Field(None, ge=1, description="Use at most this many of its examples.")
+
+
 class DataSection(Section):
     """The style dataset and the shared image pipeline."""
 
@@ -109,6 +120,15 @@ class DataSection(Section):
     )
     bucket_max_aspect: float = Field(2.0, ge=1.0, le=8.0, description="Largest bucket aspect ratio (long/short side).")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples.")
+    repeats: int = Field(
+        1, ge=1, le=1000, description="Each example of this set appears this many times per epoch (kohya's repeats)."
+    )
+    sets: list[DataSetSection] = Field(
+        default_factory=list,
+        description="More datasets to train on, mixed into one stream by their repeats ([[data.sets]] tables: "
+        "adapter, options, repeats, caption_prefix, caption_suffix, max_examples); the held-out split and "
+        "the evaluation are [data]'s own.",
+    )
     masked_loss: bool = Field(
         False,
         description="Weight the loss by each image's transparency (alpha channel: transparent = not trained); "

@@ -102,10 +102,13 @@ class PositionOrder(Protocol):
 
 
 class EpochOrder:
-    """Maps a position to an example index: a fresh seeded permutation of all examples every epoch."""
+    """Maps a position to an example index: a fresh seeded permutation of all examples every epoch
+    (with ``repeats``, example ``i`` fills ``repeats[i]`` places of each epoch)."""
 
-    def __init__(self, count: int, seed: int) -> None:
-        self.count, self.seed = count, seed
+    def __init__(self, count: int, seed: int, repeats: Sequence[int] | None = None) -> None:
+        self.slots = None if repeats is None else torch.tensor([i for i in range(count) for _ in range(repeats[i])])
+        self.count = count if self.slots is None else len(self.slots)
+        self.seed = seed
         self._cached_epoch: int | None = None
         self._cached_order = torch.empty(0, dtype=torch.long)
 
@@ -115,6 +118,8 @@ class EpochOrder:
         if self._cached_epoch != epoch:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
             self._cached_order = torch.randperm(self.count, generator=generator)
+            if self.slots is not None:
+                self._cached_order = self.slots[self._cached_order]
             self._cached_epoch = epoch
         return int(self._cached_order[offset])
 
@@ -145,6 +150,7 @@ class TrainingExamples(Dataset):
         pixels: bool = True,
         masked: bool = False,
         mask_cache: "dict[tuple[int, bool], torch.Tensor | None] | None" = None,
+        repeats: Sequence[int] | None = None,
     ) -> None:
         if len(examples) == 0:
             raise ValueError("empty dataset")
@@ -155,7 +161,7 @@ class TrainingExamples(Dataset):
         self.choose_caption = choose_caption
         self.seed = seed
         self.caption_dropout = caption_dropout
-        self.order = order or EpochOrder(len(examples), seed)
+        self.order = order or EpochOrder(len(examples), seed, repeats)
         self.sizes = sizes
         self.infos = infos
         self.pixels = pixels

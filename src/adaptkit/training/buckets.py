@@ -75,8 +75,9 @@ class BucketOrder:
     chunk, and hence the bucket, of any position is found without replaying earlier epochs.
     """
 
-    def __init__(self, plan: BucketPlan, batch_size: int, seed: int) -> None:
-        self.groups = plan.groups()
+    def __init__(self, plan: BucketPlan, batch_size: int, seed: int, repeats: Sequence[int] | None = None) -> None:
+        groups = plan.groups()
+        self.groups = groups if repeats is None else [[i for i in g for _ in range(repeats[i])] for g in groups]
         self.batch_size = batch_size
         self.seed = seed
         self.chunks_per_epoch = sum(math.ceil(len(group) / batch_size) for group in self.groups)

@@ -8,7 +8,7 @@ at, and whether images are decoded every step or their latents come from a cache
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,9 +65,14 @@ def batch_larger_than_dataset(batch_size: int, examples: int) -> str | None:
 
 
 def build_training_data(
-    examples: StyleDataset, recipe: Recipe, settings: CacheSettings, log: Callable[[str], None] = main_process_print
+    examples: StyleDataset,
+    recipe: Recipe,
+    settings: CacheSettings,
+    log: Callable[[str], None] = main_process_print,
+    repeats: Sequence[int] | None = None,
 ) -> TrainingData:
-    """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are cached.
+    """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are
+    cached; ``repeats``: how often each example appears per epoch (several sets).
 
     ``log`` hears one line when ``train.batch_size`` exceeds the number of examples (the run
     trains on repeats).
@@ -91,7 +96,7 @@ def build_training_data(
         assert infos is not None
         max_pixels, step = bucket_settings(recipe)
         plan = BucketPlan.for_images([info.size for info in infos], max_pixels, step, data.bucket_max_aspect)
-        sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed)
+        sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed, repeats)
     masked = data.masked_loss
     mask_cache = None
     if masked and settings.latents:  # the cached latents' masks, computed once as the latents are
@@ -108,6 +113,7 @@ def build_training_data(
         pixels=not settings.latents,
         masked=masked,
         mask_cache=mask_cache,
+        repeats=repeats,
     )
     return TrainingData(training_examples, pipeline, infos, sizes)
 

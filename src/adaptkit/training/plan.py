@@ -59,12 +59,12 @@ def describe_base(base: str) -> str:
 
 def plan_run(resolved: ResolvedRecipe) -> RunPlan:
     """Resolve the base and the dataset and count the run (one UserError line for what is missing)."""
-    from adaptkit.data.run_examples import load_run_examples
+    from adaptkit.data.run_examples import load_training_sets
     from adaptkit.training.cache import cache_settings
 
     recipe, train = resolved.recipe, resolved.recipe.train
     base = describe_base(recipe.model.base)
-    examples = load_run_examples(resolved.dataset, recipe.data)
+    examples = load_training_sets(resolved.dataset, recipe.data, resolved.extra_datasets).examples
     per_step = train.batch_size * train.gradient_accumulation
     settings = cache_settings(recipe.data, resolved.method.trains_text_encoder, resolved.method.name)
     cached = [name for name, on in (("latents", settings.latents), ("text embeddings", settings.text)) if on]

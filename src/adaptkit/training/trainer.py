@@ -123,14 +123,15 @@ class Trainer:
         enable_tf32()
 
     def _setup_data(self) -> None:
-        from adaptkit.data.run_examples import load_run_examples
+        from adaptkit.data.run_examples import load_run_examples, load_training_sets
         from adaptkit.training.dataprep import build_training_data
 
         data = self.recipe.data
-        self.examples = examples = load_run_examples(self.resolved.dataset, data)
+        sets = load_training_sets(self.resolved.dataset, data, self.resolved.extra_datasets)
+        self.examples = examples = sets.examples
         held_out = load_run_examples(self.resolved.dataset, data, EVAL) if self.recipe.validation.every else None
         self.validation = Validation(self.recipe.validation, held_out)
-        self.training_data = build_training_data(examples, self.recipe, self.cache_settings)
+        self.training_data = build_training_data(examples, self.recipe, self.cache_settings, repeats=sets.repeats)
         self.training_examples = self.training_data.examples
 
     def _setup_model(self) -> None:
