@@ -144,8 +144,8 @@ def test_identical_images_are_merged(tmp_path: Path) -> None:
 
 def test_images_are_decoded_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    original = rows_module.decode_rgb
-    monkeypatch.setattr(rows_module, "decode_rgb", lambda data: calls.append(1) or original(data))
+    original = rows_module.decode_rgb_and_alpha
+    monkeypatch.setattr(rows_module, "decode_rgb_and_alpha", lambda data: calls.append(1) or original(data))
     dataset = load("pokemon", source=str(write_pokemon(tmp_path / "p", rows=6).path))
     assert len(dataset) == 6 and calls == []
     dataset[4]

@@ -108,8 +108,11 @@ def handle_preview(args: argparse.Namespace) -> int:
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
+    from adaptkit.training.priors import pending_prior_sets
+
     extra = [resolve_dataset(recipe, path, args.overrides, i) for i in range(len(recipe.data.sets))]
-    sets = load_training_sets(resolve_dataset(recipe, path, args.overrides), recipe.data, extra)
+    pending = pending_prior_sets(recipe)  # prior images the run will generate first
+    sets = load_training_sets(resolve_dataset(recipe, path, args.overrides), recipe.data, extra, pending)
     dataset = sets.examples  # as the run sees it
     pipeline = ImagePipeline.from_data_section(recipe.data)
     result = preview(dataset, pipeline, rows=args.rows, seed=recipe.train.seed, thumb=args.thumb)

@@ -104,6 +104,8 @@ class TrainingSets:
     repeats: list[int] | None
     #: ``(adapter name, examples, repeats)`` per set, ``[data]``'s first.
     shares: list[tuple[str, int, int]]
+    #: Per example, its set's ``loss_weight``; None when every set has 1.
+    weights: list[float] | None = None
 
     def share_lines(self) -> list[str]:
         """One line per set: its examples x repeats and its share of an epoch."""
@@ -116,17 +118,31 @@ class TrainingSets:
 
 
 def load_training_sets(
-    adapter: "DatasetAdapter", data: "DataSection", extra: Sequence["DatasetAdapter"] = ()
+    adapter: "DatasetAdapter",
+    data: "DataSection",
+    extra: Sequence["DatasetAdapter"] = (),
+    pending: "set[int] | frozenset[int]" = frozenset(),
 ) -> TrainingSets:
     """``[data]``'s training examples and each ``[[data.sets]]`` entry's (``extra``: their adapters),
-    each by its own rules, as one dataset with per-example repeats."""
+    each by its own rules, as one dataset with per-example repeats and loss weights; the entries in
+    ``pending`` (prior sets whose images are yet to be generated) are left out."""
     parts = [load_run_examples(adapter, data)]
     shares = [(adapter.name, len(parts[0]), data.repeats)]
-    for entry, set_adapter in zip(data.sets, extra, strict=True):
+    set_weights = [1.0]
+    for i, (entry, set_adapter) in enumerate(zip(data.sets, extra, strict=True)):
+        if i in pending:
+            continue
         rules = {key: getattr(entry, key) for key in ("caption_prefix", "caption_suffix", "max_examples")}
         parts.append(load_run_examples(set_adapter, data.model_copy(update=rules)))
         shares.append((set_adapter.name, len(parts[-1]), entry.repeats))
+        set_weights.append(entry.loss_weight)
     if len(parts) == 1 and data.repeats == 1:
         return TrainingSets(parts[0], None, shares)
     repeats = [r for part, (_, _, r) in zip(parts, shares, strict=True) for _ in range(len(part))]
-    return TrainingSets(ConcatExamples(parts), None if set(repeats) == {1} else repeats, shares)
+    weights = [w for part, w in zip(parts, set_weights, strict=True) for _ in range(len(part))]
+    return TrainingSets(
+        ConcatExamples(parts),
+        None if set(repeats) == {1} else repeats,
+        shares,
+        None if set(weights) == {1.0} else weights,
+    )

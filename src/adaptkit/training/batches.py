@@ -151,6 +151,7 @@ class TrainingExamples(Dataset):
         masked: bool = False,
         mask_cache: "dict[tuple[int, bool], torch.Tensor | None] | None" = None,
         repeats: Sequence[int] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if len(examples) == 0:
             raise ValueError("empty dataset")
@@ -167,6 +168,7 @@ class TrainingExamples(Dataset):
         self.pixels = pixels
         self.masked = masked
         self.mask_cache = mask_cache
+        self.weights = weights
         if masked and not pixels and mask_cache is None:
             raise ValueError("masked=True with pixels=False needs the mask cache")
 
@@ -200,6 +202,8 @@ class TrainingExamples(Dataset):
                 cached = self.mask_cache[(index, row["flipped"])]
                 row["mask"] = cached if cached is not None else latent_mask(None, (geometry[4], geometry[5]))
             captions = info.captions
+        if self.weights is not None:
+            row["weight"] = float(self.weights[index])
         caption = self.choose_caption(captions, rng)
         if self.caption_dropout and rng.random() < self.caption_dropout:
             caption = ""
@@ -220,12 +224,18 @@ def latent_mask(mask: torch.Tensor | None, pixel_size: Sequence[int]) -> torch.T
 
 
 def loss_mask(batch: "Batch", latents: torch.Tensor) -> torch.Tensor | None:
-    """The batch's loss masks on ``latents``' device and grid (None without ``data.masked_loss``)."""
-    if batch.masks is None:
+    """The batch's loss weights on ``latents``' device and grid: its masks (``data.masked_loss``) times
+    its examples' set weights; None when it has neither."""
+    if batch.masks is None and batch.weights is None:
         return None
-    masks = batch.masks.to(latents.device, non_blocking=True)
+    if batch.masks is None:
+        masks = torch.ones(latents.shape[0], 1, *latents.shape[-2:], device=latents.device)
+    else:
+        masks = batch.masks.to(latents.device, non_blocking=True)
     if masks.shape[-2:] != latents.shape[-2:]:  # a VAE that does not downsample by 8
         masks = torch.nn.functional.interpolate(masks, size=latents.shape[-2:], mode="area")
+    if batch.weights is not None:
+        masks = masks * batch.weights.to(latents.device).view(-1, 1, 1, 1)
     return masks
 
 
@@ -255,6 +265,7 @@ class Batch:
     geometry: torch.Tensor  # (batch, 6): original h, w, crop top, left, target h, w
     pixel_values: torch.Tensor | None = None  # absent when latents come from the cache
     masks: torch.Tensor | None = None  # (batch, 1, h/8, w/8) loss weights, with data.masked_loss
+    weights: torch.Tensor | None = None  # (batch,) the examples' sets' loss_weight, when one is not 1
 
     def pin_memory(self) -> "Batch":
         """Page-locked tensors (the data loader calls this with ``pin_memory=True``)."""
@@ -263,6 +274,8 @@ class Batch:
             self.pixel_values = self.pixel_values.pin_memory()
         if self.masks is not None:
             self.masks = self.masks.pin_memory()
+        if self.weights is not None:
+            self.weights = self.weights.pin_memory()
         return self
 
 
@@ -294,6 +307,7 @@ class Collate:
             if "pixel_values" in rows[0]
             else None,
             masks=torch.stack([r["mask"] for r in rows]) if "mask" in rows[0] else None,
+            weights=torch.tensor([r["weight"] for r in rows]) if "weight" in rows[0] else None,
         )
 
 

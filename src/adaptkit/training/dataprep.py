@@ -70,6 +70,7 @@ def build_training_data(
     settings: CacheSettings,
     log: Callable[[str], None] = main_process_print,
     repeats: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> TrainingData:
     """The :class:`TrainingExamples` for a run: buckets if asked, no per-step decoding when latents are
     cached; ``repeats``: how often each example appears per epoch (several sets).
@@ -114,6 +115,7 @@ def build_training_data(
         masked=masked,
         mask_cache=mask_cache,
         repeats=repeats,
+        weights=weights,
     )
     return TrainingData(training_examples, pipeline, infos, sizes)
 

@@ -64,7 +64,10 @@ def plan_run(resolved: ResolvedRecipe) -> RunPlan:
 
     recipe, train = resolved.recipe, resolved.recipe.train
     base = describe_base(recipe.model.base)
-    examples = load_training_sets(resolved.dataset, recipe.data, resolved.extra_datasets).examples
+    from adaptkit.training.priors import pending_prior_sets
+
+    pending = pending_prior_sets(recipe)  # generated when the run starts
+    examples = load_training_sets(resolved.dataset, recipe.data, resolved.extra_datasets, pending).examples
     per_step = train.batch_size * train.gradient_accumulation
     settings = cache_settings(recipe.data, resolved.method.trains_text_encoder, resolved.method.name)
     cached = [name for name, on in (("latents", settings.latents), ("text embeddings", settings.text)) if on]

@@ -32,6 +32,7 @@ from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels
 from adaptkit.training.objective import objective_for
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.placement import WEIGHT_DTYPES, place_modules
+from adaptkit.training.priors import make_prior_images, pending_prior_sets
 from adaptkit.training.processes import agreed, agreed_stop_signal, on_main_process
 from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
@@ -127,11 +128,14 @@ class Trainer:
         from adaptkit.training.dataprep import build_training_data
 
         data = self.recipe.data
-        sets = load_training_sets(self.resolved.dataset, data, self.resolved.extra_datasets)
+        pending = pending_prior_sets(self.recipe)  # loaded once the base has generated them
+        sets = load_training_sets(self.resolved.dataset, data, self.resolved.extra_datasets, pending)
         self.examples = examples = sets.examples
         held_out = load_run_examples(self.resolved.dataset, data, EVAL) if self.recipe.validation.every else None
         self.validation = Validation(self.recipe.validation, held_out)
-        self.training_data = build_training_data(examples, self.recipe, self.cache_settings, repeats=sets.repeats)
+        self.training_data = build_training_data(
+            examples, self.recipe, self.cache_settings, repeats=sets.repeats, weights=sets.weights
+        )
         self.training_examples = self.training_data.examples
 
     def _setup_model(self) -> None:
@@ -150,6 +154,10 @@ class Trainer:
         check_sampler(self.resolved.sampler, components.family)  # before training, not at the first grid
         self.objective = objective_for(self.recipe.train, components)
         configure_attention(components.unet, train.attention)
+        if pending_prior_sets(self.recipe):  # by the base, before any adapter: then the data again
+            on_main_process(self.accelerator, lambda: make_prior_images(self.recipe, components, self.resolved.sampler))
+            self.accelerator.wait_for_everyone()
+            self._setup_data()
 
         base_param_ids = {id(p) for m in components.parts().values() for p in m.parameters()}
         torch.manual_seed(derive_seed(train.seed, "init"))
