@@ -13,6 +13,7 @@ import torch
 from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 from PIL import Image
 
+from adaptkit.cli import main
 from adaptkit.component import Conditioning
 from adaptkit.training.flow_matching import FlowMatchingConfig
 from adaptkit.training.objective import ObjectiveConfig
@@ -105,3 +106,23 @@ def test_a_masked_run_trains(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = {"adapter": "imagefolder", "options": {"source": str(folder)}, "masked_loss": True}
     trainer, result = run(write_recipe(tmp_path, tiny_model_dir, None, data=data, sample={"prompts": []}))
     assert result.steps == 4 and np.isfinite(result.final_loss)
+
+
+def test_mask_files_replace_the_transparency(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
+    """data.mask_dir: the mask named like the image (here the opposite of its alpha) is the one used."""
+    folder = write_transparent_folder(tmp_path / "images")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    inverse = np.zeros((48, 64), dtype=np.uint8)
+    inverse[:, :32] = 255
+    Image.fromarray(inverse, "L").save(masks / "half.jpg")
+    common = {"resolution": 32, "cache_latents": True, "mask_dir": str(masks)}
+    by_file = masks_by_step(tmp_path, tiny_model_dir, folder, "files", **common)
+    half = next(mask for (caption, _), mask in by_file.items() if caption == "half")[0, 0]
+    assert half[0] == 1 and half[-1] == 0  # left trained now, right not
+    assert all(torch.equal(m, torch.ones(1, 4, 4)) for (caption, _), m in by_file.items() if caption == "whole")
+    data = {"adapter": "imagefolder", "options": {"source": str(folder)}, "masked_loss": True}
+    recipe = write_recipe(tmp_path, tiny_model_dir, None, name="x", data={**data, "mask_dir": str(tmp_path / "no")})
+    capsys.readouterr()  # what the runs above printed
+    assert main(["run", str(recipe), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: data.mask_dir: {tmp_path / 'no'}: no such folder"

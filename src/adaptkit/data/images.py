@@ -21,6 +21,8 @@ from PIL import Image, ImageOps
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 #: The ``Example.meta`` key holding an image's transparency ("L"), when it has one.
 ALPHA_KEY = "alpha"
+#: The ``Example.meta`` key holding the image's file name, when it came from a file.
+FILE_NAME_KEY = "file_name"
 #: 16-bit integer modes (scaled by 1/257 to 8 bits).
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.columns import ColumnMap, check_column, is_image_feature
-from adaptkit.data.images import ALPHA_KEY, UndecodableImage, check_image, decode_rgb_and_alpha
+from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, UndecodableImage, check_image, decode_rgb_and_alpha
 from adaptkit.data.loading import SourceSpec
 from adaptkit.errors import UserError
 
@@ -183,6 +183,9 @@ class RowsDataset(StyleDataset):
         meta = {"row": entry.row, "rows": entry.rows, "original_size": entry.size, "original_mode": entry.mode}
         if alpha is not None:  # the loss mask of data.masked_loss
             meta[ALPHA_KEY] = alpha
+        path = cell.get("path") if isinstance(cell, dict) else cell if isinstance(cell, str) else None
+        if path:  # the image's file name, for a mask file of the same name (data.mask_dir)
+            meta[FILE_NAME_KEY] = Path(str(path)).name
         return Example(image=image, captions=list(entry.captions), key=entry.key, meta=meta)
 
 

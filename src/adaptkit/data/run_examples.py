@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.loading import limit_examples
+from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
     from adaptkit.component import DatasetAdapter
@@ -24,6 +25,35 @@ def with_affixes(caption: str, prefix: str, suffix: str) -> str:
     if not caption:
         return caption
     return " ".join(part for part in (prefix, caption, suffix) if part)
+
+
+class MaskFiles(StyleDataset):
+    """``dataset`` with each example's loss mask read from ``folder`` (the file with the image's stem),
+    in place of its transparency."""
+
+    def __init__(self, dataset: StyleDataset, folder: Path) -> None:
+        self._dataset, self.folder = dataset, folder
+        self.name = dataset.name
+        self.masks = {p.stem: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getitem__(self, index: int) -> Example:
+        from PIL import Image
+
+        from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, to_rgb
+
+        example = self._dataset[index]
+        path = self.masks.get(Path(str(example.meta.get(FILE_NAME_KEY, ""))).stem)
+        meta = {key: value for key, value in example.meta.items() if key != ALPHA_KEY}
+        if path is not None:
+            with Image.open(path) as mask:
+                meta[ALPHA_KEY] = to_rgb(mask).convert("L").resize(example.image.size)
+        return Example(example.image, example.captions, example.key, meta)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataset, name)
 
 
 class CaptionAffixes(StyleDataset):
@@ -63,6 +93,11 @@ def load_run_examples(adapter: "DatasetAdapter", data: "DataSection", split: str
     examples = adapter.load(split)
     if data.exclude_keys:
         examples = without_keys(examples, data.exclude_keys)
+    if data.masked_loss and data.mask_dir:
+        folder = Path(data.mask_dir).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"data.mask_dir: {folder}: no such folder")
+        examples = MaskFiles(examples, folder)
     if split == "train" and data.max_examples:
         examples = limit_examples(examples, data.max_examples)
     if data.caption_prefix or data.caption_suffix:

@@ -156,6 +156,11 @@ class DataSection(Section):
         description="Weight the loss by each image's transparency (alpha channel: transparent = not trained); "
         "images without one count fully. Kept through cropping, flipping, buckets and the latent cache.",
     )
+    mask_dir: str | None = Field(
+        None,
+        description="With masked_loss: a folder of masks named like the images (any image type, white = trained, "
+        "black = not), used instead of their transparency; an image without one counts fully.",
+    )
     exclude_keys: str | None = Field(
         None,
         description="A file of example keys (one per line) to leave out, e.g. the near-duplicates "
