@@ -45,7 +45,7 @@ def test_time_ids_of_a_bucketed_centre_cropped_image(tmp_path, sdxl_dir, cache_l
         assert (batch.pixel_values is None) == cache_latents
         if not cache_latents:
             assert batch.pixel_values.shape == (1, 3, 48, 80)
-        conditioning = trainer._encode_text(batch)
+        conditioning = trainer.inputs.conditioning(batch)
     finally:
         trainer.cleanup()
     assert conditioning.added["time_ids"].tolist() == [[56.0, 100.0, 0.0, 3.0, 48.0, 80.0]]

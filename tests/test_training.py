@@ -140,8 +140,8 @@ def fixed_loss(trainer, repeats: int = 8) -> float:
     with torch.no_grad():
         for r in range(repeats):
             gen = torch.Generator().manual_seed(derive_seed("eval", r))
-            latents = trainer._encode_images(batch, torch.Generator().manual_seed(0))
-            hidden = trainer._encode_text(batch)
+            latents = trainer.inputs.latents(batch, torch.Generator().manual_seed(0))
+            hidden = trainer.inputs.conditioning(batch)
             total += diffusion_loss(
                 trainer.unet, trainer.components.noise_scheduler, latents, hidden, gen, trainer.objective
             ).item()

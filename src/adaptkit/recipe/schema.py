@@ -170,6 +170,15 @@ class DataSection(Section):
         "", description="Put before every caption, space-joined (a trigger word or a textual-inversion token)."
     )
     caption_suffix: str = Field("", description="Put after every caption, space-joined.")
+    long_captions: Literal["truncate", "chunk"] = Field(
+        "truncate",
+        description="Captions longer than the text encoder's window: 'truncate' (counted and reported), or "
+        "'chunk': encoded in windows of 75 tokens, concatenated (A1111 / sd-scripts' max_token_length; "
+        "CLIP-only families).",
+    )
+    max_caption_tokens: Literal[150, 225] = Field(
+        225, description="long_captions = 'chunk': the tokens kept (2 or 3 windows), as sd-scripts' max_token_length."
+    )
     shuffle_tags: bool = Field(
         False, description="Shuffle a caption's comma-separated tags every step (after the first keep_tokens)."
     )

@@ -246,8 +246,13 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
     ).input_ids
 
 
-def tokenize_all(tokenizers: Sequence, captions: list[str]) -> tuple[torch.Tensor, ...]:
-    """:func:`tokenize` with each text encoder's tokenizer, in order."""
+def tokenize_all(tokenizers: Sequence, captions: list[str], chunks: int = 1) -> tuple[torch.Tensor, ...]:
+    """:func:`tokenize` with each text encoder's tokenizer, in order (in ``chunks`` windows each when
+    more than 1: :mod:`adaptkit.training.long_captions`)."""
+    if chunks > 1:
+        from adaptkit.training.long_captions import tokenize_chunked
+
+        return tuple(tokenize_chunked(tokenizer, captions, chunks) for tokenizer in tokenizers)
     return tuple(tokenize(tokenizer, captions) for tokenizer in tokenizers)
 
 
@@ -286,16 +291,19 @@ class Collate:
     does, and counted in ``truncated`` so the run can say how many lost words.
     """
 
-    def __init__(self, tokenizers: Sequence) -> None:
+    def __init__(self, tokenizers: Sequence, chunks: int = 1) -> None:
         self.tokenizers = tuple(tokenizers)
         self.tokenizer = self.tokenizers[0]
-        self.max_length = self.tokenizer.model_max_length
+        self.chunks = chunks
+        self.max_length = (
+            chunks * (self.tokenizer.model_max_length - 2) + 2 if chunks > 1 else self.tokenizer.model_max_length
+        )
 
     def __call__(self, rows: list[dict]) -> Batch:
         captions = [r["caption"] for r in rows]
         lengths = [len(ids) for ids in self.tokenizer(captions, truncation=False, padding=False).input_ids]
         return Batch(
-            input_ids=tokenize_all(self.tokenizers, captions),
+            input_ids=tokenize_all(self.tokenizers, captions, self.chunks),
             geometry=torch.tensor([r["geometry"] for r in rows], dtype=torch.long),
             captions=captions,
             truncated=sum(length > self.max_length for length in lengths),
@@ -312,7 +320,12 @@ class Collate:
 
 
 def training_loader(
-    examples: TrainingExamples, layout: Layout, start_step: int, train: "TrainSection", tokenizers: Sequence
+    examples: TrainingExamples,
+    layout: Layout,
+    start_step: int,
+    train: "TrainSection",
+    tokenizers: Sequence,
+    chunks: int = 1,
 ) -> "torch.utils.data.DataLoader":
     """The data loader of a run from ``start_step``: positions from :class:`PositionSampler`, batches
     collated (and tokenized for every text encoder) in ``train.num_workers`` workers that ignore
@@ -325,7 +338,7 @@ def training_loader(
         examples,
         batch_size=train.batch_size,
         sampler=PositionSampler(layout, start_step, train.steps),
-        collate_fn=Collate(tokenizers),
+        collate_fn=Collate(tokenizers, chunks),
         num_workers=train.num_workers,
         worker_init_fn=ignore_stop_signals if train.num_workers else None,
         pin_memory=torch.cuda.is_available(),

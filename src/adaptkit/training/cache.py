@@ -350,9 +350,11 @@ def fill_text_cache(
     autocast: Callable[[], object],
     batch_size: int = 32,
     log: Callable[[str], None] = print,
+    chunks: int = 1,
 ) -> TextCache:
     """Encode every distinct caption once with ``encode`` (the family's conditioning of one ids
-    tensor per text encoder), tokenized with ``tokenizers`` as the training batches are."""
+    tensor per text encoder), tokenized with ``tokenizers`` (in ``chunks`` windows) as the training
+    batches are."""
     started = time.perf_counter()
     unique = list(dict.fromkeys(captions))
     hidden: dict[str, torch.Tensor] = {}
@@ -360,7 +362,7 @@ def fill_text_cache(
     for start in range(0, len(unique), batch_size):
         chunk = unique[start : start + batch_size]
         with torch.no_grad(), autocast():
-            output = encode([ids.to(device) for ids in tokenize_all(tokenizers, chunk)])
+            output = encode([ids.to(device) for ids in tokenize_all(tokenizers, chunk, chunks)])
         hidden.update(zip(chunk, output.hidden_states.cpu()))
         extra = {key: value.cpu() for key, value in (output.added or {}).items()}
         added.update({caption: {key: value[i] for key, value in extra.items()} for i, caption in enumerate(chunk)})

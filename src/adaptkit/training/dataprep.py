@@ -19,6 +19,7 @@ from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples, latent_mask
 from adaptkit.training.cache import CacheSettings
+from adaptkit.training.long_captions import caption_chunks, condition_chunked
 
 if TYPE_CHECKING:
     import torch
@@ -178,13 +179,16 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
     if settings.text:
         assert data.infos is not None
         captions = captions_to_cache(data.infos, recipe.train.caption_dropout)
+        chunks = caption_chunks(recipe.data)
+        encoders = list(components.text_encoders().values())
         text = fill_text_cache(
             captions,
             components.tokenizers(),
-            lambda ids: components.family.condition(list(components.text_encoders().values()), ids),
+            lambda ids: condition_chunked(components.family, encoders, ids, chunks),
             device=accelerator.device,
             autocast=accelerator.autocast,
             batch_size=max(batch, 32),
             log=log,
+            chunks=chunks,
         )
     return latents, text

@@ -25,10 +25,11 @@ from adaptkit.sampling.pipeline import check_sampler
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
+from adaptkit.training.batch_inputs import BatchInputs
 from adaptkit.training.batches import Batch, Layout, derive_seed, loss_mask, training_loader
-from adaptkit.training.cache import latent_scaling, scale_latents
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
+from adaptkit.training.long_captions import caption_chunks, check_chunking
 from adaptkit.training.objective import objective_for
 from adaptkit.training.optim import NonFiniteGuard, build_lr_scheduler, build_optimizer, nonfinite_stop
 from adaptkit.training.placement import WEIGHT_DTYPES, place_modules
@@ -152,6 +153,7 @@ class Trainer:
             how = "detected" if self.recipe.model.family == AUTO else "model.family"
             print(f"model family: {components.family.name} ({how})")
         check_sampler(self.resolved.sampler, components.family)  # before training, not at the first grid
+        check_chunking(self.recipe.data, components)
         self.objective = objective_for(self.recipe.train, components)
         configure_attention(components.unet, train.attention)
         if pending_prior_sets(self.recipe):  # by the base, before any adapter: then the data again
@@ -198,6 +200,15 @@ class Trainer:
         self.unet, self.optimizer = prepared[0], prepared[1]
         self.text_encoders = tuple(prepared[2:]) if self.method.trains_text_encoder else tuple(encoders)
         self.guard = NonFiniteGuard(self.optimizer, accelerator.device, accelerator.num_processes)
+        self.inputs = BatchInputs(
+            self.components,
+            self.text_encoders,
+            self.latent_cache,
+            self.text_cache,
+            accelerator.device,
+            self.method.trains_text_encoder,
+            caption_chunks(self.recipe.data),
+        )
         self.layout = Layout(
             train.batch_size, train.gradient_accumulation, accelerator.num_processes, accelerator.process_index
         )
@@ -248,7 +259,14 @@ class Trainer:
         recipe, train = self.recipe, self.recipe.train
         accelerator = self.accelerator
         batches = iter(
-            training_loader(self.training_examples, self.layout, self.start_step, train, self.components.tokenizers())
+            training_loader(
+                self.training_examples,
+                self.layout,
+                self.start_step,
+                train,
+                self.components.tokenizers(),
+                caption_chunks(self.recipe.data),
+            )
         )
         self.hook.on_train_start(run=self.run)
         if self.start_step == 0 and recipe.sample.prompts:
@@ -354,8 +372,8 @@ class Trainer:
             last = micro == train.gradient_accumulation - 1
             sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
             with sync, accelerator.autocast():
-                latents = self._encode_images(batch, generator)
-                conditioning = self._encode_text(batch)
+                latents = self.inputs.latents(batch, generator)
+                conditioning = self.inputs.conditioning(batch)
                 self.truncated_captions += batch.truncated
                 mask = loss_mask(batch, latents)
                 loss = self.objective.loss(
@@ -376,29 +394,6 @@ class Trainer:
 
     def _predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
         return self.components.family.predict(self.unet, noisy, timesteps, conditioning)
-
-    def _encode_images(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        if self.latent_cache is not None:
-            return self.latent_cache.sample(batch.indices, batch.flipped, generator, self.accelerator.device)
-        vae = self.components.vae
-        assert batch.pixel_values is not None, "no latent cache, so the batch carries pixels"
-        with torch.no_grad():
-            pixels = batch.pixel_values.to(self.accelerator.device, dtype=vae.dtype, non_blocking=True)
-            latents = vae.encode(pixels).latent_dist.sample(generator=generator)
-        return scale_latents(latents, latent_scaling(vae))
-
-    def _encode_text(self, batch: Batch) -> Conditioning:
-        """The family's conditioning of the batch: its captions' (cached or encoded) and its images'."""
-        device, family = self.accelerator.device, self.components.family
-        if self.text_cache is not None:
-            conditioning = self.text_cache.lookup(batch.captions, device)
-        else:
-            ids = [i.to(device, non_blocking=True) for i in batch.input_ids]
-            grad = torch.enable_grad() if self.method.trains_text_encoder else torch.no_grad()
-            with grad:
-                conditioning = family.condition(self.text_encoders, ids)
-        geometry = batch.geometry.to(device, non_blocking=True)
-        return conditioning.with_added(family.image_conditioning(geometry, conditioning.hidden_states.dtype))
 
     def cleanup(self) -> None:
         """Close the trackers, forget this run's accelerator settings and release the run folder.

@@ -20,6 +20,7 @@ import torch
 
 from adaptkit.training.batches import derive_seed, tokenize_all
 from adaptkit.training.cache import latent_scaling, scale_latents
+from adaptkit.training.long_captions import caption_chunks, condition_chunked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,8 +56,9 @@ def encode_held_out(
             pixels = out.pixel_values.unsqueeze(0).to(device, dtype=vae.dtype)
             latents = scale_latents(vae.encode(pixels).latent_dist.mode(), scaling)
             caption = example.captions[0] if example.captions else ""
-            ids = [ids.to(device) for ids in tokenize_all(components.tokenizers(), [caption])]
-            conditioning = family.condition(encoders, ids)
+            chunks = caption_chunks(data)
+            ids = [ids.to(device) for ids in tokenize_all(components.tokenizers(), [caption], chunks)]
+            conditioning = condition_chunked(family, encoders, ids, chunks)
             geometry = torch.tensor([out.geometry], dtype=torch.float32, device=device)
             extra = family.image_conditioning(geometry, conditioning.hidden_states.dtype)
             held_out.append(HeldOut(latents, conditioning.with_added(extra)))
