@@ -87,3 +87,37 @@ def test_a_bad_prior_set_is_one_line(tmp_path: Path, tiny_model_dir: Path, entry
     assert main(["validate", str(recipe)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data.sets.0" in err[0] and message in err[0], err
+
+
+def test_the_report_shows_the_prior_images_beside_the_style_set(tmp_path: Path) -> None:
+    from adaptkit.evaluation.sets_report import sets_html
+    from adaptkit.recipe import Recipe
+
+    priors = tmp_path / "priors"
+    priors.mkdir()
+    for i in range(8):
+        pattern_image(i).save(priors / f"prior-{i:05d}.png")
+    recipe = Recipe.model_validate(
+        {
+            "data": {
+                "adapter": "naruto",
+                "repeats": 2,
+                "sets": [
+                    {
+                        "adapter": "imagefolder",
+                        "options": {"source": str(priors)},
+                        "role": "prior",
+                        "class_prompt": CLASS_PROMPT,
+                        "prior_count": 8,
+                        "loss_weight": 0.5,
+                    }
+                ],
+            },
+            "method": {"name": "lora"},
+        }
+    )
+    page = sets_html(recipe)
+    assert "style: naruto" in page and "<i>images from naruto</i>" in page
+    assert "prior: imagefolder — “a ninja”" in page and page.count("<img ") == 6  # the first six thumbnails
+    assert "<td class=num>0.5</td>" in page
+    assert sets_html(Recipe.model_validate({"data": {"adapter": "naruto"}, "method": {"name": "lora"}})) is None

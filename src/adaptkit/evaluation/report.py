@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptkit.evaluation.sets_report import sets_html
 from adaptkit.interop.metadata import read_metrics
-from adaptkit.run import RunDir
+from adaptkit.run import RunDir, read_run_recipe
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -190,6 +191,9 @@ def write_run_report(result: "EvalResult", path: Path) -> Path:
             training_html(result.run_dir) + (img_tag(curve, "loss curve") if curve else "<p>No loss logged.</p>"),
         ),
     ]
+    sets = sets_html(read_run_recipe(result.run_dir)) if RunDir(result.run_dir).recipe.is_file() else None
+    if sets is not None:
+        sections.append(("Training sets", sets))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page(f"adaptkit evaluation: {result.run_dir.name}", sections), encoding="utf-8")
     return path
