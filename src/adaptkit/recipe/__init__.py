@@ -12,6 +12,7 @@ from adaptkit.recipe.loading import format_validation_error, load_recipe, parse_
 from adaptkit.recipe.schema import (
     CheckpointSection,
     DataSection,
+    DataSetSection,
     EmaSection,
     EvalSection,
     LogSection,
@@ -29,6 +30,7 @@ from adaptkit.recipe.schema import (
 __all__ = [
     "CheckpointSection",
     "DataSection",
+    "DataSetSection",
     "EmaSection",
     "EvalSection",
     "LogSection",

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from adaptkit.recipe import Recipe
+from adaptkit.recipe import DataSetSection, Recipe
 
 INTRO = """\
 # Recipe reference
@@ -56,17 +56,28 @@ def recipe_reference() -> str:
         section = field.annotation
         assert isinstance(section, type) and issubclass(section, BaseModel)
         parts.append(f"## `[{name}]`\n\n{(section.__doc__ or '').strip()}\n\n{options_table(section)}\n")
+        if name == "data":
+            doc = (DataSetSection.__doc__ or "").strip()
+            parts.append(f"## `[[data.sets]]`\n\n{doc}\n\n{options_table(DataSetSection)}\n")
     manager = PluginManager()
     manager.load_builtins()
     registries = manager.collect()
     for component_name, entry in registries.base_models:
         models = ", ".join(f"`{component_name}:{m}`" for m in entry.cls().models())
         parts.append(f"### `base_model` `{component_name}`: `[model] base`\n\n{entry.cls.description} ({models})\n")
-    tables = {"datasets": "data", "methods": "method", "samplers": "sample", "metrics": "metric"}
-    for kind, table in tables.items():
+    tables = {
+        "datasets": ("dataset", "data.options"),
+        "methods": ("method", "method.options"),
+        "samplers": ("sampler", "sample.options"),
+        "metrics": ("metric", "eval.METRIC"),
+        "optimizers": ("optimizer", "train.optimizer_options"),
+        "model_families": ("model family", "model.options"),
+    }
+    for kind, (singular, table) in tables.items():
         for component_name, entry in registries.by_kind()[kind]:
             parts.append(
-                f"### `{kind[:-1]}` `{component_name}`: `[{table}.options]`\n\n{entry.cls.description}\n\n"
+                f"### `{singular}` `{component_name}`: `[{table.replace('METRIC', component_name)}]`\n\n"
+                f"{entry.cls.description}\n\n"
                 f"{options_table(entry.cls.Options)}\n"
             )
     return "\n".join(parts)
