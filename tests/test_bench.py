@@ -140,3 +140,29 @@ def test_family_sdxl_benches_the_tiny_sdxl_and_an_unbenchable_family_is_refused(
     assert ran["status"] == "ok" and ran["flops_per_image"] > 0, ran
     assert main(["bench", "--family", "sd2", "--quick"]) == 2
     assert "--family = 'sd2': no random-weight bench model for it (valid: sd1, sdxl)" in capsys.readouterr().err
+
+
+def test_attention_flops_are_counted_on_cpu_as_torchs_sdpa_formulas() -> None:
+    """torch 2.13's counter misses the CPU flash kernel; ours counts it with torch's own SDPA formulas
+    (forward 4·b·h·s_q·s_k·d, backward 2.5x that)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from adaptkit.bench.flops import count_flops
+
+    b, h, s_q, s_k, d = 2, 3, 64, 40, 16
+    q = torch.randn(b, h, s_q, d, requires_grad=True)
+    k = torch.randn(b, h, s_k, d, requires_grad=True)
+    v = torch.randn(b, h, s_k, d, requires_grad=True)
+
+    def step():
+        F.scaled_dot_product_attention(q, k, v).sum().backward()
+
+    _, counted = count_flops(step)
+    forward = 4 * b * h * s_q * s_k * d  # QK^T and attention @ V, 2 FLOPs per multiply-add
+    assert counted == forward + 2 * forward + forward // 2  # backward: 5 matmuls of the same size
+    bare = FlopCounterMode(display=False)
+    with bare:
+        step()
+    assert bare.get_total_flops() < counted  # what torch's own counter gives (0 on the CPU kernel)
