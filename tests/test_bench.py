@@ -166,3 +166,26 @@ def test_attention_flops_are_counted_on_cpu_as_torchs_sdpa_formulas() -> None:
     with bare:
         step()
     assert bare.get_total_flops() < counted  # what torch's own counter gives (0 on the CPU kernel)
+
+
+def test_the_gpu_check_lists_its_commands_on_a_cpu_and_refuses_to_run_there(tmp_path) -> None:
+    import re
+    import subprocess
+    from pathlib import Path
+
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmarks" / "gpu-check.sh"
+    dry = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would write into {tmp_path}" in dry.stdout and not any(tmp_path.iterdir())
+    assert "adaptkit bench --file benchmarks/h100.toml" in dry.stdout and (root / "benchmarks/h100.toml").is_file()
+    for node in re.findall(r"tests/\S+\.py(?:::\w+)?", dry.stdout):  # every test it names exists
+        path, _, name = node.partition("::")
+        assert (root / path).is_file() and (not name or f"def {name}(" in (root / path).read_text()), node
+    if not torch.cuda.is_available():
+        real = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert real.returncode != 0 and real.stderr.strip().endswith(
+            "no CUDA device here (use --dry-run to list the commands)"
+        )
