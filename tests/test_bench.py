@@ -109,6 +109,10 @@ def test_skip_reasons_on_cpu():
     assert skip_reason(BASELINE, "cpu") is None
 
 
+def rows_of(path):
+    return list(csv.DictReader(path.open()))
+
+
 def test_quick_bench_writes_finite_json_and_csv(tmp_path, capsys):
     out_json, out_csv = tmp_path / "bench.json", tmp_path / "bench.csv"
     args = ["bench", "--quick", "--scenarios", f"{BASELINE.name},{SKIPPED}", "--steps", "2", "--warmup", "1"]
@@ -121,6 +125,9 @@ def test_quick_bench_writes_finite_json_and_csv(tmp_path, capsys):
         assert math.isfinite(ran[key]) and ran[key] > 0, key
     assert ran["timed_steps"] == 2 and ran["step_s_p95"] >= ran["step_s_p50"]
     assert 0 < ran["mfu"] <= 1.5
+    assert 0 <= ran["matmul_spread"] < 2 and 0 < ran["time_to_first_step_s"] < 600
+    assert ran["time_to_first_step_s"] > ran["step_s_p50"]  # loading and caching come first
+    assert float(rows_of(out_csv)[0]["time_to_first_step_s"]) == pytest.approx(ran["time_to_first_step_s"])
     assert ran["optimizer_state_bytes"] > 0 and ran["ema_accelerator_bytes"] == 0
     assert skipped["status"] == "skipped" and skipped["reason"] == "xformers needs a CUDA device"
     rows = list(csv.DictReader(out_csv.open()))

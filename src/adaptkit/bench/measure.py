@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,10 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
     recipe = parse_recipe(scenario_recipe(scenario, config, images), str(source))
     trainer = Trainer(resolve_recipe(recipe, source), overwrite=True, show_progress=False)
     counted: dict[str, int] = {}
+    dtype = PRECISION_DTYPES[scenario.precision]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the trainer's (accelerate's)
+    before = matmul_samples(device, dtype, config.matmul_size)
+    started = time.perf_counter()
     try:
         trainer.setup()
         step = trainer._optimizer_step
@@ -116,6 +121,7 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
         device = trainer.accelerator.device
         times = trainer.run.state[TIMES_KEY]
         figures = step_figures(times, config.warmup, trainer.layout.examples_per_step)
+        figures["time_to_first_step_s"] = times[1] - started if len(times) > 1 else None
         figures.update(
             peak_memory_mb=peak_memory_mb(device),
             flops_per_image=counted["flops"] / trainer.layout.examples_per_step,
@@ -125,8 +131,9 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
         )
     finally:
         trainer.cleanup()
-    dtype = PRECISION_DTYPES[scenario.precision]
-    figures["matmul_flops_per_s"] = matmul_flops_per_s(device, dtype, config.matmul_size)
+    rates = before + matmul_samples(device, dtype, config.matmul_size)  # before and after the timed steps
+    figures["matmul_flops_per_s"] = statistics.median(rates)
+    figures["matmul_spread"] = (max(rates) - min(rates)) / figures["matmul_flops_per_s"]
     figures["mfu"] = mfu(figures["flops_per_image"], figures["images_per_s"], figures["matmul_flops_per_s"])
     figures["datasheet_flops_per_s"] = datasheet_flops_per_s(device, scenario.precision)
     figures["mfu_datasheet"] = mfu(
@@ -134,6 +141,11 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
     )
     figures["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({_threads()})"
     return figures
+
+
+def matmul_samples(device: torch.device, dtype: torch.dtype, size: int | None, count: int = 3) -> list[float]:
+    """``count`` measurements of the device's matmul FLOP/s (each the best of 3), now."""
+    return [matmul_flops_per_s(device, dtype, size) for _ in range(count)]
 
 
 def step_figures(times: list[float], warmup: int, images_per_step: int) -> dict[str, float]:

@@ -25,6 +25,8 @@ CSV_FIELDS: tuple[str, ...] = (
     "peak_memory_mb",
     "flops_per_image",
     "matmul_flops_per_s",
+    "matmul_spread",
+    "time_to_first_step_s",
     "mfu",
     "datasheet_flops_per_s",
     "mfu_datasheet",
@@ -67,13 +69,14 @@ def results_table(results: list[dict[str, Any]], title: str) -> Table:
         "peak MiB",
         "GFLOP/img",
         "MFU",
+        "first step s",
         "opt MiB",
         "EMA acc MiB",
     ):
         table.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for r in results:
         if r["status"] != "ok":  # the reason is printed under the table (see skipped_lines)
-            table.add_row(r["scenario"], f"[yellow]{r['status']}[/]", *[""] * 7)
+            table.add_row(r["scenario"], f"[yellow]{r['status']}[/]", *[""] * 8)
             continue
         table.add_row(
             r["scenario"],
@@ -83,7 +86,9 @@ def results_table(results: list[dict[str, Any]], title: str) -> Table:
             f"{r['peak_memory_mb']:.0f}",
             f"{r['flops_per_image'] / 1e9:.4g}",
             _percent(r.get("mfu"))
+            + (f" ±{_percent(r['matmul_spread'] / 2)}" if r.get("matmul_spread") else "")
             + (f" ({_percent(r['mfu_datasheet'])} of datasheet)" if r.get("mfu_datasheet") else ""),
+            f"{r['time_to_first_step_s']:.1f}" if r.get("time_to_first_step_s") is not None else "",
             f"{r['optimizer_state_bytes'] / 2**20:.2f}",
             f"{r['ema_accelerator_bytes'] / 2**20:.2f}",
         )
