@@ -112,8 +112,9 @@ def resolve_recipe(
         errors,
         "train.optimizer_options",
     )
-    if optimizer is not None and optimizer.unavailable():
-        errors.append(f"{source_of(source, 'train.optimizer')}: {optimizer.unavailable()}")
+    missing = optimizer.unavailable() if optimizer is not None else None
+    if missing:
+        errors.append(f"{source_of(source, 'train.optimizer')}: {missing}")
     for name in recipe.eval.metric_names:  # caught here, not when evaluation starts after training
         options = recipe.eval.metric_options(name)
         build_component(registries.metrics, name, options, source, "eval.metrics", errors, f"eval.{name}")

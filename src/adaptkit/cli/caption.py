@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from adaptkit.cli.common import console
+from adaptkit.cli.data import _positive
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,12 +29,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-new-tokens", type=_positive, default=40, metavar="N", help="caption length limit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=handle)
-
-
-def _positive(text: str) -> int:
-    from adaptkit.cli.data import _positive as positive
-
-    return positive(text)
 
 
 def handle(args: argparse.Namespace) -> int:

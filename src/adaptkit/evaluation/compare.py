@@ -134,7 +134,8 @@ def compare_runs(
     fidelity_axes: Axes = FIDELITY_AXES,
 ) -> tuple[Path, list[TradeOff]]:
     """Write the comparison report to ``out``; returns it with the runs' trade-offs."""
-    from adaptkit.evaluation.report import figures_table_html, grid_html, img_tag, page
+    from adaptkit.evaluation.html_images import img_tag
+    from adaptkit.evaluation.report import figures_table_html, grid_html, page
 
     if len(run_dirs) < 2:
         raise UserError("compare: give at least two run directories")

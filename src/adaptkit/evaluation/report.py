@@ -6,7 +6,6 @@ metrics table with confidence intervals); :mod:`adaptkit.evaluation.compare` reu
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptkit.evaluation.html_images import img_tag
 from adaptkit.evaluation.sets_report import sets_html
 from adaptkit.interop.metadata import read_metrics
 from adaptkit.run import RunDir, read_run_recipe
@@ -36,17 +36,6 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.grid img { width: 128px; height: 128px; image-rendering: pixelated; display: block; }
 table.grid th.prompt { font-weight: normal; font-size: 0.8em; max-width: 128px; }
 """
-
-
-def png_data_uri(image: "Image.Image") -> str:
-    """``data:image/png;base64,...`` of a PIL image."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def img_tag(image: "Image.Image", alt: str) -> str:
-    return f'<img src="{png_data_uri(image)}" alt="{html.escape(alt)}">'
 
 
 def plot_image(figure: Any) -> "Image.Image":

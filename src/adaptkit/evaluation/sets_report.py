@@ -8,6 +8,8 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adaptkit.evaluation.html_images import img_tag
+
 if TYPE_CHECKING:
     from adaptkit.recipe import Recipe
 
@@ -37,8 +39,6 @@ def folder_thumbnails(folder: Path, count: int = THUMBS) -> list:
 
 def sets_html(recipe: "Recipe") -> str | None:
     """The section's HTML, or None for a run with one set."""
-    from adaptkit.evaluation.report import img_tag
-
     data = recipe.data
     if not data.sets:
         return None

@@ -63,6 +63,6 @@ def condition_chunked(
 
     if chunks == 1:
         return family.condition(encoders, ids)
-    windows = [[part for part in tensor.chunk(chunks, dim=1)] for tensor in ids]
+    windows = [tensor.chunk(chunks, dim=1) for tensor in ids]
     each = [family.condition(encoders, [w[i] for w in windows]) for i in range(chunks)]
     return Conditioning(torch.cat([c.hidden_states for c in each], dim=1), each[0].added)

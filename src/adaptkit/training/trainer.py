@@ -79,8 +79,15 @@ class Trainer:
         self._setup_data()  # its mistakes (a missing column, no usable row) fail before the model loads
         self._setup_model()
         self._setup_optimization()
-        self.writer = RunWriter(self.run, self.method, self.components, self.resolved.sampler, self.hook, self.ema)
-        self.writer.optimizer_weights = lambda: self.resolved.optimizer.evaluating(self.optimizer, self.trainable)
+        self.writer = RunWriter(
+            self.run,
+            self.method,
+            self.components,
+            self.resolved.sampler,
+            self.hook,
+            self.ema,
+            optimizer_weights=lambda: self.resolved.optimizer.evaluating(self.optimizer, self.trainable),
+        )
         if self.resume is not None:  # found (and checked) by claim_run_dir on the main process, before the caches
             self._restore(self.resume_from or ckpt.resume_path(self.resume, self.run.dir.checkpoints))
 

@@ -37,13 +37,14 @@ class RunWriter:
         sampler: "Sampler",
         hook: Any,
         ema: "EmaWeights | None",
+        optimizer_weights: "Callable[[], contextlib.AbstractContextManager[None]]" = contextlib.nullcontext,
     ) -> None:
         self.run, self.recipe, self.method, self.components = run, run.recipe, method, components
         self.sampler, self.hook, self.ema = sampler, hook, ema
         self.accelerator = run.accelerator
         self.base_rows: list[list[Image.Image]] | None = None  # the base model's grid (step 0), for before-after.png
-        #: The optimizer's weights to read (``Optimizer.evaluating``), set once the optimizer exists.
-        self.optimizer_weights: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+        #: The optimizer's weights to read (``Optimizer.evaluating``).
+        self.optimizer_weights = optimizer_weights
 
     @contextlib.contextmanager
     def saved_weights(self) -> Iterator[None]:
