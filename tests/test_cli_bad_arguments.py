@@ -159,6 +159,13 @@ CASES = [
     ("compare-missing-runs", lambda w: ["compare", w("a"), w("b")], 2, "not an adaptkit run directory"),
     ("compare-tolerance-nan", lambda w: ["compare", str(w.run), str(w.run), "--tolerance", "nan"], 2, "--tolerance"),
     ("caption-missing-folder", lambda w: ["caption", w("no-such-folder")], 2, "no such folder"),
+    ("sweep-missing-space", lambda w: ["sweep", str(w.recipe), "--space", w("no-space.toml")], 2, "no such space file"),
+    (
+        "sweep-workers-zero",
+        lambda w: ["sweep", str(w.recipe), "--space", w("notes.txt"), "--workers", "0"],
+        2,
+        "--workers 0",
+    ),
     ("bench-steps-zero", lambda w: ["bench", "--steps", "0"], 2, "--steps = 0 is too small"),
     ("bench-resolution-odd", lambda w: ["bench", "--resolution", "60"], 2, "must be a multiple of 8"),
     ("bench-model-missing", lambda w: ["bench", "--model", w("nope")], 2, "--model: no such folder or file"),
@@ -177,6 +184,7 @@ USAGE_CASES = [
     ("import-no-base", lambda w: ["import", w("x.safetensors")], "required: --base, --out"),
     ("compare-no-runs", lambda w: ["compare"], "the following arguments are required: RUN_DIR"),
     ("data-preview-rows-zero", lambda w: ["data", "preview", str(w.recipe), "--rows", "0"], "positive integer"),
+    ("sweep-no-space", lambda w: ["sweep", str(w.recipe)], "the following arguments are required: --space"),
     ("bench-batch-not-a-number", lambda w: ["bench", "--batch-size", "x"], "invalid int value: 'x'"),
 ]
 

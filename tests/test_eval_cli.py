@@ -245,6 +245,68 @@ def test_eval_set_changes_how_not_what(runs: dict[str, Path], tmp_path: Path, ca
     assert "--set sample.options.solver_ordr=2: sample.options.solver_ordr: unknown key" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("method", ["lora", "loha"])
+def test_adapter_strength_scales_every_adapter_layer(runs: dict[str, Path], method: str) -> None:
+    """Strength 0 gives the base model's images exactly, 1 the adapter as trained, from any order of calls."""
+    import torch
+
+    from adaptkit.evaluation.runner import Evaluation
+    from adaptkit.sampling.adapter_scale import adapter_layers
+
+    evaluation = Evaluation(runs[method], metrics=["test_style"])
+    adapted = evaluation.adapted_pipeline(None)
+    layers = adapter_layers(adapted)
+    assert layers
+    torch.manual_seed(0)
+    with torch.no_grad():  # make the adapter's effect large, so that strength visibly matters
+        for layer in layers:
+            for name, param in layer.named_parameters():
+                if "lora_B" in name or "hada_w2" in name:
+                    param.normal_(0.0, 0.5)
+    trained = [dict(layer.scaling) for layer in layers]
+    half = evaluation.score(adapted, None, 0.5)
+    assert [dict(layer.scaling) for layer in layers] == [{k: v * 0.5 for k, v in t.items()} for t in trained]
+    zero = evaluation.score(adapted, None, 0.0)
+    one = evaluation.score(adapted, None, 1.0)
+    assert [dict(layer.scaling) for layer in layers] == trained  # back exactly to the trained strength
+    arrays = lambda images: [np.asarray(i) for i in images]  # noqa: E731
+    assert all(np.array_equal(b, a) for b, a in zip(arrays(zero.pairs.base), arrays(zero.pairs.adapted)))
+    assert not all(np.array_equal(b, a) for b, a in zip(arrays(one.pairs.base), arrays(one.pairs.adapted)))
+    assert not all(np.array_equal(h, a) for h, a in zip(arrays(half.pairs.adapted), arrays(one.pairs.adapted)))
+    assert zero.figure("test_style").value == 0.0 and one.settings["adapter_scale"] == 1.0
+
+
+def test_a_model_without_adapter_layers_has_no_strength(runs: dict[str, Path]) -> None:
+    from adaptkit.errors import UserError
+    from adaptkit.evaluation.runner import Evaluation
+    from adaptkit.sampling.adapter_scale import set_adapter_scale
+    from adaptkit.sampling.pipeline import load_pipeline
+
+    evaluation = Evaluation(runs["lora"], metrics=["test_style"])
+    base = load_pipeline(evaluation.recipe.model, evaluation.sampler, evaluation.registries)
+    assert set_adapter_scale(base, 1.0) is base
+    with pytest.raises(UserError, match=r"eval.adapter_scale = 0.5: this model has no adapter layers to scale"):
+        set_adapter_scale(base, 0.5)
+
+
+def test_eval_scores_several_strengths_against_one_set_of_base_images(runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = Path(shutil.copytree(runs["lora"], tmp_path / "lora-run"))
+    scales = ["--set", "eval.adapter_scales=[1.0, 0.0, 0.5]"]
+    assert main(["eval", str(run_dir), "--metric", "test_style", "--metric", "test_fidelity", *scales]) == 0
+    saved = json.loads((run_dir / "eval" / "scales.json").read_text())["scales"]
+    assert [s["scale"] for s in saved] == [0.0, 0.5, 1.0]  # sorted, each once
+    headline = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert saved[2]["figures"] == headline["figures"]  # strength 1 is the headline: the same base images
+    assert all(f["value"] == 0.0 for f in saved[0]["figures"])  # strength 0 is the base model
+    assert (run_dir / "eval" / "scales.png").is_file()
+    assert "Adapter strength" in (run_dir / "eval" / "report.html").read_text()
+    assert main(["eval", str(run_dir), "--metric", "test_style"]) == 0  # no strengths: no stale plot
+    assert not (run_dir / "eval" / "scales.json").exists() and not (run_dir / "eval" / "scales.png").exists()
+    assert "Adapter strength" not in (run_dir / "eval" / "report.html").read_text()
+
+
 def test_compare_two_runs(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "compare.html"
     assert main(["compare", str(runs["lora"]), str(runs["loha"]), "--out", str(out), *AXES]) == 0

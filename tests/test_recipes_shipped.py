@@ -8,7 +8,9 @@ import pytest
 
 from adaptkit.resolve import load_and_resolve
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
+#: Sweep space files (``*-space.toml``) sit beside the recipes they search; tests/test_sweep.py checks them.
+RECIPES = sorted(p for p in (Path(__file__).parent.parent / "recipes").glob("*.toml") if not p.stem.endswith("-space"))
+SPACES = sorted((Path(__file__).parent.parent / "recipes").glob("*-space.toml"))
 
 
 def test_recipes_exist() -> None:
@@ -81,6 +83,17 @@ def test_the_checkout_recipes_folder_is_the_packaged_one() -> None:
 
     assert [r.path.name for r in shipped_recipes()] == [p.name for p in RECIPES]
     assert all(r.path.resolve() == p.resolve() for r, p in zip(shipped_recipes(), RECIPES))
+
+
+def test_space_files_ship_and_are_found_by_name(tmp_path, monkeypatch) -> None:
+    from adaptkit.recipe.shipped import SHIPPED_DIR, locate_space
+
+    assert SPACES and all(p.resolve().parent == SHIPPED_DIR for p in SPACES)
+    monkeypatch.chdir(tmp_path)
+    assert locate_space("demo-space") == SHIPPED_DIR / "demo-space.toml"
+    (tmp_path / "demo-space").write_text("")  # a file of that name wins
+    assert locate_space("demo-space") == Path("demo-space")
+    assert locate_space("no-such-space") == Path("no-such-space")
 
 
 def test_a_shipped_recipe_runs_by_name_from_any_folder(tmp_path, monkeypatch, capsys) -> None:

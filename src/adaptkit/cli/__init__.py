@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "import",
     "eval",
     "compare",
+    "sweep",
     "bench",
 )
 

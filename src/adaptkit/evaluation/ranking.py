@@ -6,6 +6,7 @@ fidelity, the one with the highest style gain; when none stays within, the one t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ DEFAULT_TOLERANCE = 0.05
 
 @dataclass(frozen=True)
 class TradeOff:
-    """One model's position: style gain (adapted − base) and fidelity loss (base − adapted)."""
+    """One model's position: style gain (adapted − base) and fidelity loss (base − adapted), each with
+    its 95% interval."""
 
     label: str
     style_gain: float
@@ -31,6 +33,8 @@ class TradeOff:
     base_fidelity: float
     style_figure: str
     fidelity_figure: str
+    style_gain_ci: tuple[float, float] = (math.nan, math.nan)
+    fidelity_loss_ci: tuple[float, float] = (math.nan, math.nan)
 
     def within(self, tolerance: float) -> bool:
         """Whether the fidelity loss is at most ``tolerance`` × the base model's fidelity."""
@@ -66,7 +70,24 @@ def trade_off(
     f_base, f_adapted = _sides(fidelity)
     gain = (s_adapted - s_base) if style.higher_is_better else (s_base - s_adapted)
     loss = (f_base - f_adapted) if fidelity.higher_is_better else (f_adapted - f_base)
-    return TradeOff(label, gain, loss, f_base, f"{style.metric}/{style.name}", f"{fidelity.metric}/{fidelity.name}")
+    return TradeOff(
+        label,
+        gain,
+        loss,
+        f_base,
+        f"{style.metric}/{style.name}",
+        f"{fidelity.metric}/{fidelity.name}",
+        _oriented_ci(style, better=True),
+        _oriented_ci(fidelity, better=False),
+    )
+
+
+def _oriented_ci(f: Figure, better: bool) -> tuple[float, float]:
+    """The interval of a figure's change (adapted − base), turned into a gain (``better``: up is better)
+    or a loss (up is worse)."""
+    if f.higher_is_better == better:
+        return f.ci_low, f.ci_high
+    return -f.ci_high, -f.ci_low
 
 
 def rule_text(tolerance: float) -> str:

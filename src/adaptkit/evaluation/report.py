@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.evaluation.html_images import img_tag
+from adaptkit.evaluation.scales import SCALES_PNG
 from adaptkit.evaluation.sets_report import sets_html
 from adaptkit.interop.metadata import read_metrics
 from adaptkit.run import RunDir, read_run_recipe
@@ -183,6 +184,14 @@ def write_run_report(result: "EvalResult", path: Path) -> Path:
     sets = sets_html(read_run_recipe(result.run_dir)) if RunDir(result.run_dir).recipe.is_file() else None
     if sets is not None:
         sections.append(("Training sets", sets))
+    strengths = path.parent / SCALES_PNG
+    if strengths.is_file():
+        from PIL import Image
+
+        with Image.open(strengths) as plot:
+            sections.append(
+                ("Adapter strength (the same base images)", img_tag(plot.convert("RGB"), "adapter strength"))
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page(f"adaptkit evaluation: {result.run_dir.name}", sections), encoding="utf-8")
     return path

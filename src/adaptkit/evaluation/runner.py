@@ -180,10 +180,16 @@ class Evaluation:
         return checkpoint_pipeline(self, checkpoint)
 
     def evaluate(self, checkpoint: Path | None = None) -> EvalResult:
-        """Generate the adapted images and run every metric on the pairs."""
-        pairs = EvalPairs(
-            self.prompts, self.sets, self.seeds, self.base_images, self._generate(self.adapted_pipeline(checkpoint))
-        )
+        """Generate the adapted images (at ``eval.adapter_scale``) and run every metric on the pairs."""
+        return self.score(self.adapted_pipeline(checkpoint), checkpoint, self.recipe.eval.adapter_scale)
+
+    def score(self, adapted: Any, checkpoint: Path | None, scale: float) -> EvalResult:
+        """The figures of ``adapted`` (built by :meth:`adapted_pipeline` from ``checkpoint``) with its
+        adapter at strength ``scale``."""
+        from adaptkit.sampling.adapter_scale import set_adapter_scale
+
+        set_adapter_scale(adapted, scale)
+        pairs = EvalPairs(self.prompts, self.sets, self.seeds, self.base_images, self._generate(adapted))
         figures: list[Figure] = []
         unavailable: dict[str, str] = {}
         for name, metric in self.metrics.items():
@@ -201,6 +207,7 @@ class Evaluation:
             **comparable_settings(sample.sampler, sample.options, self.settings),
             "images": len(pairs),
             "weights": "ema" if self.recipe.ema.enabled else "trained",
+            "adapter_scale": scale,
             "overrides": self.overrides,
         }
         return EvalResult(self.run_dir, checkpoint.name if checkpoint else FINAL, figures, unavailable, pairs, settings)
@@ -267,12 +274,17 @@ def evaluate_checkpoints(
     """Evaluate several adapted models of one run against one set of base images: ``None`` is the
     run's result (written to ``eval/``), a path a checkpoint (``eval/checkpoints/step-NNNNNN/``).
     ``overrides`` (``eval.*`` / ``sample.*`` keys) change how the run is evaluated, not what it trained."""
+    from adaptkit.evaluation.scales import evaluate_scales
+
     evaluation = Evaluation(Path(run_dir), metrics, overrides)
+    files = RunDir(Path(run_dir))
     results = []
     for checkpoint in checkpoints:
-        result = evaluation.evaluate(checkpoint)
-        files = RunDir(Path(run_dir))
-        write_result(result, files.eval if checkpoint is None else files.checkpoint_eval(checkpoint.name))
+        adapted = evaluation.adapted_pipeline(checkpoint)
+        out_dir = files.eval if checkpoint is None else files.checkpoint_eval(checkpoint.name)
+        evaluate_scales(evaluation, adapted, checkpoint, out_dir)  # before the headline, whose report plots them
+        result = evaluation.score(adapted, checkpoint, evaluation.recipe.eval.adapter_scale)
+        write_result(result, out_dir)
         print_summary(result)
         results.append(result)
     return results

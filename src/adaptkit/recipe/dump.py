@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 
-def _value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One TOML value (scalar, array or inline table)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -14,9 +15,9 @@ def _value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -28,7 +29,7 @@ def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
     """Render nested dicts as TOML tables; ``None`` values are left out."""
     scalars = [(k, v) for k, v in data.items() if v is not None and not isinstance(v, dict)]
     tables = [(k, v) for k, v in data.items() if isinstance(v, dict)]
-    lines = [f"{_key(k)} = {_value(v)}" for k, v in scalars]
+    lines = [f"{_key(k)} = {toml_value(v)}" for k, v in scalars]
     out = "\n".join(lines)
     for key, table in tables:
         name = f"{prefix}{_key(key)}"

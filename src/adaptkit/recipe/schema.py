@@ -254,6 +254,27 @@ class EvalSection(Section):
     prompts: int = Field(24, ge=1, le=10_000, description="Prompts per set (spread over the set).")
     seeds_per_prompt: int = Field(1, ge=1, le=64, description="Seeds per prompt (0, 1, ...; embedded: held-out).")
     batch_size: int = Field(16, ge=1, le=1024, description="Images generated per pipeline call.")
+    adapter_scale: float = Field(
+        1.0,
+        ge=0.0,
+        le=4.0,
+        description="Strength the adapter is evaluated at (1.0 = as trained; LoRA, DoRA, LoHa, LoKr), "
+        "without retraining.",
+    )
+    adapter_scales: list[float] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Also score the adapter at these strengths against the same base images "
+        "(eval/scales.json, plotted in the report), e.g. [0.25, 0.5, 0.75, 1.0, 1.25, 1.5].",
+    )
+
+    @field_validator("adapter_scales")
+    @classmethod
+    def _scales_in_range(cls, value: list[float]) -> list[float]:
+        bad = [scale for scale in value if not 0.0 <= scale <= 4.0]
+        if bad:
+            raise ValueError(f"{bad[0]} is not an adapter strength (valid: 0.0 to 4.0)")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _extra_keys_are_metric_tables(self) -> "EvalSection":
