@@ -150,6 +150,13 @@ def test_shipped_space_files_fit_their_recipes(space: Path) -> None:
     assert resolved.recipe.validation.every > 0
 
 
+def test_the_space_file_reference_is_current() -> None:
+    from adaptkit.sweep.docs import sweep_reference
+
+    reference = Path(__file__).parent.parent / "docs" / "sweep.md"
+    assert reference.read_text() == sweep_reference(), "run: python -m adaptkit.sweep.docs > docs/sweep.md"
+
+
 def test_dimensions_suggest_and_contain_their_values() -> None:
     import optuna
 

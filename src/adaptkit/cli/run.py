@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 
 from rich.table import Table
 
@@ -40,9 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> str:
-    """The command that continues this run where it stopped."""
-    sets = "".join(f" --set {shlex.quote(o)}" for o in args.overrides)
-    return f"adaptkit run {shlex.quote(args.recipe)}{sets} --resume"
+    """The command that continues this run where it stopped: the launcher's own (torchrun, accelerate
+    launch) when one started it, else ``adaptkit run``."""
+    from adaptkit.training.launcher import current_launch
+
+    alone = ["adaptkit", "run", args.recipe, *(word for o in args.overrides for word in ("--set", o))]
+    return current_launch().resume_command(alone)
 
 
 def handle(args: argparse.Namespace) -> int:

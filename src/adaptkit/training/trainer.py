@@ -7,7 +7,6 @@ checkpoints and samples); components come from plugins through the resolved reci
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -95,6 +94,7 @@ class Trainer:
         from accelerate import Accelerator
 
         from adaptkit.training.cache import cache_settings
+        from adaptkit.training.launcher import current_launch
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -104,12 +104,19 @@ class Trainer:
         # group there (MULTI_CPU); without it every process trains alone and all of them write.
         # mixed_precision=None (not set in the recipe) lets accelerate read the user's
         # `accelerate config` / `accelerate launch --mixed_precision` (ACCELERATE_MIXED_PRECISION).
+        # Accumulation goes through accelerate (``accelerator.accumulate``) on every backend, so DDP skips
+        # the all-reduce of all but the last micro-batch and DeepSpeed steps its engine once per step.
         self.accelerator = Accelerator(
             mixed_precision=train.mixed_precision,
             cpu=not torch.cuda.is_available(),
+            gradient_accumulation_steps=train.gradient_accumulation,
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
+        if self.accelerator.is_main_process:
+            acc = self.accelerator
+            how = acc.device.type if acc.num_processes == 1 else f"{acc.distributed_type.value}, {acc.state.backend}"
+            print(f"launch: {current_launch().describe()} ({how})")
         if train.mixed_precision is None:  # the resolved recipe records what ran
             train = train.model_copy(update={"mixed_precision": self.accelerator.mixed_precision})
             self.recipe = self.run.recipe = self.recipe.model_copy(update={"train": train})
@@ -376,9 +383,7 @@ class Trainer:
             seed = derive_seed(train.seed, "step", step, micro, accelerator.process_index)
             torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
             generator = torch.Generator().manual_seed(seed)
-            last = micro == train.gradient_accumulation - 1
-            sync = contextlib.nullcontext() if last else accelerator.no_sync(self.unet)
-            with sync, accelerator.autocast():
+            with accelerator.accumulate(*self._trained_models()), accelerator.autocast():
                 latents = self.inputs.latents(batch, generator)
                 conditioning = self.inputs.conditioning(batch)
                 self.truncated_captions += batch.truncated
@@ -387,7 +392,7 @@ class Trainer:
                     self.unet, self.components.noise_scheduler, latents, conditioning, generator, self._predict, mask
                 )
                 loss = faults.poison_loss(loss, step)
-                accelerator.backward(loss / train.gradient_accumulation)
+                accelerator.backward(loss)  # divided by gradient_accumulation there
             total += loss.detach() / train.gradient_accumulation
         if train.max_grad_norm is not None:
             accelerator.clip_grad_norm_(self.trainable, train.max_grad_norm)
@@ -398,6 +403,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.step(skipped)
         return total
+
+    def _trained_models(self) -> tuple[torch.nn.Module, ...]:
+        """The prepared modules whose gradients accumulate (the denoiser, and the text encoders it trains)."""
+        return (self.unet, *(self.text_encoders if self.method.trains_text_encoder else ()))
 
     def _predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
         return self.components.family.predict(self.unet, noisy, timesteps, conditioning)
