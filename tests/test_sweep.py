@@ -186,6 +186,57 @@ def test_pareto_front_and_the_chosen_trial() -> None:
     assert best([p.trade_off for p in trials], 0.05).label == "b"  # a gains more but loses 10% > 5%
 
 
+def _sweep_on(folder: Path):
+    from adaptkit.sweep.folder import SweepDir
+    from adaptkit.sweep.space import SweepSpec
+    from adaptkit.sweep.study import Sweep, open_study
+
+    spec = SweepSpec.model_validate({"space": {"train.learning_rate": {"low": 1e-4, "high": 1e-2}}})
+    sweep = Sweep("tiny.toml", spec, SweepDir(folder), SweepDir(folder).storage_url, "s")
+    folder.mkdir(parents=True, exist_ok=True)
+    return sweep, open_study(sweep)
+
+
+def test_a_trial_whose_worker_died_is_failed_and_queued_again_with_its_folder(tmp_path: Path) -> None:
+    from adaptkit.sweep.folder import TrialLock
+    from adaptkit.sweep.study import fail_abandoned
+
+    sweep, study = _sweep_on(tmp_path / "sweep")
+    alive, dead = study.ask(), study.ask()
+    for trial, name in ((alive, "trial-000"), (dead, "trial-001")):
+        trial.suggest_float("train.learning_rate", 1e-4, 1e-2)
+        trial.set_user_attr("folder", name)
+    starting = study.ask()  # no folder yet: left to Optuna's heartbeat
+    with TrialLock(sweep.folder.lock("trial-000")) as lock:
+        assert lock.acquire()
+        assert fail_abandoned(study, sweep) == [dead.number]
+        assert fail_abandoned(study, sweep) == []  # once
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {alive.number: "RUNNING", dead.number: "FAIL", starting.number: "RUNNING", 3: "WAITING"}
+    retry = study.get_trials()[3]
+    assert retry.user_attrs["folder"] == "trial-001" and retry.params == study.get_trials()[dead.number].params
+
+
+def test_a_trial_stopped_by_ctrl_c_is_queued_again_once(tmp_path: Path) -> None:
+    import optuna
+
+    from adaptkit.sweep.study import requeue_interrupted
+
+    _, study = _sweep_on(tmp_path / "sweep")
+    distributions = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2)}
+    stopped = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        params={"train.learning_rate": 1e-3},
+        distributions=distributions,
+        user_attrs={"folder": "trial-000", "interrupted": True},
+    )
+    study.add_trial(stopped)
+    assert requeue_interrupted(study) == [0]
+    assert requeue_interrupted(study) == []  # already queued
+    waiting = study.get_trials()[1]
+    assert waiting.state.name == "WAITING" and waiting.user_attrs["folder"] == "trial-000"
+
+
 # --------------------------------------------------------------------------- real sweeps
 
 

@@ -36,5 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from adaptkit.sweep.workers import run_sweep
 
-    run_sweep(args.recipe, args.space, args.name, args.storage, args.workers, say=lambda line: print(line, flush=True))
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        run_sweep(args.recipe, args.space, args.name, args.storage, args.workers, say=say)
+    except KeyboardInterrupt:
+        say("sweep stopped; run the same command to continue (the stopped trial resumes from its checkpoint)")
+        return 130
     return 0

@@ -27,12 +27,12 @@ def sweep_reference() -> str:
     for table, model in (("[sweep]", SweepSection), ("[sweep.pruning]", PruningSection)):
         parts.append(f"## `{table}`\n\n{(model.__doc__ or '').strip()}\n\n{options_table(model)}\n")
     parts.append(
-        "## `[fixed]`\n\nRecipe keys every trial gets, as `\"table.key\" = value` (e.g. `\"validation.every\" = 50`).\n"
+        '## `[fixed]`\n\nRecipe keys every trial gets, as `"table.key" = value` (e.g. `"validation.every" = 50`).\n'
     )
     parts.append(
-        "## `[space]`\n\nRecipe keys to search, each `\"table.key\" = { ... }` with these keys "
-        "(e.g. `\"train.learning_rate\" = { low = 1e-4, high = 2e-3, log = true }`, "
-        "`\"method.options.rank\" = { choices = [8, 16, 32] }`):\n\n"
+        '## `[space]`\n\nRecipe keys to search, each `"table.key" = { ... }` with these keys '
+        '(e.g. `"train.learning_rate" = { low = 1e-4, high = 2e-3, log = true }`, '
+        '`"method.options.rank" = { choices = [8, 16, 32] }`):\n\n'
         f"{(Dimension.__doc__ or '').strip()}\n\n{options_table(Dimension)}\n"
     )
     return "\n".join(parts)

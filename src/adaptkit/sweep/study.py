@@ -65,7 +65,7 @@ def open_study(sweep: Sweep) -> Any:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # adaptkit prints each trial's outcome itself
     sqlite = sweep.storage_url.startswith("sqlite:")
     storage = RDBStorage(
         sweep.storage_url,
@@ -217,13 +217,18 @@ class Objective:
 def work(sweep: Sweep, resolved: Any, after_trial: Any = None, say: Any = print) -> Any:
     """One worker: join the study, fail abandoned trials, queue the baseline, then run trials until the
     study has ``trials`` finished ones or ``minutes`` have passed; returns the study."""
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
     sweep.folder.root.mkdir(parents=True, exist_ok=True)
-    with quiet_optuna_warnings(), TrialLock(sweep.folder.study_lock) as opening:
-        opening.acquire(wait=True)
-        study = open_study(sweep)
+    with quiet_optuna_warnings():
+        with TrialLock(sweep.folder.study_lock) as opening:
+            opening.acquire(wait=True)
+            study = open_study(sweep)
+        _prepare(study, sweep, resolved, say)
+        _optimize(study, sweep, after_trial, say)
+    return study
+
+
+def _prepare(study: Any, sweep: Sweep, resolved: Any, say: Any) -> None:
+    """Queue again what a dead worker or a Ctrl-C left, and the baseline."""
     for number in fail_abandoned(study, sweep):
         say(f"{trial_name(number)}: its worker died; queued again (it resumes from its last checkpoint)")
     for number in requeue_interrupted(study):
@@ -232,25 +237,30 @@ def work(sweep: Sweep, resolved: Any, after_trial: Any = None, say: Any = print)
         line = enqueue_baseline(study, sweep, resolved)
         if line:
             say(line)
+
+
+def _optimize(study: Any, sweep: Sweep, after_trial: Any, say: Any) -> None:
+    """Run trials until the budget is spent (or say it already is)."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
     s = sweep.spec.sweep
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished))
     if done >= s.trials:
         say(f"sweep {sweep.name}: already has {done} finished trials (budget {s.trials})")
-        return study
+        return
     callbacks: list[Any] = [MaxTrialsCallback(s.trials, states=finished)]
     if after_trial is not None:
         callbacks.append(after_trial)
-    with quiet_optuna_warnings():
-        study.optimize(
-            Objective(sweep, say),
-            n_trials=s.trials - done + MAX_RETRIES,  # failures count too: a broken recipe cannot loop forever
-            timeout=s.minutes * 60,
-            callbacks=callbacks,
-            catch=(TrialFailed,),
-            gc_after_trial=False,
-        )
-    return study
+    study.optimize(
+        Objective(sweep, say),
+        n_trials=s.trials - done + MAX_RETRIES,  # failures count too: a broken recipe cannot loop forever
+        timeout=s.minutes * 60,
+        callbacks=callbacks,
+        catch=(TrialFailed,),
+        gc_after_trial=False,
+    )
 
 
 @contextmanager
