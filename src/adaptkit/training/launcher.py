@@ -81,3 +81,21 @@ def current_launch(environ: dict[str, str] | None = None, parent: tuple[str, ...
     if name is None:  # e.g. a cluster scheduler's step daemon: its command line is not the user's
         return Launch("a launcher", processes, max(1, processes // per_node))
     return Launch(name, processes, max(1, processes // per_node), command)
+
+
+#: accelerate's backends that shard weights or optimizer state across processes.
+SHARDED_BACKENDS = ("FSDP", "DEEPSPEED")
+
+
+def refuse_sharded_backend(distributed_type: str) -> None:
+    """A one-line :class:`UserError` for FSDP and DeepSpeed, whose sharded weights and optimizer state
+    adaptkit's checkpoints and results (written from the main process's full tensors) would save
+    incompletely; DDP and single-process runs pass."""
+    from adaptkit.errors import UserError
+
+    if distributed_type.upper() in SHARDED_BACKENDS:
+        raise UserError(
+            f"accelerate's {distributed_type} backend shards weights and optimizer state, which adaptkit's "
+            "checkpoints do not save yet (resume and the result would be incomplete); launch with DDP instead "
+            "(accelerate launch --multi_gpu, or torchrun), see docs/distributed.md"
+        )

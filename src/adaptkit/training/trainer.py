@@ -94,7 +94,7 @@ class Trainer:
         from accelerate import Accelerator
 
         from adaptkit.training.cache import cache_settings
-        from adaptkit.training.launcher import current_launch
+        from adaptkit.training.launcher import current_launch, refuse_sharded_backend
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -113,6 +113,7 @@ class Trainer:
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
+        refuse_sharded_backend(self.accelerator.distributed_type.value)
         if self.accelerator.is_main_process:
             acc = self.accelerator
             how = acc.device.type if acc.num_processes == 1 else f"{acc.distributed_type.value}, {acc.state.backend}"
