@@ -100,7 +100,7 @@ def check_comparable(runs: Sequence[EvaluatedRun]) -> None:
 
 def scatter(offs: Sequence[TradeOff], chosen: TradeOff | None) -> Any:
     """Style gain (y) against fidelity loss (x), one labelled point per run."""
-    from adaptkit.evaluation.report import plot_image, pyplot
+    from adaptkit.evaluation.plots import plot_image, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))

@@ -7,13 +7,13 @@ metrics table with confidence intervals); :mod:`adaptkit.evaluation.compare` reu
 from __future__ import annotations
 
 import html
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.evaluation.html_images import img_tag
+from adaptkit.evaluation.plots import plot_image, pyplot
 from adaptkit.evaluation.scales import SCALES_PNG
 from adaptkit.evaluation.sets_report import sets_html
 from adaptkit.interop.metadata import read_metrics
@@ -37,28 +37,6 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.grid img { width: 128px; height: 128px; image-rendering: pixelated; display: block; }
 table.grid th.prompt { font-weight: normal; font-size: 0.8em; max-width: 128px; }
 """
-
-
-def plot_image(figure: Any) -> "Image.Image":
-    """A matplotlib figure rendered to a PIL image (and closed)."""
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the headless Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def grid_columns(prompts: Sequence[str], limit: int = GRID_COLUMNS) -> list[int]:

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from adaptkit.evaluation.context import Figure
 from adaptkit.evaluation.ranking import FIDELITY_AXES, STYLE_AXES, Axes, TradeOff, trade_off
 from adaptkit.run import to_json
 
-if TYPE_CHECKING:
-    from adaptkit.evaluation.runner import Evaluation
-
 SCALES_JSON = "scales.json"
 SCALES_PNG = "scales.png"
+
+
+class Scorer(Protocol):
+    """What scores an adapted pipeline at one strength (:class:`adaptkit.evaluation.runner.Evaluation`)."""
+
+    recipe: Any
+
+    def score(self, adapted: Any, checkpoint: Path | None, scale: float) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,7 @@ class ScaledFigures:
         return trade_off(f"scale {self.scale:g}", self.figures, style_axes, fidelity_axes)
 
 
-def evaluate_scales(
-    evaluation: "Evaluation", adapted: Any, checkpoint: Path | None, out_dir: Path
-) -> list[ScaledFigures]:
+def evaluate_scales(evaluation: Scorer, adapted: Any, checkpoint: Path | None, out_dir: Path) -> list[ScaledFigures]:
     """Score ``adapted`` at every ``eval.adapter_scales`` strength; write ``scales.json`` and
     ``scales.png`` into ``out_dir`` and print one line per strength. With no strengths listed, an
     earlier evaluation's files are removed (so the report never shows stale ones)."""
@@ -76,7 +79,7 @@ def read_scales(eval_dir: Path) -> list[ScaledFigures]:
 
 def plot_scales(scored: list[ScaledFigures]) -> Any:
     """Every figure's change (adapted − base, with its 95% interval) against strength, as a PIL image."""
-    from adaptkit.evaluation.report import plot_image, pyplot
+    from adaptkit.evaluation.plots import plot_image, pyplot
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.2))

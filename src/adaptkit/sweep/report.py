@@ -95,7 +95,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def plot_front(placed: list[Placed], front: list[Placed], chosen: Placed | None, tolerance: float) -> Any:
     """Style gain against fidelity loss with 95% intervals: every trial, the front, the budget line."""
-    from adaptkit.evaluation.report import plot_image, pyplot
+    from adaptkit.evaluation.plots import plot_image, pyplot
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
