@@ -248,6 +248,10 @@ def test_sweep_chooses_a_trial_and_best_toml_reruns_to_its_figures(in_tmp: Path)
     assert "baseline: trial-000 is the recipe's own values" in done.stdout
     trials = study_trials(folder)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    import optuna
+
+    recorded = optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{folder / 'study.db'}").user_attrs
+    assert recorded["pruning"] == "no pruning" and recorded["rule"].startswith("best = highest style gain")
     assert trials[0].params == {"train.learning_rate": 1e-3, "method.options.rank": 4}  # the recipe's own
     for t in trials:
         scales = json.loads((folder / t.user_attrs["folder"] / "eval" / "scales.json").read_text())

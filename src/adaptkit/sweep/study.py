@@ -228,7 +228,12 @@ def work(sweep: Sweep, resolved: Any, after_trial: Any = None, say: Any = print)
 
 
 def _prepare(study: Any, sweep: Sweep, resolved: Any, say: Any) -> None:
-    """Queue again what a dead worker or a Ctrl-C left, and the baseline."""
+    """Record the rules in the study, queue again what a dead worker or a Ctrl-C left, and the baseline."""
+    from adaptkit.evaluation.ranking import rule_text
+
+    study.set_user_attr("rule", rule_text(sweep.spec.sweep.tolerance))
+    study.set_user_attr("pruning", pruning_rule(sweep.spec))
+    study.set_user_attr("recipe", sweep.recipe)
     for number in fail_abandoned(study, sweep):
         say(f"{trial_name(number)}: its worker died; queued again (it resumes from its last checkpoint)")
     for number in requeue_interrupted(study):
