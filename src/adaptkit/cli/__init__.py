@@ -27,6 +27,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eval",
     "compare",
     "bench",
+    "ui",
 )
 
 
