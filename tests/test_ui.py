@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,9 +26,10 @@ from adaptkit.ui.jobs import JobQueue, run_argv  # noqa: E402
 from adaptkit.ui.security import Access  # noqa: E402
 from adaptkit.ui.status import FAILED, FINISHED, INTERRUPTED, RUNNING, infer_state, read_status  # noqa: E402
 
+from ui_helpers import TINY_SMOKE, kill, post_json, ui_server, wait_for  # noqa: E402
+
 PORT = 7860
 ORIGIN = {"Origin": f"http://127.0.0.1:{PORT}"}
-TINY = (Path(__file__).parents[1] / "recipes" / "tiny-smoke.toml").read_text()
 RECIPE = """[model]\nbase = "testing:tiny-sd"\nfamily = "sd1"\n[method]\nname = "lora"\n[train]\nsteps = 20\n"""
 
 
@@ -69,12 +67,20 @@ def client(runs: Path, token: str | None = None, queue: JobQueue | None = None) 
 
 
 def test_the_state_is_inferred_from_what_the_folder_holds() -> None:
-    assert infer_state(True, None, 20, None, 5) == RUNNING
-    assert infer_state(False, 20, 20, 20, 20) == FINISHED
-    assert infer_state(False, None, 20, 10, 10) == INTERRUPTED  # a clean stop checkpoints the last step
-    assert infer_state(False, 10, 20, 15, 15) == INTERRUPTED  # resumed with more steps, then stopped
-    assert infer_state(False, None, 20, 10, 15) == FAILED  # crashed after its last checkpoint
-    assert infer_state(False, None, 20, None, 0) == FAILED  # before its first
+    assert infer_state(True, None, None, 5) == RUNNING
+    assert infer_state(False, 20, 20, 20) == FINISHED
+    assert infer_state(False, None, 10, 10) == INTERRUPTED  # a clean stop checkpoints the last step
+    assert infer_state(False, 10, 15, 15) == INTERRUPTED  # resumed with more steps, then stopped
+    assert infer_state(False, None, 10, 15) == FAILED  # crashed after its last checkpoint
+    assert infer_state(False, 10, 10, 12) == FAILED  # ... also when resumed after it had finished
+    assert infer_state(False, None, None, 0) == FAILED  # before its first
+
+
+def test_a_running_session_counts_to_the_steps_its_command_gave() -> None:
+    from adaptkit.ui.status import session_steps
+
+    assert session_steps({"command": "adaptkit run r.toml --set train.steps=40 --resume"}, 5000) == 40
+    assert session_steps({"command": "adaptkit run r.toml"}, 5000) == 5000
 
 
 def test_runs_started_from_the_cli_are_listed_with_their_state(tmp_path: Path) -> None:
@@ -217,9 +223,9 @@ def test_a_non_loopback_host_gets_a_token() -> None:
     "toml, fragment",
     [
         ("[train\nsteps = 1\n", "x.toml: invalid TOML"),
-        (TINY.replace("steps = 20", "stepz = 20"), "x.toml: train.stepz: unknown key (valid: steps"),
-        (TINY + '[plugins]\nmodules = ["no_such_plugin_module_xyz"]\n', "cannot import module 'no_such_plugin"),
-        (TINY.replace('"lora"', '"lorx"'), "x.toml: method.name: unknown method 'lorx' (registered:"),
+        (TINY_SMOKE.replace("steps = 20", "stepz = 20"), "x.toml: train.stepz: unknown key (valid: steps"),
+        (TINY_SMOKE + '[plugins]\nmodules = ["no_such_plugin_module_xyz"]\n', "cannot import module 'no_such_plugin"),
+        (TINY_SMOKE.replace('"lora"', '"lorx"'), "x.toml: method.name: unknown method 'lorx' (registered:"),
     ],
     ids=["invalid-toml", "unknown-key", "plugin-module", "unknown-method"],
 )
@@ -235,7 +241,7 @@ def test_a_malformed_recipe_is_refused_with_the_clis_one_line(tmp_path: Path, to
 def test_a_valid_recipe_goes_into_the_runs_folder_under_its_name(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     ui = client(runs)
-    toml = TINY
+    toml = TINY_SMOKE
     checked = ui.post("/api/validate", json={"name": "mine", "toml": toml}, headers=ORIGIN).json()
     assert checked["ok"] and checked["run_dir"] == str((runs / "mine").resolve())
     bad_name = ui.post("/api/validate", json={"name": "../up", "toml": toml}, headers=ORIGIN).json()
@@ -256,66 +262,18 @@ def test_the_resume_command_is_the_clis(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_launched_run_is_in_its_own_session_and_outlives_a_killed_ui(tmp_path: Path) -> None:
     """The UI (its whole process group) is SIGKILLed while its run starts: the run goes on and takes its lock."""
-    port = free_port()
-    runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "adaptkit", "ui", "--runs", str(runs), "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    run_pid = None
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(url + "/api/runs"), 120, "the UI to answer")
-        toml = TINY.replace("steps = 20", "steps = 5000")
-        job = _post(url + "/api/launch", {"name": "survivor", "toml": toml}, url)["job"]
-        run_pid = job["pid"]
-        assert os.getsid(run_pid) == run_pid != os.getsid(server.pid)
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(10)
-        from adaptkit.training.run_lock import live_holder
+    from adaptkit.training.run_lock import live_holder
 
+    runs, run_pid = tmp_path / "runs", None
+    try:
+        with ui_server(runs, tmp_path) as (url, server):
+            toml = TINY_SMOKE.replace("steps = 20", "steps = 5000")
+            run_pid = post_json(url + "/api/launch", {"name": "survivor", "toml": toml}, url)["job"]["pid"]
+            assert os.getsid(run_pid) == run_pid != os.getsid(server.pid)
+        # the with block killed the UI's process group
         holder = wait_for(lambda: live_holder(runs / "survivor"), 120, "the run to hold its folder")
         assert holder["pid"] == run_pid
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        if run_pid is not None:
-            try:
-                os.kill(run_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def _get(url: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.load(reply)
-    except OSError:
-        return None
-
-
-def _post(url: str, data: dict, origin: str) -> dict:
-    request = urllib.request.Request(
-        url, json.dumps(data).encode(), {"Origin": origin, "Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        return json.load(reply)
+        kill(run_pid)

@@ -4,7 +4,8 @@ Everything is inferred from the folder (:class:`~adaptkit.run.RunDir`), so runs 
 appear as well as those the UI launched:
 
 * **running**: a live process on this host holds the run lock (``.lock``);
-* **finished**: ``result.json`` is there and reaches ``train.steps``;
+* **finished**: ``result.json`` is there and no checkpoint or logged step is past it (a run resumed
+  with ``--set train.steps=N`` finishes at N whatever its saved ``recipe.toml`` says);
 * **interrupted**: no result, but a complete checkpoint at (or past) the last logged step, which is
   what a clean stop (Ctrl-C, SIGTERM, the UI's stop) leaves; ``--resume`` continues it;
 * **failed**: neither, e.g. a crash after the last checkpoint, or before the first.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,6 +115,13 @@ def seconds_per_step(rows: list[dict[str, Any]]) -> float | None:
     return (t2 - t1) / (s2 - s1) if s2 > s1 and t2 > t1 else None
 
 
+def session_steps(holder: dict[str, Any], default: int) -> int:
+    """The ``train.steps`` the running process was given (``--set train.steps=N``, as its lock records
+    its command line), else ``default`` (the saved recipe's)."""
+    found = re.findall(r"train\.steps=(\d+)", str(holder.get("command", "")))
+    return int(found[-1]) if found else default
+
+
 def _result_steps(files: RunDir) -> int | None:
     try:
         steps = json.loads(files.result.read_text(encoding="utf-8")).get("steps")
@@ -129,11 +138,11 @@ def _figures(files: RunDir) -> list[dict[str, Any]]:
     return [f for f in figures if isinstance(f, dict) and "name" in f]
 
 
-def infer_state(running: bool, result_steps: int | None, total: int, checkpoint_step: int | None, logged: int) -> str:
+def infer_state(running: bool, result_steps: int | None, checkpoint_step: int | None, logged: int) -> str:
     """The run's state from what its folder holds (see the module docstring)."""
     if running:
         return RUNNING
-    if result_steps is not None and result_steps >= total:
+    if result_steps is not None and result_steps >= max(checkpoint_step or 0, logged):
         return FINISHED
     if checkpoint_step is not None and checkpoint_step >= logged:
         return INTERRUPTED
@@ -152,8 +161,12 @@ def read_status(run_dir: Path) -> RunStatus:
     checkpoint_step = int(checkpoints[-1].name.split("-")[-1]) if checkpoints else None
     holder = live_holder(files.root)
     result_steps = _result_steps(files)
-    state = infer_state(holder is not None, result_steps, total, checkpoint_step, logged)
+    state = infer_state(holder is not None, result_steps, checkpoint_step, logged)
     step = max([logged, checkpoint_step or 0] + ([result_steps] if state == FINISHED and result_steps else []))
+    if state == FINISHED and result_steps is not None:
+        total = result_steps
+    elif holder is not None:
+        total = session_steps(holder, total)
     last = next((r for r in reversed(rows) if "loss" in r), {})  # val_loss rows are rows of their own
     pace = seconds_per_step(rows) if state == RUNNING else None
     return RunStatus(
