@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -277,3 +278,50 @@ def test_a_launched_run_is_in_its_own_session_and_outlives_a_killed_ui(tmp_path:
         assert holder["pid"] == run_pid
     finally:
         kill(run_pid)
+
+
+# --------------------------------------------------------------------------- compare and export
+
+
+def evaluated_run(runs: Path, name: str, style: float) -> Path:
+    """A finished run with the ``eval/`` that ``adaptkit eval`` writes (one prompt, one seed)."""
+    from PIL import Image
+
+    run = make_run(runs, name, logged=20, checkpoints=(20,), result_steps=20)
+    (run / "recipe.toml").write_text(TINY_SMOKE)
+    (run / "eval" / "images").mkdir(parents=True)
+    for side, colour in (("base", "white"), ("adapted", "red")):
+        Image.new("RGB", (8, 8), colour).save(run / "eval" / "images" / f"{side}-000.png")
+    figure = {"metric": "embedded_probes", "name": "target_style", "value": style, "ci_low": 0.0, "ci_high": style,
+              "higher_is_better": True, "n": 1, "description": "style", "base": 0.0, "adapted": style}  # fmt: skip
+    metrics = {"figures": [figure], "pairs": [{"prompt": "a star", "seed": 0}], "settings": {}, "unavailable": {}}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_compare_shows_the_report_of_adaptkit_compare(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    evaluated_run(runs, "a", 0.5)
+    evaluated_run(runs, "b", 0.25)
+    make_run(runs, "unevaluated")
+    ui = client(runs)
+    page = ui.get("/compare").text
+    assert re.search(r'value="a"\s*>', page)  # selectable
+    assert re.search(r'value="unevaluated"\s+disabled', page)
+    reply = ui.post("/api/compare", json={"runs": ["a", "b"]}, headers=ORIGIN).json()
+    report = ui.get(reply["url"])
+    assert report.status_code == 200 and "adaptkit comparison: a, b" in report.text
+    assert report.headers["content-security-policy"] == "sandbox"
+    refused = ui.post("/api/compare", json={"runs": ["a", "unevaluated"]}, headers=ORIGIN)
+    assert refused.status_code == 400 and refused.json()["error"].startswith("unevaluated: not evaluated yet")
+    one = ui.post("/api/compare", json={"runs": ["a"]}, headers=ORIGIN)
+    assert one.json() == {"error": "compare: pick at least two runs"}
+    assert ui.get("/compare/report/..%2F..%2Fa%2Frecipe.toml").status_code == 404
+
+
+def test_export_refusals_are_the_clis_one_line(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "r", logged=10, checkpoints=(10,))
+    (runs / "r" / "recipe.toml").write_text(TINY_SMOKE)
+    reply = client(runs).post("/api/runs/r/export", json={"format": "kohya"}, headers=ORIGIN)
+    assert reply.status_code == 400 and "r: the run has no adapter/ folder" in reply.json()["error"]
