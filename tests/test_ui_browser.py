@@ -2,7 +2,7 @@
 
 One run's whole life from the pages: write a recipe in the editor (a mistake shows the CLI's error line,
 the fix clears it), launch it, watch the step counter and the loss curve move and a sample grid appear,
-stop it (a clean checkpoint), resume it, and read its evaluation on its page and on the runs page.
+stop it (a clean checkpoint), resume it, read its evaluation, export it, and find it on the runs page.
 """
 
 from __future__ import annotations
@@ -126,6 +126,13 @@ def test_launch_watch_stop_resume_and_report_in_the_browser(tmp_path: Path) -> N
             report = page.frame_locator("#report")
             assert report.locator("h1").inner_text().startswith("adaptkit")
             assert page.locator("table.figures").inner_text().count("embedded_probes") >= 1
+
+            # export, through adaptkit export's code
+            page.select_option("#export-format", "kohya")
+            page.click("#export")
+            page.wait_for_selector("#message:has-text('wrote')")
+            exported = Path(page.inner_text("#message").removeprefix("wrote "))
+            assert exported.parent == tmp_path / "runs" / "watched" / "exports" and exported.stat().st_size > 0
 
             # the runs page lists it, finished, with its figures
             page.goto(url)

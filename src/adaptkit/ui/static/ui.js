@@ -73,7 +73,8 @@ const adaptkit = {
       el("text", {x: pad.l - 4, y: sy(v) + 4, "text-anchor": "end", class: "tick"}, fmt(v));
       el("line", {x1: pad.l, x2: W - pad.r, y1: sy(v), y2: sy(v), class: "grid"});
     }
-    for (const v of [x0, x1]) el("text", {x: sx(v), y: H - 6, "text-anchor": "middle", class: "tick"}, `step ${v}`);
+    el("text", {x: sx(x0), y: H - 6, "text-anchor": "start", class: "tick"}, `step ${x0}`);
+    el("text", {x: sx(x1), y: H - 6, "text-anchor": "end", class: "tick"}, `step ${x1}`);
     for (const s of series) {
       if (!s.points.length) continue;
       el("polyline", {points: s.points.map(p => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" "),
