@@ -171,6 +171,9 @@ CASES = [
     ("bench-model-missing", lambda w: ["bench", "--model", w("nope")], 2, "--model: no such folder or file"),
     ("bench-file-missing", lambda w: ["bench", "--file", w("missing.toml")], 2, "--file: no such file"),
     ("bench-compare-not-a-report", lambda w: ["bench", "--compare", w("bad.json")], 2, "not an adaptkit bench report"),
+    ("ui-port-zero", lambda w: ["ui", "--port", "0"], 2, "--port 0: give a port between 1 and 65535"),
+    ("ui-runs-is-a-file", lambda w: ["ui", "--runs", w("notes.txt")], 2, "notes.txt: not a folder"),
+    ("ui-concurrent-zero", lambda w: ["ui", "--concurrent", "0"], 2, "--concurrent 0: give at least 1"),
 ]
 
 #: argparse's own usage errors: argv and a fragment of its error line.
@@ -186,6 +189,7 @@ USAGE_CASES = [
     ("data-preview-rows-zero", lambda w: ["data", "preview", str(w.recipe), "--rows", "0"], "positive integer"),
     ("sweep-no-space", lambda w: ["sweep", str(w.recipe)], "the following arguments are required: --space"),
     ("bench-batch-not-a-number", lambda w: ["bench", "--batch-size", "x"], "invalid int value: 'x'"),
+    ("ui-port-not-a-number", lambda w: ["ui", "--port", "http"], "invalid int value: 'http'"),
 ]
 
 
@@ -221,3 +225,15 @@ def test_every_subcommand_is_given_bad_arguments() -> None:
     probed = {argv(World(Path("r"), Path("r.toml"), Path("run"), Path("f")))[0] for _, argv, _, _ in CASES}
     assert probed == set(SUBCOMMANDS)
     assert len(CASES) >= 25
+
+
+def test_ui_without_its_extra_is_one_line_naming_it(world: World, capsys, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    code, err = invoke(["ui", "--runs", str(world.folder)], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and lines == [
+        "error: adaptkit ui needs starlette and uvicorn: pip install 'adaptkit[ui]' (missing: uvicorn)"
+    ]

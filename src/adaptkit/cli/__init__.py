@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "compare",
     "sweep",
     "bench",
+    "ui",
 )
 
 

@@ -97,3 +97,23 @@ def _describe(holder: dict) -> str:
     if not holder:
         return "unknown process"
     return f"pid {holder.get('pid')} on {holder.get('host')}"
+
+
+def live_holder(run_dir: Path) -> dict | None:
+    """The process holding ``run_dir``'s lock (``{"pid", "host", "command"}``) when it is alive on this
+    host, else None. Reads the file only (never takes the lock, so a run starting now is not refused);
+    a holder left by a process that died holding it is no holder."""
+    try:
+        data = json.loads((Path(run_dir) / LOCK_FILE).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid") if isinstance(data, dict) else None
+    if not isinstance(pid, int) or pid <= 0 or data.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return data
+    return data
