@@ -134,7 +134,7 @@ def test_a_start_that_stopped_before_its_first_checkpoint_can_start_again(
     (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
     assert main(["run", str(recipe), "--no-progress", "--resume"]) == 2  # nothing to resume: said before caching
     err = capsys.readouterr()
-    assert "no complete checkpoint" in err.err and "cached latents" not in err.out
+    assert "no complete checkpoint" in err.err and "latents reused from" not in err.out
     assert main(["run", str(recipe), "--no-progress"]) == 0  # no --overwrite needed: no work is lost
     assert "holds no checkpoint or result" in capsys.readouterr().out
     assert (run_dir / "result.json").is_file()

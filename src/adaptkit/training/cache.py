@@ -3,18 +3,22 @@
 Latents: the VAE's posterior (mean and std) of every image — both mirror images with
 ``random_flip`` — is stored, not a sample, so each step still draws its own latents from the
 step's generator: cached training sees the same latents as uncached training (up to the VAE's
-numerical determinism across batch compositions). With ``[data] cache_dir`` the posteriors go to
-disk, one safetensors file per entry, keyed by the image's pixel content, the output size, the
-flip, the crop and interpolation, the precision and the VAE's identity (config + weights hash),
-so a second run (or another recipe on the same images) reuses them. An entry that cannot be read
-(a torn or garbage file) is recomputed and overwritten, and counted in one printed line; a failed
-write (a full disk) ends the run with one :class:`CacheWriteError` line and leaves no partial file.
+numerical determinism across batch compositions). The posteriors go to disk, one safetensors
+file per entry, in ``[data] cache_dir`` or, when the recipe leaves it unset, the user cache
+folder (:mod:`adaptkit.training.cache_folder`); ``cache_dir = ""`` keeps them in memory only.
+Entries are keyed by the image's pixel content, the output size, the flip, the crop and
+interpolation, the precision and the VAE's identity (config + weights hash), so a second run (or
+another recipe on the same images) reuses them, and a changed VAE or resolution misses. An
+entry that cannot be read (a torn or garbage file) is recomputed and overwritten, and counted in
+one printed line; a failed write (a full disk) ends the run with one :class:`CacheWriteError`
+line and leaves no partial file. One line says how many latents were reused and how many
+encoded, at what time per image.
 
 Text: the frozen text encoder's output for every caption of every row (and for "" with caption
 dropout), in memory.
 
-Several processes: each process encodes its share of the missing entries; with ``cache_dir`` it
-writes them and all read them back, without it the shares are exchanged in memory
+Several processes: each process encodes its share of the missing entries; on disk it
+writes them and all read them back, in memory the shares are exchanged
 (``accelerate.utils.gather_object``), so N processes encode a dataset about N times faster.
 """
 
@@ -24,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,17 +43,20 @@ from adaptkit.errors import IOFailure, UserError
 from adaptkit.recipe import DataSection
 from adaptkit.run import follow_umask
 from adaptkit.training.batches import ExampleInfo, tokenize_all
+from adaptkit.training.cache_folder import CACHE_DIR_ENV, cache_limit, default_latent_dir
 
 Size = tuple[int, int]
 
 
 @dataclass(frozen=True)
 class CacheSettings:
-    """What is cached for a run (after resolving "auto")."""
+    """What is cached for a run (after resolving "auto"): ``directory`` holds the latents (None:
+    in memory), ``limit`` is its size limit in bytes (None without a directory)."""
 
     latents: bool
     text: bool
     directory: Path | None
+    limit: int | None = None
 
 
 def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) -> CacheSettings:
@@ -71,7 +79,15 @@ def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) ->
     latents = data.center_crop if data.cache_latents == "auto" else bool(data.cache_latents)
     fixed_text = not trains_text_encoder and not varies_per_step(data)
     text = fixed_text if data.cache_text == "auto" else bool(data.cache_text)
-    return CacheSettings(latents, text, Path(data.cache_dir).expanduser() if data.cache_dir else None)
+    directory = latent_directory(data.cache_dir)
+    return CacheSettings(latents, text, directory, cache_limit() if latents and directory is not None else None)
+
+
+def latent_directory(cache_dir: str | None) -> Path | None:
+    """The latents' folder for ``[data] cache_dir``: unset → the user cache folder's, "" → None (in memory)."""
+    if cache_dir is None:
+        return default_latent_dir()
+    return Path(cache_dir).expanduser() if cache_dir else None
 
 
 # --------------------------------------------------------------------------- latents
@@ -97,6 +113,9 @@ class LatentCache:
         self.entries: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor | None]] = {}
         #: corrupt entries of the disk cache that were recomputed and overwritten
         self.corrupt = 0
+        #: posteriors read from the disk cache, and encoded (by every process together)
+        self.reused = 0
+        self.encoded = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -126,12 +145,15 @@ class DiskStore:
 
     An entry that cannot be read back (truncated, garbage, not a posterior) counts as absent:
     :meth:`get` returns None for it and records its path in :attr:`corrupt`, so it is
-    recomputed and overwritten.
+    recomputed and overwritten. A read refreshes the entry's modification time (what
+    :func:`~adaptkit.training.cache_folder.evict` orders by); :attr:`used` holds every entry this
+    store read or wrote.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.corrupt: set[Path] = set()
+        self.used: set[Path] = set()
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
@@ -153,6 +175,9 @@ class DiskStore:
         if mean is None or set(tensors) - {"mean", "std"} or (std is not None and std.shape != mean.shape):
             self.corrupt.add(path)
             return None
+        with contextlib.suppress(OSError):  # a read-only shared cache still serves its entries
+            os.utime(path)
+        self.used.add(path)
         return mean, std
 
     def put(self, key: str, mean: torch.Tensor, std: torch.Tensor | None) -> None:
@@ -162,19 +187,21 @@ class DiskStore:
 
         path = self.path(key)
         tensors = {"mean": mean.contiguous()} | ({"std": std.contiguous()} if std is not None else {})
-        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        temporary = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")  # unique per writer
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file(tensors, str(temporary))
             follow_umask(temporary)
             os.replace(temporary, path)
+            self.used.add(path)
         except (OSError, SafetensorError) as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
             cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise CacheWriteError(
                 f"data.cache_dir: cannot write the latent cache entry {path} ({cause}); free space there, "
-                "point data.cache_dir at a writable folder, or remove it to cache in memory"
+                f'point data.cache_dir (or ${CACHE_DIR_ENV}) at a writable folder, or set data.cache_dir = "" '
+                "to cache in memory"
             ) from None
 
 
@@ -218,19 +245,16 @@ def fill_latent_cache(
 
     ``shard = (rank, count)``: this process encodes every ``count``-th missing entry from ``rank``;
     ``wait`` is the barrier after writing to ``store``; ``gather`` returns every process's share
-    of in-memory entries (all processes call it with their own list).
+    of in-memory entries (all processes call it with their own list). ``log`` hears one line:
+    how many posteriors were reused and encoded, and the encoding time per image.
     """
     started = time.perf_counter()
     cache = LatentCache(latent_scaling(vae))
     tasks = [(index, flip) for index in range(len(job.infos)) for flip in job.flips]
-    keys = {}
     rank, count = shard
+    encoding = 0.0  # seconds spent encoding (and waiting for the other processes' shares)
     if store is not None:
-        identity = module_identity(vae)
-        pipe = job.pipeline
-        for index, flip in tasks:
-            parts = (identity, job.infos[index].digest, job.sizes[index], flip, pipe.center_crop, pipe.interpolation)
-            keys[(index, flip)] = hashlib.blake2b(repr((*parts, job.precision)).encode(), digest_size=20).hexdigest()
+        keys = latent_keys(job, tasks, module_identity(vae))
         missing = []  # absent or corrupt: encoded (again) and written, over a corrupt file
         for task in tasks:
             entry = store.get(keys[task])
@@ -244,17 +268,18 @@ def fill_latent_cache(
                 f"latent cache: {corrupt} corrupt {'entry' if corrupt == 1 else 'entries'} in {store.directory} "
                 "recomputed and overwritten"
             )
+        mark = time.perf_counter()
         for task, mean, std in _encode(job, missing[rank::count], vae, device, autocast, batch_size):
             store.put(keys[task], mean, std)
         wait()  # every process has written its share
+        encoding += time.perf_counter() - mark
         for task in missing:
             entry = store.get(keys[task])
             if entry is not None:
                 cache.entries[task] = entry
-        reused = len(tasks) - len(missing)
+        cache.reused = len(tasks) - len(missing)
         cache.corrupt = corrupt
-    else:
-        reused = 0
+    mark = time.perf_counter()
     pending = [task for task in tasks if task not in cache.entries]  # normally the same in every process
     if count > 1:
         share = _gather_shares(
@@ -267,12 +292,30 @@ def fill_latent_cache(
     leftover = [task for task in tasks if task not in cache.entries]  # what no other process provided
     for task, mean, std in _encode(job, leftover, vae, device, autocast, batch_size):
         cache.entries[task] = (mean, std)
-    where = f", {reused} read from {store.directory}" if store is not None else ""
-    log(
-        f"cached latents: {len(job.infos)} images × {len(job.flips)} flip(s) = {len(tasks)} posteriors"
-        f"{where} in {time.perf_counter() - started:.1f} s"
-    )
+    encoding += time.perf_counter() - mark
+    cache.encoded = len(tasks) - cache.reused
+    log(fill_line(cache, store, encoding, f"{len(job.infos)} images × {len(job.flips)} flip(s)", started))
     return cache
+
+
+def latent_keys(job: LatentJob, tasks: Sequence[tuple[int, bool]], identity: str) -> dict[tuple[int, bool], str]:
+    """Each task's disk-cache key: the VAE's ``identity``, the image's content digest, its output
+    size, the flip, the crop and interpolation, and the precision."""
+    pipe, keys = job.pipeline, {}
+    for index, flip in tasks:
+        parts = (identity, job.infos[index].digest, job.sizes[index], flip, pipe.center_crop, pipe.interpolation)
+        keys[(index, flip)] = hashlib.blake2b(repr((*parts, job.precision)).encode(), digest_size=20).hexdigest()
+    return keys
+
+
+def fill_line(cache: LatentCache, store: DiskStore | None, encoding: float, what: str, started: float) -> str:
+    """The fill's one line: ``cache: 12 latents reused from DIR, 0 encoded (6 images × 2 flip(s), 0.1 s)``."""
+    each = f" at {1000 * encoding / cache.encoded:.1f} ms per image" if cache.encoded else ""
+    if store is None:
+        counts = f"{cache.encoded} latents encoded{each}, in memory only"
+    else:
+        counts = f"{cache.reused} latents reused from {store.directory}, {cache.encoded} encoded{each}"
+    return f"cache: {counts} ({what}, {time.perf_counter() - started:.1f} s)"
 
 
 def _gather_shares(gather: Callable[[list], list], encode_share: Callable[[], list], rank: int) -> list:
