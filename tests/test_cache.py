@@ -65,8 +65,8 @@ def test_cached_training_matches_uncached(tmp_path, tiny_model_dir, data_dir) ->
     plain, plain_weights, uncached = run_losses(
         tmp_path, tiny_model_dir, data_dir, "plain", cache_latents=False, cache_text=False
     )
-    cached, cached_weights, trainer = run_losses(
-        tmp_path, tiny_model_dir, data_dir, "cached", cache_latents=True, cache_text=True
+    cached, cached_weights, trainer = run_losses(  # in memory, filled before the first step
+        tmp_path, tiny_model_dir, data_dir, "cached", cache_latents=True, cache_text=True, cache_dir=""
     )
     assert uncached.latent_cache is None and uncached.text_cache is None
     assert len(trainer.latent_cache) == 6 * 2  # both flips of every image

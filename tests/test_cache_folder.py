@@ -103,7 +103,8 @@ def cache_line(out: str) -> str:
 
 def test_a_rerun_reuses_every_latent_and_a_new_resolution_misses(tmp_path, tiny_model_dir, user_cache, capsys) -> None:
     data = write_naruto(tmp_path / "naruto", rows=4).path
-    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data={"random_flip": True}, sample={"prompts": []})
+    upfront = {"random_flip": True, "cache_fill": "upfront"}
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data=upfront, sample={"prompts": []})
     first, _ = run(recipe)
     assert (first.latent_cache.reused, first.latent_cache.encoded) == (0, 8)
     assert f"cache: 0 latents reused from {user_cache}, 8 encoded at " in cache_line(capsys.readouterr().out)
@@ -114,11 +115,65 @@ def test_a_rerun_reuses_every_latent_and_a_new_resolution_misses(tmp_path, tiny_
     assert line.startswith(f"cache: 8 latents reused from {user_cache}, 0 encoded (4 images × 2 flip(s), ")
     assert (again.latent_cache.reused, again.latent_cache.encoded) == (8, 0)
 
-    smaller = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="16px", data={"resolution": 16})
+    smaller = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="16px", data={**upfront, "resolution": 16})
     resized, _ = run(smaller)
-    assert (resized.latent_cache.reused, resized.latent_cache.encoded) == (0, 4)
+    assert (resized.latent_cache.reused, resized.latent_cache.encoded) == (0, 8)
     assert {tuple(mean.shape[-2:]) for mean, _ in resized.latent_cache.entries.values()} == {(2, 2)}
-    assert usage(user_cache).entries == 12
+    assert usage(user_cache).entries == 16
+
+
+def drawn(trainer) -> set[tuple[int, bool]]:
+    """The (index, flip) pairs the run's batches drew."""
+    examples = trainer.training_examples
+    rows = [examples[p] for step in range(trainer.recipe.train.steps) for p in trainer.layout.positions(step)]
+    return {(row["index"], bool(row["flipped"])) for row in rows}
+
+
+def test_first_draw_starts_at_once_and_a_rerun_encodes_nothing(tmp_path, tiny_model_dir, user_cache, capsys) -> None:
+    data = write_naruto(tmp_path / "naruto", rows=6).path
+    keys = {"random_flip": True}
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data=keys, train={"steps": 2}, sample={"prompts": []})
+    first, _ = run(recipe)
+    out = capsys.readouterr().out
+    assert f"cache: 0 latents reused from {user_cache}, 12 to encode as first drawn (6 images × 2 flip(s), " in out
+    encoded = drawn(first)
+    assert 0 < len(encoded) < 12  # two steps of two: only what they drew, nothing before the first step
+    assert set(first.latent_cache.entries) == encoded and first.latent_cache.first_draw.encoded == len(encoded)
+    assert f"cache: {len(encoded)} latents encoded as first drawn at " in out
+    assert usage(user_cache).entries == len(encoded)
+
+    again, _ = run(recipe, overwrite=True)
+    out = capsys.readouterr().out
+    assert f"cache: {len(encoded)} latents reused from {user_cache}, {12 - len(encoded)} to encode" in out
+    assert f"cache: 0 latents encoded as first drawn, into {user_cache}" in out  # the same draws: all reused
+    assert again.latent_cache.first_draw.encoded == 0
+
+    longer = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="longer", data=keys, sample={"prompts": []},
+                          train={"steps": 12})  # fmt: skip
+    more, _ = run(longer)
+    assert more.latent_cache.first_draw.encoded == len(drawn(more) - encoded)  # only what no run drew before
+
+
+def test_first_draw_trains_as_an_upfront_fill_does(tmp_path, tiny_model_dir, user_cache) -> None:
+    import json
+
+    import torch
+
+    data = write_naruto(tmp_path / "naruto", rows=6).path
+    losses = {}
+    for fill in ("upfront", "first-draw"):
+        recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", name=fill, sample={"prompts": []},
+                              data={"random_flip": True, "cache_fill": fill, "cache_dir": str(tmp_path / fill)},
+                              train={"steps": 5, "batch_size": 3})  # fmt: skip
+        trainer, _ = run(recipe)
+        losses[fill] = [json.loads(line)["loss"] for line in trainer.run.dir.metrics.read_text().splitlines()]
+        for task, (mean, std) in trainer.latent_cache.entries.items():
+            losses.setdefault(f"{fill}-posteriors", {})[task] = (mean, std)
+    # the same posteriors, up to the VAE's float noise across batch compositions
+    for task, (mean, std) in losses["first-draw-posteriors"].items():
+        torch.testing.assert_close(mean, losses["upfront-posteriors"][task][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(std, losses["upfront-posteriors"][task][1], rtol=1e-5, atol=1e-6)
+    assert losses["first-draw"] == pytest.approx(losses["upfront"], rel=1e-5, abs=1e-6)
 
 
 def test_an_empty_cache_dir_keeps_latents_in_memory(tmp_path, tiny_model_dir, user_cache, capsys) -> None:
@@ -142,3 +197,44 @@ def test_a_run_over_the_limit_evicts_older_entries(tmp_path, tiny_model_dir, use
     assert f"cache: 2 least recently used latents (100.0 kB) removed from {user_cache}" in out
     rerun, _ = run(recipe, overwrite=True)
     assert rerun.latent_cache.encoded == 0  # the run's own entries survived the eviction
+
+
+def test_a_run_killed_while_encoding_as_first_drawn_resumes_exactly(tmp_path, tiny_model_dir, monkeypatch) -> None:
+    """Each posterior is written before its step goes on: the resumed run reads what the killed one
+    encoded and encodes the rest in the same batches, so its weights equal an uninterrupted run's."""
+    import torch
+
+    from training_helpers import make_trainer
+
+    data = write_naruto(tmp_path / "naruto", rows=8).path
+
+    def recipe(name: str) -> Path:
+        keys = {"random_flip": True, "cache_dir": str(tmp_path / f"{name}-cache")}  # each run its own cache
+        sections = {"train": {"steps": 6, "batch_size": 2}, "checkpoint": {"every": 3}, "sample": {"prompts": []}}
+        return write_recipe(tmp_path, tiny_model_dir, data, "lora", name=name, data=keys, **sections)
+
+    straight, _ = run(recipe("straight"))
+    interrupted = recipe("interrupted")
+    trainer = make_trainer(interrupted)
+    original_step = trainer._optimizer_step
+
+    def step_then_die(step, batches):
+        if step == 4:  # after the checkpoint at step 3: step 4's posteriors are on disk, its update is lost
+            original_step(step, batches)
+            raise KeyboardInterrupt
+        return original_step(step, batches)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", step_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    trainer.cleanup()
+    before = usage(tmp_path / "interrupted-cache").entries
+    resumed, result = run(interrupted, resume="latest")
+    assert resumed.start_step == 3 and result.steps_this_session == 3
+    assert resumed.latent_cache.reused == before > 0
+    assert before + resumed.latent_cache.first_draw.encoded == straight.latent_cache.first_draw.encoded
+    a = straight.method.trainable_state_dict(straight.components)
+    b = resumed.method.trainable_state_dict(resumed.components)
+    assert a.keys() == b.keys() and len(a) > 0
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

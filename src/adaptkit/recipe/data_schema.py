@@ -67,6 +67,12 @@ class DataSection(Section):
         "$XDG_CACHE_HOME/adaptkit, else ~/.cache/adaptkit; `adaptkit cache info`), kept under "
         "$ADAPTKIT_CACHE_MAX_GB (default 20); '' = in memory only.",
     )
+    cache_fill: Literal["first-draw", "upfront"] = Field(
+        "first-draw",
+        description="When latents not cached yet are encoded: 'first-draw' as a batch first draws each image "
+        "(training starts at once; with latents on disk and one process, else 'upfront'), 'upfront' all "
+        "before the first step.",
+    )
     bucketing: bool = Field(
         False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."
     )

@@ -194,6 +194,7 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
             wait=accelerator.wait_for_everyone,
             gather=gather_object,
             log=log,
+            first_draw=settings.first_draw and accelerator.num_processes == 1,
         )
         if store is not None and settings.limit is not None and accelerator.is_main_process:
             keep_under_limit(store, settings.limit, log)
