@@ -1,12 +1,12 @@
 """The latent-cache fill against a bare batched ``vae.encode``, per image, with where the difference goes.
 
-Writes ``--images`` JPEGs (640×512, like photos) with captions into an imagefolder, loads them through
-the imagefolder adapter (so each access decodes, as a Hub dataset does) and times, on the SD v1.5
-VAE architecture (random weights):
+Writes ``--images`` JPEGs (``--source``, 640×512 by default, like photos) with captions into an
+imagefolder, loads them through the imagefolder adapter (so each access decodes, as a Hub dataset
+does) and times, on the SD v1.5 VAE architecture (random weights; ``--vae tiny``: a cheap one):
 
 * ``bare``: ``vae.encode`` on pixel batches prepared beforehand (the floor);
 * the parts the fill adds: ``decode+pipeline`` (decode, resize, crop, normalise every image),
-  ``digests`` (the content hash keying the disk cache: one more decode), ``vae identity`` (hashing the
+  ``digests`` (the content hash keying the disk cache, over the decoded pixels), ``vae identity`` (hashing the
   VAE's weights), ``writes`` (one safetensors file per posterior);
 * ``fill (memory)``, ``fill (disk, cold)`` and ``fill (disk, warm)``: the real
   :func:`~adaptkit.training.cache.fill_latent_cache`, as a first run and as a rerun.
@@ -14,6 +14,7 @@ VAE architecture (random weights):
 Usage (CPU; one thread, 256 px keeps it to about a minute):
 
     python benchmarks/cache_fill_sd15.py --threads 1 --resolution 256 --images 16 --batch 8
+    python benchmarks/cache_fill_sd15.py --vae tiny --resolution 128 --source 2048x1536 --images 32  # its own costs
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ def timed(action: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def write_images(folder: Path, count: int) -> Path:
+def write_images(folder: Path, count: int, size: tuple[int, int] = (640, 512)) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
     for index in range(count):  # smooth noise, so JPEG decoding costs what a photo's does
         small = rng.integers(0, 255, (16, 20, 3), dtype=np.uint8)
-        image = Image.fromarray(small).resize((640, 512), Image.Resampling.BICUBIC)
+        image = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
         image.save(folder / f"{index:03d}.jpg", quality=90)
         (folder / f"{index:03d}.txt").write_text(f"a photo, number {index}")
     return folder
@@ -53,18 +54,26 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--vae", choices=("sd15", "tiny"), default="sd15", help="tiny: a VAE so cheap that the fill's own costs show"
+    )
+    parser.add_argument("--source", default="640x512", metavar="WxH", help="size of the JPEGs (default 640x512)")
     args = parser.parse_args()
+    source = tuple(int(side) for side in args.source.split("x"))
     torch.set_num_threads(args.threads)
 
     from adaptkit.data.loading import build_adapter
     from adaptkit.data.pipeline import ImagePipeline
     from adaptkit.testing.sd15 import build_sd15_random_pipeline
+    from adaptkit.testing.tiny_model import build_tiny_vae
     from adaptkit.training.batches import describe_examples
     from adaptkit.training.cache import DiskStore, LatentJob, fill_latent_cache, module_identity
 
-    vae = build_sd15_random_pipeline(seed=0).vae.eval()
+    vae = (build_sd15_random_pipeline(seed=0).vae if args.vae == "sd15" else build_tiny_vae()).eval()
     work = Path(tempfile.mkdtemp(prefix="cache-fill-"))
-    examples = build_adapter("imagefolder", {"source": str(write_images(work / "images", args.images))}).load("train")
+    examples = build_adapter("imagefolder", {"source": str(write_images(work / "images", args.images, source))}).load(
+        "train"
+    )
     pipeline = ImagePipeline(args.resolution)
     size = (args.resolution, args.resolution)
     figures: dict[str, float] = {}
@@ -99,18 +108,8 @@ def main() -> None:
     figures["fill (disk, warm)"], _ = timed(lambda: fill_latent_cache(job, vae, store=rerun, **kwargs))
 
     per_image = {name: round(1000 * seconds / len(infos), 1) for name, seconds in figures.items()}
-    print(
-        json.dumps(
-            {
-                "images": len(infos),
-                "resolution": args.resolution,
-                "batch": args.batch,
-                "threads": args.threads,
-                "ms_per_image": per_image,
-            },
-            indent=2,
-        )
-    )
+    settings = {"vae": args.vae, "source": args.source, "images": len(infos), "resolution": args.resolution}
+    print(json.dumps({**settings, "batch": args.batch, "threads": args.threads, "ms_per_image": per_image}, indent=2))
 
 
 if __name__ == "__main__":

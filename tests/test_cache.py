@@ -381,3 +381,17 @@ def test_a_full_disk_while_caching_ends_the_run_with_status_74(tmp_path, tiny_mo
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert "latent cache entry" in line and str(tmp_path / "cache") in line and "No space left on device" in line
+
+
+def test_the_pixel_digest_tells_images_apart_by_every_pixel_and_the_size() -> None:
+    from PIL import Image
+
+    from adaptkit.training.batches import pixel_digest
+
+    image = Image.new("RGB", (64, 48), (10, 20, 30))
+    same = Image.new("RGB", (64, 48), (10, 20, 30))
+    one_pixel = same.copy()
+    one_pixel.putpixel((63, 47), (10, 20, 31))
+    transposed = Image.new("RGB", (48, 64), (10, 20, 30))  # the same bytes, another shape
+    assert pixel_digest(image) == pixel_digest(same) and len(pixel_digest(image)) == 32
+    assert len({pixel_digest(image), pixel_digest(one_pixel), pixel_digest(transposed)}) == 3
