@@ -101,7 +101,9 @@ def cache_line(out: str) -> str:
     return line
 
 
-def test_a_rerun_reuses_every_latent_and_a_new_resolution_misses(tmp_path, tiny_model_dir, user_cache, capsys) -> None:
+def test_a_rerun_reuses_every_latent_and_a_new_resolution_or_vae_misses(
+    tmp_path, tiny_model_dir, user_cache, capsys
+) -> None:
     data = write_naruto(tmp_path / "naruto", rows=4).path
     upfront = {"random_flip": True, "cache_fill": "upfront"}
     recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data=upfront, sample={"prompts": []})
@@ -120,6 +122,16 @@ def test_a_rerun_reuses_every_latent_and_a_new_resolution_misses(tmp_path, tiny_
     assert (resized.latent_cache.reused, resized.latent_cache.encoded) == (0, 8)
     assert {tuple(mean.shape[-2:]) for mean, _ in resized.latent_cache.entries.values()} == {(2, 2)}
     assert usage(user_cache).entries == 16
+
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(tiny_model_dir / "vae")
+    type(vae).from_config(vae.config).save_pretrained(tmp_path / "other-vae")  # the same VAE, other weights
+    other = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="other-vae", data=upfront,
+                         model={"vae": str(tmp_path / "other-vae")}, sample={"prompts": []})  # fmt: skip
+    revae, _ = run(other)
+    assert (revae.latent_cache.reused, revae.latent_cache.encoded) == (0, 8)
+    assert usage(user_cache).entries == 24
 
 
 def drawn(trainer) -> set[tuple[int, bool]]:
