@@ -38,8 +38,13 @@ def test_the_user_cache_folder_follows_the_environment(tmp_path) -> None:
     assert default_latent_dir({CACHE_DIR_ENV: str(tmp_path)}) == tmp_path / "latents"
 
 
+#: The environment as a test module sees it at import (a copy taken then goes to its subprocesses).
+AT_IMPORT = os.environ.get(CACHE_DIR_ENV)
+
+
 def test_the_test_session_never_writes_into_the_real_user_cache() -> None:
     folder = Path(os.environ[CACHE_DIR_ENV])
+    assert AT_IMPORT == str(folder)  # set before collection, by adaptkit's pytest plugin
     assert folder.is_dir() and user_cache_dir() == folder
     assert Path.home() / ".cache" not in [folder, *folder.parents]
 

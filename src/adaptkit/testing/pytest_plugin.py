@@ -8,7 +8,9 @@ Kept free of heavy imports: torch and diffusers load only when a fixture is used
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,13 +24,29 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "tiny-sd", seed=0)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point ``$ADAPTKIT_CACHE_DIR`` at a folder of the test session, so runs that leave
-    ``[data] cache_dir`` unset never write into the user's cache (subprocesses inherit it)."""
+_CACHE_KEY = pytest.StashKey[tuple[str, "str | None"]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ``$ADAPTKIT_CACHE_DIR`` at a fresh folder before collection, so no run of the session
+    (nor a subprocess, whatever environment a test module copies at import) writes into the user's
+    cache when a recipe leaves ``[data] cache_dir`` unset."""
     from adaptkit.training.cache_folder import CACHE_DIR_ENV
 
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("adaptkit-cache")
-        patch.setenv(CACHE_DIR_ENV, str(folder))
-        yield folder
+    folder = tempfile.mkdtemp(prefix="adaptkit-test-cache-")
+    config.stash[_CACHE_KEY] = (folder, os.environ.get(CACHE_DIR_ENV))
+    os.environ[CACHE_DIR_ENV] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Restore ``$ADAPTKIT_CACHE_DIR`` and delete the session's cache folder."""
+    from adaptkit.training.cache_folder import CACHE_DIR_ENV
+
+    if _CACHE_KEY not in config.stash:
+        return
+    folder, before = config.stash[_CACHE_KEY]
+    if before is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = before
+    shutil.rmtree(folder, ignore_errors=True)
