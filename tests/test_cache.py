@@ -23,6 +23,7 @@ from adaptkit.training.cache import (
     fill_latent_cache,
     module_identity,
 )
+from adaptkit.training.cache_folder import default_latent_dir
 
 from training_helpers import run, write_recipe
 
@@ -64,8 +65,8 @@ def test_cached_training_matches_uncached(tmp_path, tiny_model_dir, data_dir) ->
     plain, plain_weights, uncached = run_losses(
         tmp_path, tiny_model_dir, data_dir, "plain", cache_latents=False, cache_text=False
     )
-    cached, cached_weights, trainer = run_losses(
-        tmp_path, tiny_model_dir, data_dir, "cached", cache_latents=True, cache_text=True
+    cached, cached_weights, trainer = run_losses(  # in memory, filled before the first step
+        tmp_path, tiny_model_dir, data_dir, "cached", cache_latents=True, cache_text=True, cache_dir=""
     )
     assert uncached.latent_cache is None and uncached.text_cache is None
     assert len(trainer.latent_cache) == 6 * 2  # both flips of every image
@@ -114,7 +115,9 @@ def test_disk_cache_is_reused_and_keyed_by_vae(tmp_path, tiny_vae, data_dir) -> 
     first = fill_latent_cache(job, tiny_vae, **kwargs)
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == len(infos)
     second = fill_latent_cache(job, tiny_vae, **kwargs)
-    assert f"{len(infos)} read from" in lines[1] and "0 read from" in lines[0]
+    assert f"cache: 0 latents reused from {tmp_path / 'cache'}, {len(infos)} encoded at " in lines[0]
+    assert f"cache: {len(infos)} latents reused from {tmp_path / 'cache'}, 0 encoded (" in lines[1]
+    assert (first.reused, first.encoded, second.reused, second.encoded) == (0, len(infos), len(infos), 0)
     for key, (mean, std) in first.entries.items():
         assert torch.equal(second.entries[key][0], mean) and torch.equal(second.entries[key][1], std)
 
@@ -160,7 +163,9 @@ def test_every_caption_and_the_empty_one_are_cached() -> None:
 
 def test_auto_turns_caching_on_only_where_correct() -> None:
     auto = cache_settings(DataSection(adapter="x"), trains_text_encoder=False, method="lora")
-    assert (auto.latents, auto.text, auto.directory) == (True, True, None)
+    assert (auto.latents, auto.text, auto.directory) == (True, True, default_latent_dir())  # unset: on disk
+    memory = cache_settings(DataSection(adapter="x", cache_dir=""), trains_text_encoder=False, method="lora")
+    assert (memory.latents, memory.directory, memory.limit) == (True, None, None)
     random_crop = cache_settings(DataSection(adapter="x", center_crop=False), trains_text_encoder=True, method="full")
     assert (random_crop.latents, random_crop.text) == (False, False)
     off = cache_settings(DataSection(adapter="x", cache_latents=False, cache_text=False, cache_dir="c"), False, "lora")
@@ -328,13 +333,13 @@ def test_a_corrupt_disk_entry_is_recomputed_overwritten_and_counted(tmp_path, ti
     second = fill_latent_cache(job, tiny_vae, **kwargs)
     assert second.corrupt == 2
     assert f"latent cache: 2 corrupt entries in {tmp_path / 'cache'} recomputed and overwritten" in lines
-    assert f"{len(infos) - 2} read from" in lines[-1]
+    assert f"{len(infos) - 2} latents reused from" in lines[-1] and ", 2 encoded at " in lines[-1]
     for key, (mean, std) in expected.items():
         torch.testing.assert_close(second.entries[key][0], mean)
         torch.testing.assert_close(second.entries[key][1], std)
     lines.clear()
     third = fill_latent_cache(job, tiny_vae, **kwargs)  # overwritten: every entry reads back now
-    assert third.corrupt == 0 and f"{len(infos)} read from" in lines[-1]
+    assert third.corrupt == 0 and f"{len(infos)} latents reused from" in lines[-1]
 
 
 def test_a_full_disk_while_writing_the_cache_is_one_line_and_leaves_no_file(tmp_path, monkeypatch) -> None:
@@ -376,3 +381,17 @@ def test_a_full_disk_while_caching_ends_the_run_with_status_74(tmp_path, tiny_mo
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert "latent cache entry" in line and str(tmp_path / "cache") in line and "No space left on device" in line
+
+
+def test_the_pixel_digest_tells_images_apart_by_every_pixel_and_the_size() -> None:
+    from PIL import Image
+
+    from adaptkit.training.batches import pixel_digest
+
+    image = Image.new("RGB", (64, 48), (10, 20, 30))
+    same = Image.new("RGB", (64, 48), (10, 20, 30))
+    one_pixel = same.copy()
+    one_pixel.putpixel((63, 47), (10, 20, 31))
+    transposed = Image.new("RGB", (48, 64), (10, 20, 30))  # the same bytes, another shape
+    assert pixel_digest(image) == pixel_digest(same) and len(pixel_digest(image)) == 32
+    assert len({pixel_digest(image), pixel_digest(one_pixel), pixel_digest(transposed)}) == 3

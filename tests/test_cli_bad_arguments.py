@@ -79,6 +79,8 @@ CASES = [
     ("plugins-missing-file", lambda w: ["plugins", "--module", w("missing.py")], 2, "no such file"),
     ("data-preview-missing-recipe", lambda w: ["data", "preview", w("missing.toml")], 2, "no such recipe file"),
     ("data-export-folder-recipe", lambda w: ["data", "export", str(w.folder), w("out")], 2, "not a recipe file"),
+    ("cache-info-file-as-dir", lambda w: ["cache", "info", "--dir", w("notes.txt")], 2, "notes.txt: not a folder"),
+    ("cache-clear-home", lambda w: ["cache", "clear", "--dir", "~", "--yes"], 2, "refusing to clear the root or home"),
     ("sample-guidance-nan", lambda w: sample("--base", "embedded:tiny-sd", "--guidance", "nan"), 2, "finite number"),
     ("sample-guidance-inf", lambda w: sample("--base", "embedded:tiny-sd", "--guidance", "inf"), 2, "finite number"),
     ("sample-guidance-negative", lambda w: sample("--base", "x/y", "--guidance", "-1"), 2, "--guidance -1.0: Input"),

@@ -75,7 +75,7 @@ def test_the_run_prints_the_family_and_refuses_an_unhandled_base(tiny_model_dir,
     folder = as_class(tiny_model_dir, tmp_path / "pixart", "PixArtAlphaPipeline")
     assert main(["run", str(recipe), "--no-progress", "--overwrite", "--set", f"model.base={folder}"]) == 2
     captured = capsys.readouterr()
-    assert "no installed model family handles" in captured.err and "cached latents" not in captured.out
+    assert "no installed model family handles" in captured.err and "latents reused from" not in captured.out
 
 
 PLUGIN = """

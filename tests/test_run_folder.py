@@ -15,6 +15,7 @@ import pytest
 
 from adaptkit.cli import main
 from adaptkit.testing.datasets import write_naruto
+from adaptkit.training.cache_folder import default_latent_dir
 
 from training_helpers import write_recipe
 
@@ -134,7 +135,7 @@ def test_a_start_that_stopped_before_its_first_checkpoint_can_start_again(
     (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
     assert main(["run", str(recipe), "--no-progress", "--resume"]) == 2  # nothing to resume: said before caching
     err = capsys.readouterr()
-    assert "no complete checkpoint" in err.err and "cached latents" not in err.out
+    assert "no complete checkpoint" in err.err and "latents reused from" not in err.out
     assert main(["run", str(recipe), "--no-progress"]) == 0  # no --overwrite needed: no work is lost
     assert "holds no checkpoint or result" in capsys.readouterr().out
     assert (run_dir / "result.json").is_file()
@@ -202,6 +203,8 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path: Path, tiny_model_d
     assert main(["run", str(recipe), "--dry-run", "--set", "train.batch_size=2"]) == 0
     out = capsys.readouterr().out
     assert "dataset: 4 examples" in out and "steps: 10 × 2 examples per step = 5.00 epochs" in out
+    latents = f"latents (on disk in {default_latent_dir()}, encoded each as a batch first draws it)"
+    assert f"cached: {latents}, text embeddings (in memory, before the first step)" in out
     assert not (tmp_path / "runs" / "run").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text(recipe.read_text().replace(str(tiny_model_dir), str(tmp_path / "missing-model")))

@@ -170,7 +170,9 @@ def package_versions() -> dict[str, str]:
 
 
 #: Keys inside the identity sections that change how fast a run trains, not what it trains.
-NOT_IDENTITY: dict[str, tuple[str, ...]] = {"data": ("cache_latents", "cache_text", "cache_dir", "num_workers")}
+NOT_IDENTITY: dict[str, tuple[str, ...]] = {
+    "data": ("cache_latents", "cache_text", "cache_dir", "cache_fill", "num_workers")
+}
 
 
 def recipe_identity(recipe: Recipe) -> dict[str, Any]:

@@ -76,6 +76,7 @@ def scenario_recipe(scenario: Scenario, config: BenchConfig, images: Path) -> di
             "resolution": config.resolution,
             "cache_latents": scenario.cache,
             "cache_text": scenario.cache,
+            "cache_fill": "upfront",  # timed steps never encode
         },
         "method": method,
         "train": {

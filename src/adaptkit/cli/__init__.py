@@ -20,6 +20,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "validate",
     "plugins",
     "data",
+    "cache",
     "caption",
     "sample",
     "export",

@@ -60,10 +60,18 @@ class DataSection(Section):
         description="Encode every caption once (and the empty one with caption dropout); "
         "'auto': on unless the method trains the text encoder.",
     )
-    cache_dir: str = Field(
-        "",
-        description="Folder for cached latents, reused across runs (keyed by image, size, flip and VAE); "
-        "'' = in memory.",
+    cache_dir: str | None = Field(
+        None,
+        description="Folder for cached latents, reused across runs (keyed by image content, size, crop, flip, "
+        "precision and VAE); unset: the user cache folder's latents/ ($ADAPTKIT_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/adaptkit, else ~/.cache/adaptkit; `adaptkit cache info`), kept under "
+        "$ADAPTKIT_CACHE_MAX_GB (default 20); '' = in memory only.",
+    )
+    cache_fill: Literal["first-draw", "upfront"] = Field(
+        "first-draw",
+        description="When latents not cached yet are encoded: 'first-draw' as a batch first draws each image "
+        "(training starts at once; with latents on disk and one process, else 'upfront'), 'upfront' all "
+        "before the first step.",
     )
     bucketing: bool = Field(
         False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."

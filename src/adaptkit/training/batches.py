@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -23,6 +24,8 @@ from adaptkit.data.images import ALPHA_KEY
 from adaptkit.data.pipeline import ImagePipeline
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from adaptkit.recipe import TrainSection
 
 
@@ -79,6 +82,14 @@ class ExampleInfo:
     digest: str = ""  # content hash of the RGB pixels ("" when not computed)
 
 
+def pixel_digest(image: Image.Image) -> str:
+    """A hash of an RGB image's size and pixels (SHA-256 over the pixel buffer, without copying it
+    to bytes: about twice as fast as ``blake2b(image.tobytes())`` on a 3-megapixel photo)."""
+    digest = hashlib.sha256(f"{image.size}".encode())
+    digest.update(memoryview(np.asarray(image)).cast("B"))
+    return digest.hexdigest()[:32]
+
+
 def describe_examples(examples: StyleDataset, digests: bool = False) -> list[ExampleInfo]:
     """Decode every example once: its key, captions, image size and (optionally) a pixel-content hash."""
     from adaptkit.data.images import to_rgb
@@ -88,8 +99,7 @@ def describe_examples(examples: StyleDataset, digests: bool = False) -> list[Exa
         example = examples[index]
         digest = ""
         if digests:
-            image = to_rgb(example.image)
-            digest = hashlib.blake2b(f"{image.size}".encode() + image.tobytes(), digest_size=16).hexdigest()
+            digest = pixel_digest(to_rgb(example.image))
         captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
         infos.append(ExampleInfo(example.key, captions, example.image.size, digest))
     return infos

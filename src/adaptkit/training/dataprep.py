@@ -18,7 +18,7 @@ from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples, latent_mask
-from adaptkit.training.cache import CacheSettings
+from adaptkit.training.cache import CacheSettings, DiskStore
 from adaptkit.training.long_captions import caption_chunks, condition_chunked
 
 if TYPE_CHECKING:
@@ -143,6 +143,24 @@ def loss_masks(
     return masks
 
 
+def keep_under_limit(store: DiskStore, limit: int, log: Callable[[str], None]) -> None:
+    """Evict the least recently used entries of ``store``'s folder beyond ``limit`` bytes, never
+    the run's own; one line when something went or the run's own entries exceed the limit."""
+    from adaptkit.training.cache_folder import LIMIT_ENV, evict, format_size
+
+    done = evict(store.directory, limit, keep=store.used)
+    if done.removed:
+        log(
+            f"cache: {done.removed} least recently used latents ({format_size(done.freed)}) removed from "
+            f"{store.directory} to keep it under {format_size(limit)} (${LIMIT_ENV})"
+        )
+    if done.left > limit:
+        log(
+            f"cache: this run's latents alone take {format_size(done.left)} in {store.directory}, more than its "
+            f"limit of {format_size(limit)} (${LIMIT_ENV}); a later run's fill evicts them"
+        )
+
+
 def fill_caches(data: TrainingData, settings: CacheSettings, components, accelerator, recipe: Recipe):
     """Fill the latent and text caches the settings ask for; returns ``(LatentCache | None, TextCache | None)``.
 
@@ -150,7 +168,7 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
     """
     from accelerate.utils import gather_object
 
-    from adaptkit.training.cache import DiskStore, LatentJob, captions_to_cache, fill_latent_cache, fill_text_cache
+    from adaptkit.training.cache import LatentJob, captions_to_cache, fill_latent_cache, fill_text_cache
 
     def log(line: str) -> None:
         if accelerator.is_main_process:
@@ -164,18 +182,22 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
         job = LatentJob(
             data.examples.examples, data.infos, data.sizes, flips, data.pipeline, recipe.train.mixed_precision
         )
+        store = DiskStore(settings.directory) if settings.directory is not None else None
         latents = fill_latent_cache(
             job,
             components.vae,
             device=accelerator.device,
             autocast=accelerator.autocast,
             batch_size=batch,
-            store=DiskStore(settings.directory) if settings.directory is not None else None,
+            store=store,
             shard=(accelerator.process_index, accelerator.num_processes),
             wait=accelerator.wait_for_everyone,
             gather=gather_object,
             log=log,
+            first_draw=settings.first_draw and accelerator.num_processes == 1,
         )
+        if store is not None and settings.limit is not None and accelerator.is_main_process:
+            keep_under_limit(store, settings.limit, log)
     if settings.text:
         assert data.infos is not None
         captions = captions_to_cache(data.infos, recipe.train.caption_dropout)

@@ -35,7 +35,7 @@ class RunPlan:
             f"dataset: {self.examples} examples" + (f" ({self.skipped} skipped)" if self.skipped else ""),
             f"steps: {self.steps} × {self.examples_per_step} examples per step "
             f"= {self.epochs:.2f} epochs ({steps_per_epoch:.1f} steps per epoch)",
-            f"cached before the first step: {self.caches}",
+            f"cached: {self.caches}",
             f"--resume would continue from: {self.resumable_from or 'nothing (no complete checkpoint)'}",
         ]
 
@@ -70,9 +70,13 @@ def plan_run(resolved: ResolvedRecipe) -> RunPlan:
     examples = load_training_sets(resolved.dataset, recipe.data, resolved.extra_datasets, pending).examples
     per_step = train.batch_size * train.gradient_accumulation
     settings = cache_settings(recipe.data, resolved.method.trains_text_encoder, resolved.method.name)
-    cached = [name for name, on in (("latents", settings.latents), ("text embeddings", settings.text)) if on]
-    if settings.directory is not None and cached:
-        cached.append(f"on disk in {settings.directory}")
+    cached = []
+    if settings.latents:
+        where = f"on disk in {settings.directory}" if settings.directory is not None else "in memory"
+        when = "each as a batch first draws it" if settings.first_draw else "before the first step"
+        cached.append(f"latents ({where}, encoded {when})")
+    if settings.text:
+        cached.append("text embeddings (in memory, before the first step)")
     newest = ckpt.newest_complete(RunDir(resolved.run_dir).checkpoints)
     return RunPlan(
         base=base,

@@ -314,6 +314,9 @@ class Trainer:
                 signum = agreed_stop_signal(self.accelerator, stop.signum)
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
+        first_draw = self.latent_cache.first_draw if self.latent_cache is not None else None
+        if first_draw is not None and accelerator.is_main_process:
+            print(first_draw.line(), flush=True)
         return self._finish(last_loss, time.perf_counter() - started, final_step)
 
     def _validate(self, done: int, progress: TrainingProgress) -> bool:
