@@ -3,7 +3,7 @@
 #   bash benchmarks/gpu-check.sh [OUT_DIR]        # default benchmarks/results/gpu-check
 #   bash benchmarks/gpu-check.sh --dry-run        # list what it would run (works on a CPU)
 # It runs the CUDA-marked tests (fp16 + xformers training, nf4-quantised LoRA training) and the
-# bench's GPU scenarios (benchmarks/h100.toml: SD v1.5 architecture at 512 px, full and LoRA, bf16,
+# bench's GPU scenarios (benchmarks/h100.toml: SD v1.5 architecture at 512 px, full and LoRA, bf16, compile on and off,
 # SDPA and xformers, fused and 8-bit AdamW, EMA on device and offloaded, cached and not), and writes
 # the test log, the bench JSON/CSV and the device's name into OUT_DIR.
 set -euo pipefail

@@ -80,9 +80,11 @@ def test_compare_flags_a_2x_slowdown_and_not_a_1_percent_change():
 
 
 def test_scenario_sets_and_names():
-    assert len(full_matrix()) == 3 * 2 * 2 * 3 * 3 * 2 * 2
+    assert len(full_matrix()) == 3 * 2 * 2 * 3 * 3 * 2 * 2 * 2
     names = [s.name for s in one_factor_at_a_time()]
     assert names[0] == "lora/sdpa/adamw/no/ema-none/nogc/cached" and len(set(names)) == len(names)
+    assert names[-1] == "lora/sdpa/adamw/no/ema-none/nogc/cached/compiled"
+    assert skip_reason(Scenario(compile=True), "cpu").startswith("torch.compile is benched on CUDA only")
     assert [s.method for s in select(one_factor_at_a_time(), "full/*")] == ["full"]
     assert [s.cache for s in select(one_factor_at_a_time(), "*/uncached")] == [False]
 

@@ -86,6 +86,7 @@ def scenario_recipe(scenario: Scenario, config: BenchConfig, images: Path) -> di
             "mixed_precision": scenario.precision,
             "attention": scenario.attention,
             "gradient_checkpointing": scenario.checkpointing,
+            "compile": scenario.compile,
             "log_every": 1,
         },
         "ema": {"enabled": scenario.ema != "none", "offload": scenario.ema == "cpu"},

@@ -1,6 +1,8 @@
-"""Bench scenarios: one point of method × attention × optimizer × precision × EMA × checkpointing × caching.
+"""Bench scenarios: one point of method × attention × optimizer × precision × EMA × checkpointing × caching
+× ``torch.compile``.
 
-A scenario's name spells every axis, e.g. ``lora/sdpa/adamw/no/ema-none/nogc/cached``;
+A scenario's name spells every axis, e.g. ``lora/sdpa/adamw/no/ema-none/nogc/cached`` (``/compiled``
+is added when the UNet is compiled, so older reports keep their names);
 ``--scenarios`` selects by name with shell patterns (``lora/*``, ``*/uncached``).
 The default set is a baseline plus one change along each axis (one factor at a time);
 ``--matrix`` gives the full product, ``--file`` a TOML list of ``[[scenario]]`` tables.
@@ -27,6 +29,7 @@ AXES: dict[str, tuple[Any, ...]] = {
     "ema": ("none", "device", "cpu"),
     "checkpointing": (False, True),
     "cache": (True, False),
+    "compile": (False, True),
 }
 
 
@@ -41,10 +44,11 @@ class Scenario:
     ema: str = "none"
     checkpointing: bool = False
     cache: bool = True
+    compile: bool = False
 
     @property
     def name(self) -> str:
-        """All axes in one string: ``method/attention/optimizer/precision/ema-X/[no]gc/[un]cached``."""
+        """All axes in one string: ``method/attention/optimizer/precision/ema-X/[no]gc/[un]cached[/compiled]``."""
         return "/".join(
             (
                 self.method,
@@ -54,6 +58,7 @@ class Scenario:
                 f"ema-{self.ema}",
                 "gc" if self.checkpointing else "nogc",
                 "cached" if self.cache else "uncached",
+                *(("compiled",) if self.compile else ()),
             )
         )
 
@@ -131,6 +136,8 @@ def skip_reason(scenario: Scenario, device_type: str) -> str | None:
             return "xformers is not installed"
     if scenario.precision == "fp16" and device_type != "cuda":
         return "fp16 mixed precision needs a CUDA device"
+    if scenario.compile and device_type != "cuda":
+        return "torch.compile is benched on CUDA only (on a CPU its compile time swamps a few timed steps)"
     if scenario.optimizer == "adamw8bit":
         reason = _bitsandbytes_problem(device_type)
         if reason:
