@@ -217,6 +217,26 @@ def test_a_trial_whose_worker_died_is_failed_and_queued_again_with_its_folder(tm
     assert retry.user_attrs["folder"] == "trial-001" and retry.params == study.get_trials()[dead.number].params
 
 
+def test_a_trial_folder_is_reused_only_with_the_trial_values(tmp_path: Path) -> None:
+    from adaptkit.recipe.dump import dump_toml
+    from adaptkit.sweep.trial import run_command, trained_with
+
+    folder = tmp_path / "trial-000"
+    values = {"train.learning_rate": 5e-4, "method.options.rank": 32, "eval.adapter_scales": [0.75, 1.0]}
+    assert not trained_with(folder, values)  # nothing there yet
+    folder.mkdir()
+    recipe = {
+        "train": {"learning_rate": 5e-4},
+        "method": {"options": {"rank": 32}},
+        "eval": {"adapter_scales": [0.75, 1.0]},
+    }
+    (folder / "recipe.toml").write_text(dump_toml(recipe))
+    assert trained_with(folder, values)
+    assert not trained_with(folder, {**values, "method.options.rank": 16})  # another study's trial-000
+    assert not trained_with(folder, {**values, "train.steps": 100})
+    assert run_command("r.toml", values, folder)[-1] == "--overwrite"  # no complete checkpoint to resume
+
+
 def test_a_trial_stopped_by_ctrl_c_is_queued_again_once(tmp_path: Path) -> None:
     import optuna
 

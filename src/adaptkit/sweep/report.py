@@ -225,7 +225,9 @@ def write_report(sweep: Sweep, study: Any) -> Placed | None:
         sections.append(("Chosen trial", text))
     if placed:
         front_image = plot_front(placed, front, chosen, tolerance)
-        front_image.save(sweep.folder.front_png)
+        temporary = sweep.folder.front_png.with_name(f".front.{os.getpid()}.png")
+        front_image.save(temporary)
+        os.replace(temporary, sweep.folder.front_png)
         sections.append(
             ("Style gain against fidelity loss (95% intervals; square = baseline)", img_tag(front_image, "front"))
         )

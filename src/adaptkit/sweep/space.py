@@ -149,12 +149,12 @@ class SweepSpec(Section):
     fixed: dict[str, Any] = Field(default_factory=dict, description="Recipe keys every trial gets.")
     space: dict[str, Dimension] = Field(min_length=1, description="Recipe keys to search.")
 
-    def overrides(self, values: dict[str, Any]) -> list[str]:
-        """``--set`` texts of one trial: the fixed keys, its searched values, and the strengths to score."""
-        texts = [to_override(k, v) for k, v in {**self.fixed, **values}.items()]
+    def trial_values(self, searched: dict[str, Any]) -> dict[str, Any]:
+        """Every recipe key one trial sets: the fixed keys, its searched values, and the strengths to score."""
+        values = {**self.fixed, **searched}
         if self.sweep.adapter_scales:
-            texts.append(to_override("eval.adapter_scales", self.sweep.adapter_scales))
-        return texts
+            values["eval.adapter_scales"] = self.sweep.adapter_scales
+        return values
 
 
 def to_override(key: str, value: Any) -> str:

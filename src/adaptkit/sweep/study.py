@@ -160,13 +160,14 @@ class Objective:
             shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
             self.say(f"{name}: {shown}")
             started = time.monotonic()
+            assert lock.fd is not None
             try:
                 train_and_evaluate(
                     self.sweep.folder,
                     name,
                     self.sweep.recipe,
-                    self.sweep.spec.overrides(values),
-                    lock.fd or -1,
+                    self.sweep.spec.trial_values(values),
+                    lock.fd,
                     self._pruning(trial),
                 )
             except TrialStopped as stopped:

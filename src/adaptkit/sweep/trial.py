@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,16 +57,41 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_command(recipe: str, overrides: Sequence[str], folder: Path) -> list[str]:
-    """The ``adaptkit run`` command of a trial: resume when its folder has a complete checkpoint."""
+def run_command(recipe: str, values: dict[str, Any], folder: Path) -> list[str]:
+    """The ``adaptkit run`` command of a trial: resume when its folder has a complete checkpoint of
+    this trial's recipe, else start over (``--overwrite``)."""
     from adaptkit.run import RunDir
+    from adaptkit.sweep.space import to_override
     from adaptkit.training.checkpoint import is_complete, list_checkpoints
 
-    resumable = any(is_complete(p) for p in list_checkpoints(RunDir(folder).checkpoints))
-    sets = [*overrides, f"run.output_dir={_toml_string(folder.parent)}", f"run.name={_toml_string(folder.name)}"]
+    resumable = trained_with(folder, values) and any(
+        is_complete(p) for p in list_checkpoints(RunDir(folder).checkpoints)
+    )
+    sets = [to_override(k, v) for k, v in values.items()]
+    sets += [f"run.output_dir={_toml_string(folder.parent)}", f"run.name={_toml_string(folder.name)}"]
     command = [sys.executable, "-m", "adaptkit.cli", "run", recipe, "--no-progress"]
     command += [part for text in sets for part in ("--set", text)]
     return command + (["--resume"] if resumable else ["--overwrite"])
+
+
+def trained_with(folder: Path, values: dict[str, Any]) -> bool:
+    """Whether the run in ``folder`` has this trial's values (a folder left by another study's trial
+    of the same name has not: it is trained again, never reused)."""
+    from adaptkit.errors import UserError
+    from adaptkit.recipe.loading import read_toml
+    from adaptkit.run import RunDir
+
+    try:
+        recipe = read_toml(RunDir(folder).recipe)
+    except UserError:
+        return False
+    for key, wanted in values.items():
+        node: Any = recipe
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != wanted:
+            return False
+    return True
 
 
 def _toml_string(value: object) -> str:
@@ -92,24 +117,25 @@ def train_and_evaluate(
     sweep: SweepDir,
     name: str,
     recipe: str,
-    overrides: Sequence[str],
+    values: dict[str, Any],
     lock_fd: int,
     should_stop: Callable[[int, float], bool] | None = None,
 ) -> None:
-    """Run the trial's ``adaptkit run`` to its end (training, then its ``[eval]``), or until
-    ``should_stop(step, val_loss)`` says to prune: the run then gets SIGINT (checkpoint, exit) and
-    :class:`TrialStopped` is raised. A failed run raises :class:`TrialFailed`."""
+    """Run the trial's ``adaptkit run`` (the recipe with ``values``) to its end (training, then its
+    ``[eval]``), or until ``should_stop(step, val_loss)`` says to prune: the run then gets SIGINT
+    (checkpoint, exit) and :class:`TrialStopped` is raised. A failed run raises :class:`TrialFailed`.
+    A folder that already holds this trial's evaluation is only read."""
     from adaptkit.run import RunDir
 
     folder = sweep.trial(name)
-    if _evaluated(folder):
+    if _evaluated(folder) and trained_with(folder, values):
         return
     log = sweep.log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
     with log.open("a", encoding="utf-8") as out:
         process = subprocess.Popen(
-            run_command(recipe, overrides, folder),
+            run_command(recipe, values, folder),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
