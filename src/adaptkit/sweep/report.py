@@ -141,11 +141,17 @@ def plot_front(placed: list[Placed], front: list[Placed], chosen: Placed | None,
     return plot_image(figure)
 
 
+#: Fewer complete trials than this give no importances (Optuna would report them all equal).
+MIN_TRIALS_FOR_IMPORTANCES = 4
+
+
 def importances(study: Any) -> dict[str, float]:
     """Optuna's parameter importances (its default evaluator) over the complete trials; empty while
-    there are too few."""
+    there are fewer than :data:`MIN_TRIALS_FOR_IMPORTANCES`."""
     import optuna
 
+    if len(finished_trials(study)) < MIN_TRIALS_FOR_IMPORTANCES:
+        return {}
     try:
         with quiet_optuna_warnings():
             return dict(optuna.importance.get_param_importances(study))
@@ -166,7 +172,7 @@ def trials_table(study: Any, sweep: Sweep, chosen: Placed | None, front: list[Pl
     keys = list(sweep.spec.space)
     on_front = {p.trial.number for p in front}
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ["trial", "state", *keys])
-    head += "<th>strength</th><th>style gain [95% CI]</th><th>fidelity loss [95% CI]</th><th>s</th><th></th>"
+    head += "<th>strength</th><th>style gain [95% CI]</th><th>fidelity loss [95% CI]</th><th>seconds</th><th></th>"
     rows = []
     for t in study.get_trials(deepcopy=False):
         a, folder = t.user_attrs, t.user_attrs.get("folder", "")
