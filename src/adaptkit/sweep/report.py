@@ -112,7 +112,9 @@ def plot_front(placed: list[Placed], front: list[Placed], chosen: Placed | None,
     axis.plot(
         [p.trade_off.fidelity_loss for p in front],
         [p.trade_off.style_gain for p in front],
-        "-",
+        "-o",  # ringed, so a front of one point (or of tied trials) still shows
+        markersize=11,
+        markerfacecolor="none",
         color="tab:orange",
         label="Pareto front",
     )
