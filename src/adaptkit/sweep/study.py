@@ -20,7 +20,7 @@ from typing import Any
 
 from adaptkit.sweep.folder import SweepDir, TrialLock, is_held, trial_name
 from adaptkit.sweep.space import SweepSpec, recipe_value
-from adaptkit.sweep.trial import TrialFailed, TrialStopped, judge, train_and_evaluate
+from adaptkit.sweep.trial import Judged, TrialFailed, TrialStopped, judge, train_and_evaluate
 
 #: Optuna's heartbeat, the backstop for a trial that died before taking its lock (seconds).
 HEARTBEAT_S, GRACE_S = 60, 180
@@ -93,10 +93,17 @@ def open_study(sweep: Sweep) -> Any:
     )
 
 
+def queue_again(study: Any, trial: Any) -> None:
+    """Queue a failed ``trial`` again with its values and attributes (so its folder, to resume from),
+    as Optuna's heartbeat does for a stale one, at most :data:`MAX_RETRIES` times."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+
+
 def fail_abandoned(study: Any, sweep: Sweep) -> list[int]:
     """Fail every running trial whose worker and run are gone (its lock is free), and queue it again
     (it keeps its folder, so it resumes from its last checkpoint); returns their numbers."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     failed = []
@@ -105,14 +112,13 @@ def fail_abandoned(study: Any, sweep: Sweep) -> list[int]:
         if folder is None or is_held(sweep.folder.lock(folder)):
             continue  # still starting (the heartbeat covers it), or alive
         if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, study._storage.get_trial(trial._trial_id))
+            queue_again(study, study._storage.get_trial(trial._trial_id))
             failed.append(trial.number)
     return failed
 
 
 def requeue_interrupted(study: Any) -> list[int]:
     """Queue again every trial a Ctrl-C stopped (Optuna failed it) that is not queued yet; returns their numbers."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -120,7 +126,7 @@ def requeue_interrupted(study: Any) -> list[int]:
     queued = []
     for trial in trials:
         if trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted") and trial.number not in retried:
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+            queue_again(study, trial)
             queued.append(trial.number)
     return queued
 
@@ -135,6 +141,26 @@ def enqueue_baseline(study: Any, sweep: Sweep, resolved: Any) -> str:
         return ""
     study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
     return "baseline: trial-000 is the recipe's own values (" + ", ".join(f"{k}={v!r}" for k, v in values.items()) + ")"
+
+
+def record(trial: Any, judged: Judged, tolerance: float, seconds: float) -> None:
+    """Keep a finished trial's judgement on it (the report reads it back) and its fidelity budget as
+    Optuna's constraint (feasible when ≤ 0)."""
+    t = judged.trade_off
+    attrs = {
+        "style_gain": t.style_gain,
+        "style_gain_ci": list(t.style_gain_ci),
+        "fidelity_loss": t.fidelity_loss,
+        "fidelity_loss_ci": list(t.fidelity_loss_ci),
+        "base_fidelity": t.base_fidelity,
+        "style_figure": t.style_figure,
+        "fidelity_figure": t.fidelity_figure,
+        "adapter_scale": judged.scale,
+        "seconds": seconds,
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    trial.set_constraint("fidelity_budget", t.fidelity_loss - tolerance * abs(t.base_fidelity))
 
 
 class Objective:
@@ -181,26 +207,12 @@ class Objective:
                 trial.set_user_attr("interrupted", True)  # Optuna fails it; the next start queues it again
                 raise
             judged = judge(self.sweep.folder.trial(name), self.tolerance, *self.sweep.axes())
+            record(trial, judged, self.tolerance, time.monotonic() - started)
             t = judged.trade_off
-            allowed = self.tolerance * abs(t.base_fidelity)
-            attrs = {
-                "style_gain": t.style_gain,
-                "style_gain_ci": list(t.style_gain_ci),
-                "fidelity_loss": t.fidelity_loss,
-                "fidelity_loss_ci": list(t.fidelity_loss_ci),
-                "base_fidelity": t.base_fidelity,
-                "style_figure": t.style_figure,
-                "fidelity_figure": t.fidelity_figure,
-                "adapter_scale": judged.scale,
-                "seconds": time.monotonic() - started,
-            }
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
-            trial.set_constraint("fidelity_budget", t.fidelity_loss - allowed)  # feasible when ≤ 0
             within = "within" if t.within(self.tolerance) else "outside"
             self.say(
                 f"{name}: style gain {t.style_gain:+.3g}, fidelity loss {t.fidelity_loss:+.3g} ({within} the budget) "
-                f"at strength {judged.scale:g} ({attrs['seconds']:.0f} s)"
+                f"at strength {judged.scale:g} ({time.monotonic() - started:.0f} s)"
             )
             return t.style_gain
 
