@@ -16,14 +16,14 @@ from adaptkit.recipe import DataSection
 from adaptkit.testing.datasets import write_naruto
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
 from adaptkit.training.cache import (
-    DiskStore,
     LatentJob,
     cache_settings,
-    captions_to_cache,
     fill_latent_cache,
     module_identity,
 )
 from adaptkit.training.cache_folder import default_latent_dir
+from adaptkit.training.latent_store import DiskStore
+from adaptkit.training.text_cache import captions_to_cache
 
 from training_helpers import run, write_recipe
 
@@ -347,7 +347,7 @@ def test_a_full_disk_while_writing_the_cache_is_one_line_and_leaves_no_file(tmp_
 
     import safetensors.torch
 
-    from adaptkit.training.cache import CacheWriteError
+    from adaptkit.training.latent_store import CacheWriteError
 
     def full_disk(tensors, filename, *args, **kwargs):
         Path(filename).write_bytes(b"half a file")  # what a write cut short leaves

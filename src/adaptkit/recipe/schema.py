@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from adaptkit.recipe.data_schema import DataSection, DataSetSection
-from adaptkit.recipe.section import Section, check_multiple_of_8
+from adaptkit.recipe.section import Section, check_adapter_scales, check_multiple_of_8
 
 __all__ = ["DataSection", "DataSetSection", "Section"]
 
@@ -271,10 +271,7 @@ class EvalSection(Section):
     @field_validator("adapter_scales")
     @classmethod
     def _scales_in_range(cls, value: list[float]) -> list[float]:
-        bad = [scale for scale in value if not 0.0 <= scale <= 4.0]
-        if bad:
-            raise ValueError(f"{bad[0]} is not an adapter strength (valid: 0.0 to 4.0)")
-        return sorted(set(value))
+        return check_adapter_scales(value)
 
     @model_validator(mode="after")
     def _extra_keys_are_metric_tables(self) -> "EvalSection":

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from adaptkit.errors import UserError
-from adaptkit.recipe.section import Section
+from adaptkit.recipe.section import Section, check_adapter_scales
 
 #: A value a search dimension may take: TOML scalars only.
 Scalar = bool | int | float | str
@@ -136,10 +136,7 @@ class SweepSection(Section):
     @field_validator("adapter_scales")
     @classmethod
     def _scales_in_range(cls, value: list[float]) -> list[float]:
-        bad = [scale for scale in value if not 0.0 <= scale <= 4.0]
-        if bad:
-            raise ValueError(f"{bad[0]} is not an adapter strength (valid: 0.0 to 4.0)")
-        return sorted(set(value))
+        return check_adapter_scales(value)
 
 
 class SweepSpec(Section):

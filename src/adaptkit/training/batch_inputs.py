@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from adaptkit.component import Conditioning
     from adaptkit.models import SDComponents
     from adaptkit.training.batches import Batch
-    from adaptkit.training.cache import LatentCache, TextCache
+    from adaptkit.training.cache import LatentCache
+    from adaptkit.training.text_cache import TextCache
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Cached VAE latents and text-encoder outputs, each computed once.
+"""Cached VAE latents, each computed once (and when), and the cache settings of a run.
 
 Latents: the VAE's posterior (mean and std) of every image — both mirror images with
 ``random_flip`` — is stored, not a sample, so each step still draws its own latents from the
@@ -10,7 +10,8 @@ Entries are keyed by the image's pixel content, the output size, the flip, the c
 interpolation, the precision and the VAE's identity (config + weights hash), so a second run (or
 another recipe on the same images) reuses them, and a changed VAE or resolution misses. An
 entry that cannot be read (a torn or garbage file) is recomputed and overwritten, and counted in
-one printed line; a failed write (a full disk) ends the run with one :class:`CacheWriteError`
+one printed line; a failed write (a full disk) ends the run with one
+:class:`~adaptkit.training.latent_store.CacheWriteError`
 line and leaves no partial file. One line says how many latents were reused and how many
 encoded, at what time per image.
 
@@ -21,8 +22,7 @@ once and a run never encodes an image it does not draw; each entry is written be
 goes on, so a resumed run reads every posterior the interrupted one encoded. Otherwise (memory
 only, several processes, or ``"upfront"``) everything is encoded before the first step.
 
-Text: the frozen text encoder's output for every caption of every row (and for "" with caption
-dropout), in memory.
+Text embeddings are cached in memory by :mod:`adaptkit.training.text_cache`.
 
 Several processes: each process encodes its share of the missing entries; on disk it
 writes them and all read them back, in memory the shares are exchanged
@@ -34,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,14 +41,13 @@ from pathlib import Path
 
 import torch
 
-from adaptkit.component import Conditioning
 from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import varies_per_step
-from adaptkit.errors import IOFailure, UserError
+from adaptkit.errors import UserError
 from adaptkit.recipe import DataSection
-from adaptkit.run import follow_umask
-from adaptkit.training.batches import ExampleInfo, tokenize_all
-from adaptkit.training.cache_folder import CACHE_DIR_ENV, cache_limit, default_latent_dir
+from adaptkit.training.batches import ExampleInfo
+from adaptkit.training.cache_folder import cache_limit, default_latent_dir
+from adaptkit.training.latent_store import DiskStore
 
 Size = tuple[int, int]
 
@@ -156,78 +153,6 @@ class LatentCache:
         std = torch.stack([pair[1] for pair in pairs]).to(device, non_blocking=True)
         noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return scale_latents(mean + std * noise, self.scaling)
-
-
-class CacheWriteError(IOFailure):
-    """A latent cache entry could not be written (a full disk, a read-only or vanished folder).
-
-    No partial entry is left behind; one line, exit status 74 (:class:`~adaptkit.errors.IOFailure`).
-    """
-
-
-class DiskStore:
-    """Posteriors as ``<dir>/<key[:2]>/<key>.safetensors``, written atomically (temporary file, then rename).
-
-    An entry that cannot be read back (truncated, garbage, not a posterior) counts as absent:
-    :meth:`get` returns None for it and records its path in :attr:`corrupt`, so it is
-    recomputed and overwritten. A read refreshes the entry's modification time (what
-    :func:`~adaptkit.training.cache_folder.evict` orders by); :attr:`used` holds every entry this
-    store read or wrote.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.corrupt: set[Path] = set()
-        self.used: set[Path] = set()
-
-    def path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.safetensors"
-
-    def get(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """The entry under ``key``; None if there is none or it is corrupt (then its path joins :attr:`corrupt`)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        try:
-            tensors = load_file(path)
-        except (SafetensorError, OSError, ValueError):  # a torn or foreign file, or one we may not read
-            self.corrupt.add(path)
-            return None
-        mean, std = tensors.get("mean"), tensors.get("std")
-        if mean is None or set(tensors) - {"mean", "std"} or (std is not None and std.shape != mean.shape):
-            self.corrupt.add(path)
-            return None
-        with contextlib.suppress(OSError):  # a read-only shared cache still serves its entries
-            os.utime(path)
-        self.used.add(path)
-        return mean, std
-
-    def put(self, key: str, mean: torch.Tensor, std: torch.Tensor | None) -> None:
-        """Write (or overwrite) an entry; a failed write raises :class:`CacheWriteError` and leaves no file behind."""
-        from safetensors import SafetensorError
-        from safetensors.torch import save_file
-
-        path = self.path(key)
-        tensors = {"mean": mean.contiguous()} | ({"std": std.contiguous()} if std is not None else {})
-        temporary = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")  # unique per writer
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file(tensors, str(temporary))
-            follow_umask(temporary)
-            os.replace(temporary, path)
-            self.used.add(path)
-        except (OSError, SafetensorError) as exc:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
-            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise CacheWriteError(
-                f"data.cache_dir: cannot write the latent cache entry {path} ({cause}); free space there, "
-                f'point data.cache_dir (or ${CACHE_DIR_ENV}) at a writable folder, or set data.cache_dir = "" '
-                "to cache in memory"
-            ) from None
 
 
 def module_identity(module: torch.nn.Module) -> str:
@@ -426,59 +351,3 @@ def _encode(job: LatentJob, tasks: list[tuple[int, bool]], vae, device, autocast
             std = std.cpu() if std is not None else None
             for row, task in enumerate(chunk):  # clones: a row view would keep (and pickle) the whole batch
                 yield task, mean[row].clone(), std[row].clone() if std is not None else None
-
-
-# --------------------------------------------------------------------------- text
-
-
-class TextCache:
-    """The denoiser's conditioning by caption (hidden states, and the family's extra inputs if any)."""
-
-    def __init__(self, hidden: dict[str, torch.Tensor], added: dict[str, dict[str, torch.Tensor]]) -> None:
-        self.hidden = hidden
-        self.added = added
-
-    def __len__(self) -> int:
-        return len(self.hidden)
-
-    def lookup(self, captions: Sequence[str], device) -> Conditioning:
-        """The stacked conditioning of a batch of captions."""
-        hidden = torch.stack([self.hidden[caption] for caption in captions]).to(device, non_blocking=True)
-        rows = [self.added[caption] for caption in captions]
-        added = {key: torch.stack([row[key] for row in rows]).to(device, non_blocking=True) for key in rows[0]}
-        return Conditioning(hidden, added or None)
-
-
-def fill_text_cache(
-    captions: Sequence[str],
-    tokenizers: Sequence,
-    encode: Callable[[Sequence[torch.Tensor]], Conditioning],
-    *,
-    device: torch.device,
-    autocast: Callable[[], object],
-    batch_size: int = 32,
-    log: Callable[[str], None] = print,
-    chunks: int = 1,
-) -> TextCache:
-    """Encode every distinct caption once with ``encode`` (the family's conditioning of one ids
-    tensor per text encoder), tokenized with ``tokenizers`` (in ``chunks`` windows) as the training
-    batches are."""
-    started = time.perf_counter()
-    unique = list(dict.fromkeys(captions))
-    hidden: dict[str, torch.Tensor] = {}
-    added: dict[str, dict[str, torch.Tensor]] = {}
-    for start in range(0, len(unique), batch_size):
-        chunk = unique[start : start + batch_size]
-        with torch.no_grad(), autocast():
-            output = encode([ids.to(device) for ids in tokenize_all(tokenizers, chunk, chunks)])
-        hidden.update(zip(chunk, output.hidden_states.cpu()))
-        extra = {key: value.cpu() for key, value in (output.added or {}).items()}
-        added.update({caption: {key: value[i] for key, value in extra.items()} for i, caption in enumerate(chunk)})
-    log(f"cached text: {len(unique)} captions in {time.perf_counter() - started:.1f} s")
-    return TextCache(hidden, added)
-
-
-def captions_to_cache(infos: Sequence[ExampleInfo], caption_dropout: float) -> list[str]:
-    """Every caption of every row, plus "" when caption dropout can pick it."""
-    captions = [caption for info in infos for caption in info.captions]
-    return captions + [""] if caption_dropout > 0 else captions

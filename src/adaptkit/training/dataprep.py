@@ -18,7 +18,8 @@ from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples, latent_mask
-from adaptkit.training.cache import CacheSettings, DiskStore
+from adaptkit.training.cache import CacheSettings
+from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.long_captions import caption_chunks, condition_chunked
 
 if TYPE_CHECKING:
@@ -168,7 +169,8 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
     """
     from accelerate.utils import gather_object
 
-    from adaptkit.training.cache import LatentJob, captions_to_cache, fill_latent_cache, fill_text_cache
+    from adaptkit.training.cache import LatentJob, fill_latent_cache
+    from adaptkit.training.text_cache import captions_to_cache, fill_text_cache
 
     def log(line: str) -> None:
         if accelerator.is_main_process:
