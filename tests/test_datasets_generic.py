@@ -226,6 +226,35 @@ def test_imagefolder_captions(tmp_path: Path, kind: str) -> None:
     assert dataset[0].image.mode == "RGB"
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "txt"])
+def test_imagefolder_without_split_names_loads_as_datasets_would_in_one_glob(tmp_path: Path, kind: str) -> None:
+    """A folder whose paths name no split is given to datasets as its own default pattern (one glob of
+    the tree instead of one per split pattern); the rows are the ones datasets' own detection gives."""
+    from adaptkit.data.loading import SourceSpec, load_arguments
+
+    local = write_imagefolder(tmp_path / "folder", rows=4, captions=kind)
+    spec = SourceSpec("imagefolder", str(local.path), builder="imagefolder")
+    arguments = load_arguments(spec)
+    assert arguments["data_files"] == {"train": "**"}
+    ours = datasets.load_dataset(**arguments)
+    theirs = datasets.load_dataset(**{k: v for k, v in arguments.items() if k != "data_files"})
+    assert ours.column_names == theirs.column_names and len(ours) == len(theirs) == 4
+    for column in ours.column_names:
+        same = [a.tobytes() for a in ours[column]] if column == "image" else ours[column]
+        assert same == ([b.tobytes() for b in theirs[column]] if column == "image" else theirs[column])
+
+
+def test_imagefolder_with_split_folders_keeps_datasets_detection(tmp_path: Path) -> None:
+    from adaptkit.data.loading import SourceSpec, load_arguments
+
+    write_imagefolder(tmp_path / "folder" / "train", rows=3)
+    write_imagefolder(tmp_path / "folder" / "test", rows=2)
+    spec = SourceSpec("imagefolder", str(tmp_path / "folder"), builder="imagefolder")
+    arguments = load_arguments(spec)
+    assert "data_files" not in arguments
+    assert len(datasets.load_dataset(**arguments)) == 3  # the train/ folder only, as datasets splits it
+
+
 def test_imagefolder_caption_column(tmp_path: Path) -> None:
     local = write_imagefolder(tmp_path / "folder", rows=3, captions="jsonl", caption_column="description")
     assert captions(load("imagefolder", source=str(local.path))) == local.text["description"]
