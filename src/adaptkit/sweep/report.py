@@ -60,9 +60,8 @@ def pareto_front(placed: list[Placed]) -> list[Placed]:
     return sorted((p for p in placed if not beaten(p)), key=lambda p: p.trade_off.fidelity_loss)
 
 
-def chosen_trial(study: Any, tolerance: float) -> Placed | None:
-    """The trial the ranking rule picks (highest style gain within the fidelity budget)."""
-    placed = placed_trials(study)
+def chosen_trial(placed: list[Placed], tolerance: float) -> Placed | None:
+    """The trial of ``placed`` the ranking rule picks (highest style gain within the fidelity budget)."""
     pick = best([p.trade_off for p in placed], tolerance)
     return next((p for p in placed if p.trade_off is pick), None)
 
@@ -209,7 +208,7 @@ def write_report(sweep: Sweep, study: Any) -> Placed | None:
     tolerance = sweep.spec.sweep.tolerance
     placed = placed_trials(study)
     front = pareto_front(placed)
-    chosen = chosen_trial(study, tolerance)
+    chosen = chosen_trial(placed, tolerance)
     s = sweep.spec.sweep
     settings = (
         f"<p>recipe <code>{html.escape(sweep.recipe)}</code>; budget {s.trials} trials or {s.minutes:g} minutes per "
