@@ -72,8 +72,8 @@ def test_python_dash_m_torch_distributed_run_and_an_unknown_launcher() -> None:
     assert unknown.resume_command(["adaptkit", "run", "r.toml"]) == "adaptkit run r.toml --resume"
 
 
-@pytest.mark.parametrize("backend", ["FSDP", "DEEPSPEED"])
-def test_sharded_backends_are_refused_in_one_line(backend: str) -> None:
+@pytest.mark.parametrize("backend", ["DEEPSPEED"])
+def test_deepspeed_is_refused_in_one_line(backend: str) -> None:
     from accelerate.utils import DistributedType
 
     with pytest.raises(UserError, match=f"accelerate's {backend} backend shards weights") as refused:
@@ -81,8 +81,8 @@ def test_sharded_backends_are_refused_in_one_line(backend: str) -> None:
     assert len(refused.value.lines) == 1 and "docs/distributed.md" in refused.value.lines[0]
 
 
-@pytest.mark.parametrize("backend", ["NO", "MULTI_CPU", "MULTI_GPU"])
-def test_ddp_and_single_process_pass(backend: str) -> None:
+@pytest.mark.parametrize("backend", ["NO", "MULTI_CPU", "MULTI_GPU", "FSDP"])
+def test_fsdp_ddp_and_single_process_pass(backend: str) -> None:
     from accelerate.utils import DistributedType
 
     refuse_sharded_backend(DistributedType[backend].value)

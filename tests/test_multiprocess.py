@@ -54,7 +54,14 @@ def _free_port() -> int:
 
 def _torchrun(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    command = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "adaptkit.cli", *args]
+    launch = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    return _launch(folder, launch, args, env)
+
+
+def _launch(
+    folder: Path, launcher: list[str], args: tuple[str, ...], env: dict[str, str] | None
+) -> subprocess.CompletedProcess:
+    command = [*launcher, "-m", "adaptkit.cli", *args]
     try:
         return subprocess.run(
             command,
@@ -68,7 +75,7 @@ def _torchrun(folder: Path, *args: str, env: dict[str, str] | None = None) -> su
         said = "".join(
             part.decode() if isinstance(part, bytes) else part or "" for part in (stuck.stdout, stuck.stderr)
         )
-        pytest.fail(f"torchrun {' '.join(args)} did not finish in 300 s; its output:\n{said[-4000:]}")
+        pytest.fail(f"{launcher[0]} {' '.join(args)} did not finish in 300 s; its output:\n{said[-4000:]}")
 
 
 def _adapter_tensors(run_dir: Path) -> dict:
@@ -145,3 +152,97 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
     assert results["straight"].keys() == results["resumed"].keys()
     for key, value in results["straight"].items():
         assert torch.equal(value, results["resumed"][key]), key
+
+
+#: The accelerate config of an FSDP2 launch on two processes.
+FSDP_CONFIG = Path(__file__).parent / "data" / "fsdp_cpu.yaml"
+#: What ``accelerate launch`` with that config sets for every process: the same launch with torchrun.
+FSDP_ENV = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"}
+
+
+def _fsdp_recipe(folder: Path, tiny_model_dir: Path, data: Path, method: str) -> Path:
+    return write_recipe(
+        folder,
+        tiny_model_dir,
+        data,
+        method,
+        train={"steps": 4, "log_every": 2},
+        checkpoint={"every": 2},
+        ema={"enabled": True, "decay": 0.9},
+    )
+
+
+@needs_torchrun
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_fsdp_two_processes_killed_after_a_sharded_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path, method: str
+) -> None:
+    """FSDP2 over two gloo processes: both SIGKILLed after step 3 (the sharded checkpoint is step 2); the
+    resumed run's result (EMA weights, sharded in training, gathered for the checkpoint) equals a
+    straight run's bit for bit, and every process's shards are in the manifest."""
+    import torch
+
+    from adaptkit.training.checkpoint import read_manifest
+
+    data = write_naruto(tmp_path / "naruto", rows=8).path
+    results = {}
+    for name in ("straight", "resumed"):
+        folder = tmp_path / name
+        folder.mkdir()
+        recipe = _fsdp_recipe(folder, tiny_model_dir, data, method)
+        if name == "straight":  # launched as users do, with the accelerate config
+            accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+            config = ["--config_file", str(FSDP_CONFIG), "--main_process_port", str(_free_port())]
+            done = _launch(folder, [accelerate, "launch", *config], ("run", str(recipe), "--no-progress"), None)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "launch: accelerate launch: 2 processes on 1 node (FSDP, gloo)" in done.stdout
+            assert "fsdp: sharding the denoiser by CrossAttnDownBlock2D" in done.stdout
+        else:
+            killed = _torchrun(
+                folder, "run", str(recipe), "--no-progress", env={**FSDP_ENV, "ADAPTKIT_FAULT": "kill:step-end:3"}
+            )
+            assert killed.returncode != 0 and not (folder / "runs" / "run" / "result.json").exists()
+            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress", env=FSDP_ENV)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert second.stdout.count("resuming from") == 1 and "(step 2)" in second.stdout
+        run_dir = folder / "runs" / "run"
+        results[name] = _adapter_tensors(run_dir)
+        assert (run_dir / "samples" / "step-000004.png").is_file()  # sampled by both processes, saved once
+    assert results["straight"].keys() == results["resumed"].keys()
+    for key, value in results["straight"].items():
+        assert torch.equal(value, results["resumed"][key]), key
+
+    checkpoint = tmp_path / "resumed" / "runs" / "run" / "checkpoints" / "step-000004"
+    manifest = read_manifest(checkpoint)
+    assert manifest["sharded"] == {"backend": "FSDP", "processes": 2}
+    files = set(manifest["files"])
+    for rank in (0, 1):
+        assert f"accelerate/pytorch_model_fsdp_0/__{rank}_0.distcp" in files
+        assert f"accelerate/optimizer_0/__{rank}_0.distcp" in files
+        assert f"accelerate/random_states_{rank}.pkl" in files
+    assert {"trainable.safetensors", "training_state.pt", "accelerate/optimizer_0/.metadata"} <= files
+
+
+def test_a_sharded_checkpoint_with_a_shard_missing_or_changed_is_refused_naming_it(tmp_path: Path) -> None:
+    from adaptkit.errors import UserError
+    from adaptkit.training import checkpoint as ckpt
+
+    tmp = ckpt.temporary_folder(tmp_path, 2, "sharded")
+    ckpt.start_temporary(tmp_path, tmp)
+    for rank in (0, 1):
+        shard = tmp / "accelerate" / "optimizer_0" / f"__{rank}_0.distcp"
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        shard.write_bytes(bytes([rank]) * 64)
+    ckpt.write_main_files(tmp, 2, {}, {"rng": None})
+    final = tmp_path / ckpt.checkpoint_name(2)
+    ckpt.seal(tmp_path, tmp, final, 2, {"sharded": {"backend": "FSDP", "processes": 2}})
+    assert ckpt.checkpoint_problem(final) is None
+
+    shard = final / "accelerate" / "optimizer_0" / "__1_0.distcp"
+    shard.write_bytes(b"\x07" * 64)
+    with pytest.raises(UserError, match=r"accelerate/optimizer_0/__1_0\.distcp does not match its SHA-256") as bad:
+        ckpt.load_checkpoint(final)
+    assert len(bad.value.lines) == 1
+    shard.unlink()
+    with pytest.raises(UserError, match=r"accelerate/optimizer_0/__1_0\.distcp is missing"):
+        ckpt.load_checkpoint(final)

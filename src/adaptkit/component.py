@@ -319,6 +319,15 @@ class ModelFamily(Component):
     model_spec: ClassVar[tuple[str, str]] = ("sd_v1", "stable-diffusion-v1")
     #: The resolution its bases are trained at (``adaptkit bench --family``'s default).
     native_resolution: ClassVar[int] = 512
+    #: The denoiser's block classes FSDP shards as units (each all-gathered for its own forward), when
+    #: the accelerate config names none; classes a base does not have are passed over.
+    fsdp_blocks: ClassVar[tuple[str, ...]] = (
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+        "UNetMidBlock2DCrossAttn",
+        "CrossAttnUpBlock2D",
+        "UpBlock2D",
+    )
     #: ``(full-size, quick)`` named bases with random weights that ``adaptkit bench --family`` trains
     #: (``--quick`` the second); None when the family has none.
     bench_models: ClassVar[tuple[str, str] | None] = None

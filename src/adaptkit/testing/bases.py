@@ -66,14 +66,22 @@ def sources_fingerprint(paths: "list[Path]") -> str:
 def cached_build(model: str, fingerprint: str, build: "Callable[[Path], object]") -> Path:
     """``testing/<model>/<fingerprint>`` under :func:`cache_root`, made by ``build(folder)`` the first
     time (into a temporary folder renamed into place, so a crash leaves no half-built model)."""
+    import fcntl
+
     folder = cache_root() / "testing" / model / fingerprint
-    if not (folder / "model_index.json").is_file():
-        tmp = folder.with_name(f".{folder.name}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        build(tmp)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+    if (folder / "model_index.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time: the processes of a torchrun launch all ask for the base at once, and a
+    # second builder must not replace the folder a first one's process is already reading.
+    with (folder.parent / f".{folder.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "model_index.json").is_file():
+            tmp = folder.with_name(f".{folder.name}-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
     return folder
 
 

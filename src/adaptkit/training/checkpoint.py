@@ -9,12 +9,14 @@ renamed into place. Only a folder whose manifest exists and whose files match th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,31 +88,61 @@ def write_checkpoint(
     An ``OSError`` on the way (ENOSPC, EROFS, ...) removes the temporary folder and becomes a
     :class:`CheckpointWriteError` naming the folder and the newest checkpoint still intact.
     """
-    final = root / checkpoint_name(step)
-    tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
+    final, tmp = root / checkpoint_name(step), temporary_folder(root, step, str(os.getpid()))
+    with removed_on_failure(root, tmp, final):
+        start_temporary(root, tmp)
+        write_main_files(tmp, step, trainable, state)
+        seal(root, tmp, final, step, manifest_extra)
+    return final
+
+
+def temporary_folder(root: Path, step: int, tag: str) -> Path:
+    """Where checkpoint ``step`` is written before its rename (``tag`` tells writers apart)."""
+    return root / f".tmp-{checkpoint_name(step)}-{tag}"
+
+
+def start_temporary(root: Path, tmp: Path) -> None:
+    """An empty ``tmp`` under ``root`` (a stale one from a crashed write is cleared)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+
+
+def write_main_files(tmp: Path, step: int, trainable: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """The trainable weights (safetensors) and the training state (torch) into ``tmp``."""
+    save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / TRAINABLE))
+    inject("checkpoint-trainable", step)
+    torch.save(state, tmp / STATE)
+    inject("checkpoint-state", step)
+
+
+def seal(root: Path, tmp: Path, final: Path, step: int, manifest_extra: dict[str, Any]) -> None:
+    """Flush every file under ``tmp`` (shards in sub-folders included), write the manifest with each
+    one's SHA-256 last, and rename ``tmp`` to ``final``: from here on the checkpoint is complete."""
+    files = {}
+    for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        _fsync_file(file)
+        files[file.relative_to(tmp).as_posix()] = _sha256(file)
+    for folder in sorted({p.parent for p in tmp.rglob("*") if p.is_file()}, reverse=True):
+        _fsync_dir(folder)
+    manifest = {"step": step, "created": time.time(), "files": files, **manifest_extra}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _fsync_file(tmp / MANIFEST)
+    _fsync_dir(tmp)
+    inject("checkpoint-manifest", step)
+    if final.exists():  # a stale checkpoint of the same step (e.g. a resumed run)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    inject("checkpoint-renamed", step)
+
+
+@contextlib.contextmanager
+def removed_on_failure(root: Path, tmp: Path, final: Path) -> Iterator[None]:
+    """Within the block, a failure removes ``tmp``; an ``OSError`` becomes a :class:`CheckpointWriteError`."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, str(tmp / TRAINABLE))
-        inject("checkpoint-trainable", step)
-        torch.save(state, tmp / STATE)
-        inject("checkpoint-state", step)
-        files = {}
-        for name in (TRAINABLE, STATE):
-            _fsync_file(tmp / name)
-            files[name] = _sha256(tmp / name)
-        manifest = {"step": step, "created": time.time(), "files": files, **manifest_extra}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _fsync_file(tmp / MANIFEST)
-        _fsync_dir(tmp)
-        inject("checkpoint-manifest", step)
-        if final.exists():  # a stale checkpoint of the same step (e.g. a resumed run)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(root)
-        inject("checkpoint-renamed", step)
+        yield
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         intact = newest_complete(root)
@@ -122,7 +154,6 @@ def write_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:

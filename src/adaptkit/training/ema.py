@@ -16,6 +16,7 @@ from diffusers.training_utils import EMAModel
 
 from adaptkit.errors import UserError
 from adaptkit.recipe import EmaSection
+from adaptkit.training.sharding import whole
 
 
 class EmaWeights:
@@ -81,11 +82,23 @@ class EmaWeights:
             self.model.restore(self.params)
 
     def state_dict(self) -> dict:
+        """The EMA's state with whole shadow weights on the CPU (under FSDP: gathered from every process,
+        so every process must call it)."""
         state = dict(self.model.state_dict())
-        state["shadow_params"] = [p.detach().cpu() for p in state["shadow_params"]]
+        state["shadow_params"] = [whole(p).detach().cpu() for p in state["shadow_params"]]
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a :meth:`state_dict`; under FSDP each process keeps its shard of every shadow weight."""
+        sharded = [getattr(p, "device_mesh", None) is not None for p in self.model.shadow_params]
+        if any(sharded):
+            from torch.distributed.tensor import distribute_tensor
+
+            state = dict(state)
+            state["shadow_params"] = [
+                distribute_tensor(full.to(mine.dtype), mine.device_mesh, mine.placements) if shard else full
+                for full, mine, shard in zip(state["shadow_params"], self.model.shadow_params, sharded)
+            ]
         self.model.load_state_dict(state)
         target = "cpu" if self.offload else self.device
         self.model.to(target)

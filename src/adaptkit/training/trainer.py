@@ -38,6 +38,8 @@ from adaptkit.training.progress import TrainingProgress
 from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.run_lock import RunLock
 from adaptkit.training.run_start import claim_run_dir
+from adaptkit.training.sharded_checkpoint import load_shards, refuse_sharded_checkpoint
+from adaptkit.training.sharding import is_sharded, set_wrap_policy, trained_parameters
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 from adaptkit.training.validation import Validation
@@ -86,6 +88,8 @@ class Trainer:
             self.hook,
             self.ema,
             optimizer_weights=lambda: self.resolved.optimizer.evaluating(self.optimizer, self.trainable),
+            sharded=self.sharded,
+            registries=self.resolved.registries,
         )
         if self.resume is not None:  # found (and checked) by claim_run_dir on the main process, before the caches
             self._restore(self.resume_from or ckpt.resume_path(self.resume, self.run.dir.checkpoints))
@@ -95,6 +99,7 @@ class Trainer:
 
         from adaptkit.training.cache import cache_settings
         from adaptkit.training.launcher import current_launch, refuse_sharded_backend
+        from adaptkit.training.sharding import enable_fsdp, refuse_unsharded_features
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -113,7 +118,11 @@ class Trainer:
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
+        enable_fsdp(self.accelerator)
         refuse_sharded_backend(self.accelerator.distributed_type.value)
+        self.sharded = is_sharded(self.accelerator)
+        if self.sharded:
+            refuse_unsharded_features(self.recipe, self.method)
         if self.accelerator.is_main_process:
             acc = self.accelerator
             how = acc.device.type if acc.num_processes == 1 else f"{acc.distributed_type.value}, {acc.state.backend}"
@@ -205,14 +214,20 @@ class Trainer:
         train, accelerator = self.recipe.train, self.accelerator
         self.optimizer = build_optimizer(self.trainable, train, self.resolved.optimizer)
         self.lr_scheduler = build_lr_scheduler(self.optimizer, train)
-        self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
 
         encoders = list(self.components.text_encoders().values())
         prepared = [maybe_compile(self.components.unet, train.compile), self.optimizer]
         if self.method.trains_text_encoder:
             prepared.extend(encoders)
+        if self.sharded:
+            blocks = set_wrap_policy(accelerator, self.components.family, self.components.unet)
+            if accelerator.is_main_process:
+                print(f"fsdp: sharding the denoiser by {', '.join(blocks) or 'the accelerate config'}")
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
+        if self.sharded:  # fully_shard put sharded parameters in place of the method's
+            self.trainable = trained_parameters(self.optimizer)
+        self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
         self.text_encoders = tuple(prepared[2:]) if self.method.trains_text_encoder else tuple(encoders)
         self.guard = NonFiniteGuard(self.optimizer, accelerator.device, accelerator.num_processes)
         self.inputs = BatchInputs(
@@ -232,8 +247,12 @@ class Trainer:
         contents = ckpt.load_checkpoint(path)
         if not self.force:
             check_same_identity(contents.manifest, self.recipe, path)
-        self.method.load_trainable_state_dict(self.components, contents.trainable)
-        self.optimizer.load_state_dict(contents.state["optimizer"])
+        if self.sharded:  # the model's and the optimizer's shards, each process its own
+            load_shards(self.accelerator, path, contents.manifest)
+        else:
+            refuse_sharded_checkpoint(path, contents.manifest)
+            self.method.load_trainable_state_dict(self.components, contents.trainable)
+            self.optimizer.load_state_dict(contents.state["optimizer"])
         self.lr_scheduler.load_state_dict(contents.state["lr_scheduler"])
         if self.ema is not None:
             self.ema.load_state_dict(check_ema_state(contents.state.get("ema"), self.trainable, f"--resume {path}"))
@@ -254,9 +273,9 @@ class Trainer:
         """Everything besides the trainable weights that exact resume needs."""
         scaler = self.accelerator.scaler
         return {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": None if self.sharded else self.optimizer.state_dict(),  # sharded: in the shards
             "lr_scheduler": self.lr_scheduler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,  # gathered whole when sharded
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": get_rng_state(),
             "nonfinite": self.guard.state_dict(),

@@ -15,6 +15,8 @@ from adaptkit.sampling.generate import GenerationSettings, generate_grid
 from adaptkit.sampling.grids import save_before_after, save_grid
 from adaptkit.sampling.pipeline import sampling_pipeline
 from adaptkit.training import checkpoint as ckpt
+from adaptkit.training.sharded_checkpoint import write_sharded_checkpoint
+from adaptkit.training.sharding import gathered
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -38,6 +40,8 @@ class RunWriter:
         hook: Any,
         ema: "EmaWeights | None",
         optimizer_weights: "Callable[[], contextlib.AbstractContextManager[None]]" = contextlib.nullcontext,
+        sharded: bool = False,
+        registries: Any = None,
     ) -> None:
         self.run, self.recipe, self.method, self.components = run, run.recipe, method, components
         self.sampler, self.hook, self.ema = sampler, hook, ema
@@ -45,6 +49,10 @@ class RunWriter:
         self.base_rows: list[list[Image.Image]] | None = None  # the base model's grid (step 0), for before-after.png
         #: The optimizer's weights to read (``Optimizer.evaluating``).
         self.optimizer_weights = optimizer_weights
+        #: FSDP: every process takes part in checkpoints, results and grids (each forward is collective).
+        self.sharded = sharded
+        self.registries = registries  # to build the result's model from a sharded run's last checkpoint
+        self.last_checkpoint: Path | None = None
 
     @contextlib.contextmanager
     def saved_weights(self) -> Iterator[None]:
@@ -56,7 +64,8 @@ class RunWriter:
     def checkpoint(self, step: int, training_state: dict[str, Any]) -> Path | None:
         """Write a complete checkpoint for ``step``, apply retention; its path (None off the main process)."""
         self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
+        main = self.accelerator.is_main_process
+        if not main and not self.sharded:
             return None
         manifest = {
             "recipe_hash": recipe_hash(self.recipe),
@@ -65,27 +74,47 @@ class RunWriter:
             "method": self.method.name,
         }
         root = self.run.dir.checkpoints
-        ckpt.discard_after(root, step)  # a resumed run's abandoned future
-        path = ckpt.write_checkpoint(
-            root, step, self.method.trainable_state_dict(self.components), training_state, manifest
-        )
+        if main:
+            ckpt.discard_after(root, step)  # a resumed run's abandoned future
+        trainable = self.method.trainable_state_dict(self.components)
+        if self.sharded:
+            trainable = gathered(trainable)
+            path = write_sharded_checkpoint(self.accelerator, root, step, trainable, training_state, manifest)
+            if path is None:
+                return None
+        else:
+            path = ckpt.write_checkpoint(root, step, trainable, training_state, manifest)
+        self.last_checkpoint = path
         follow_umask(path)
         ckpt.apply_retention(root, self.recipe.checkpoint.keep)
         self.hook.on_checkpoint(run=self.run, path=path)
         return path
 
     def result(self) -> None:
-        """The method's output in ``adapter/`` — with the EMA weights when EMA is on."""
+        """The method's output in ``adapter/`` — with the EMA weights when EMA is on.
+
+        A sharded run's is made from its last checkpoint's gathered weights on a fresh copy of the base
+        (as ``adaptkit export --checkpoint`` does): the live model only exists in shards.
+        """
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return
-        with self.saved_weights():
-            self.method.save(self.components, self.run.dir.adapter)
+        if self.sharded:
+            from adaptkit.training.checkpoint_use import checkpoint_model
+
+            assert self.last_checkpoint is not None, "a sharded run's result is made after its last checkpoint"
+            loaded = checkpoint_model(self.last_checkpoint, self.recipe, self.registries, option="result from")
+            loaded.method.save(loaded.components, self.run.dir.adapter)
+        else:
+            with self.saved_weights():
+                self.method.save(self.components, self.run.dir.adapter)
         follow_umask(self.run.dir.adapter)
 
     def samples(self, step: int, before_after: bool = False) -> Path | None:
-        """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights."""
-        if not self.accelerator.is_main_process or not self.recipe.sample.prompts:
+        """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights (sharded: every
+        process samples, the main one saves)."""
+        main = self.accelerator.is_main_process
+        if (not main and not self.sharded) or not self.recipe.sample.prompts:
             return None
         c = self.components
         pipeline = sampling_pipeline(c, self.sampler)
@@ -98,6 +127,8 @@ class RunWriter:
         finally:
             for module in trained:
                 module.train()
+        if not main:
+            return None
         prompts = list(self.recipe.sample.prompts)
         path = save_grid(rows, prompts, self.run.dir.samples / f"{ckpt.checkpoint_name(step)}.png")
         if step == 0:

@@ -51,6 +51,7 @@ class Flux(ModelFamily):
     name = "flux"
     description = "Flux.1 dev/schnell (FluxTransformer2DModel, CLIP-L + T5, flow matching; from adaptkit-flux)."
     model_spec = ("flux1", "flux-1-dev")
+    fsdp_blocks = ("FluxTransformerBlock", "FluxSingleTransformerBlock")
     Options: ClassVar[type[FluxOptions]] = FluxOptions
     options: FluxOptions
     pipeline_class_names = ("FluxPipeline",)

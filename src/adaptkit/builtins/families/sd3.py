@@ -35,6 +35,7 @@ class StableDiffusion3(ModelFamily):
     name = "sd3"
     description = "Stable Diffusion 3 / 3.5 (MMDiT transformer, CLIP-L + CLIP-G (+ T5), flow matching)."
     model_spec = ("sd3", "stable-diffusion-3")
+    fsdp_blocks = ("JointTransformerBlock",)
     pipeline_class_names = ("StableDiffusion3Pipeline",)
     objective = "flow"
     native_resolution = 1024
