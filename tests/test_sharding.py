@@ -51,6 +51,17 @@ def test_fsdp1_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     enable_fsdp(accelerator)  # FSDP2 passes
 
 
+def test_cpu_ram_efficient_loading_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate.utils import DistributedType
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    plugin = SimpleNamespace(fsdp_version=2, cpu_ram_efficient_loading=True)
+    accelerator = SimpleNamespace(distributed_type=DistributedType.FSDP, state=SimpleNamespace(fsdp_plugin=plugin))
+    with pytest.raises(UserError, match="fsdp_cpu_ram_efficient_loading: adaptkit loads the base") as bad:
+        enable_fsdp(accelerator)
+    assert len(bad.value.lines) == 1
+
+
 def test_without_the_variable_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate.utils import DistributedType
 

@@ -4,7 +4,7 @@ EMA, as the run's result holds them) loaded into the base with the run's method 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,27 @@ def checkpoint_model(
     """The base model (``model``, default the recipe's ``[model]``) with ``recipe``'s method prepared and
     the weights saved in checkpoint ``path`` loaded: its EMA weights when the run kept an EMA (as the
     run's result holds them), else the trainable weights as trained. Every module is in eval mode."""
-    from adaptkit.sampling.pipeline import run_components, run_method
     from adaptkit.training.ema import copy_ema_weights
 
     contents = load_checkpoint(Path(path), option)  # before the model loads: a bad checkpoint fails fast
+    loaded, trainable = model_with_weights(recipe, registries, contents.trainable, model)
+    if recipe.ema.enabled:
+        copy_ema_weights(contents.state.get("ema"), trainable, f"{option} {path}")
+    return replace(loaded, step=contents.step)
+
+
+def model_with_weights(
+    recipe: Any, registries: Any, weights: dict[str, Any], model: Any = None
+) -> tuple[CheckpointModel, list[Any]]:
+    """A fresh copy of the base (``model``, default the recipe's) with ``recipe``'s method prepared and
+    holding ``weights`` (as the method's ``trainable_state_dict`` names them), in eval mode; and the
+    method's trainable parameters."""
+    from adaptkit.sampling.pipeline import run_components, run_method
+
     method = run_method(registries, recipe, "recipe")
     components = run_components(model if model is not None else recipe.model, recipe)
     trainable = method.prepare(components)
-    method.load_trainable_state_dict(components, contents.trainable)
-    if recipe.ema.enabled:
-        copy_ema_weights(contents.state.get("ema"), trainable, f"{option} {path}")
+    method.load_trainable_state_dict(components, weights)
     for module in (*components.parts().values(), components.vae):
         module.eval().requires_grad_(False)
-    return CheckpointModel(method, components, contents.step)
+    return CheckpointModel(method, components, 0), trainable

@@ -66,6 +66,14 @@ def enable_fsdp(accelerator: "Accelerator") -> None:
             f"FSDP version {state.fsdp_plugin.fsdp_version}: adaptkit shards with FSDP2; "
             "set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)"
         )
+    if getattr(state.fsdp_plugin, "cpu_ram_efficient_loading", False):
+        # With it, transformers loads the text encoders empty (on the meta device) on every process but
+        # the first, and only the prepared denoiser gets the first process's weights broadcast.
+        raise UserError(
+            "fsdp_cpu_ram_efficient_loading: adaptkit loads the base on every process, which this setting "
+            "leaves empty on all but the first; set it to false in the accelerate config "
+            "(FSDP_CPU_RAM_EFFICIENT_LOADING=false)"
+        )
 
 
 def refuse_unsharded_features(recipe: "Recipe", method: "Method") -> None:

@@ -51,8 +51,7 @@ class RunWriter:
         self.optimizer_weights = optimizer_weights
         #: FSDP: every process takes part in checkpoints, results and grids (each forward is collective).
         self.sharded = sharded
-        self.registries = registries  # to build the result's model from a sharded run's last checkpoint
-        self.last_checkpoint: Path | None = None
+        self.registries = registries  # to build a sharded run's result on a fresh copy of the base
 
     @contextlib.contextmanager
     def saved_weights(self) -> Iterator[None]:
@@ -84,7 +83,6 @@ class RunWriter:
                 return None
         else:
             path = ckpt.write_checkpoint(root, step, trainable, training_state, manifest)
-        self.last_checkpoint = path
         follow_umask(path)
         ckpt.apply_retention(root, self.recipe.checkpoint.keep)
         self.hook.on_checkpoint(run=self.run, path=path)
@@ -93,22 +91,23 @@ class RunWriter:
     def result(self) -> None:
         """The method's output in ``adapter/`` — with the EMA weights when EMA is on.
 
-        A sharded run's is made from its last checkpoint's gathered weights on a fresh copy of the base
-        (as ``adaptkit export --checkpoint`` does): the live model only exists in shards.
+        A sharded run's live model only exists in shards: every process gathers the weights to save,
+        and the main process saves them from a fresh copy of the base (as ``adaptkit export`` does).
         """
         self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return
         if self.sharded:
-            from adaptkit.training.checkpoint_use import checkpoint_model
+            from adaptkit.training.checkpoint_use import model_with_weights
 
-            assert self.last_checkpoint is not None, "a sharded run's result is made after its last checkpoint"
-            loaded = checkpoint_model(self.last_checkpoint, self.recipe, self.registries, option="result from")
-            loaded.method.save(loaded.components, self.run.dir.adapter)
-        else:
+            with self.saved_weights():
+                weights = gathered(self.method.trainable_state_dict(self.components))
+            if self.accelerator.is_main_process:
+                loaded, _ = model_with_weights(self.recipe, self.registries, weights)
+                loaded.method.save(loaded.components, self.run.dir.adapter)
+        elif self.accelerator.is_main_process:
             with self.saved_weights():
                 self.method.save(self.components, self.run.dir.adapter)
-        follow_umask(self.run.dir.adapter)
+        if self.accelerator.is_main_process:
+            follow_umask(self.run.dir.adapter)
 
     def samples(self, step: int, before_after: bool = False) -> Path | None:
         """Save ``samples/step-NNNNNN.png`` (prompts × seeds) from the current weights (sharded: every
