@@ -130,6 +130,8 @@ def test_quick_bench_writes_finite_json_and_csv(tmp_path, capsys):
     assert 0 <= ran["matmul_spread"] < 2 and 0 < ran["time_to_first_step_s"] < 600
     assert ran["time_to_first_step_s"] > ran["step_s_p50"]  # loading and caching come first
     assert float(rows_of(out_csv)[0]["time_to_first_step_s"]) == pytest.approx(ran["time_to_first_step_s"])
+    assert BASELINE.cache and 0 < ran["cache_fill_ms_per_image"] < 60_000  # a cold fill: every image encoded
+    assert float(rows_of(out_csv)[0]["cache_fill_ms_per_image"]) == pytest.approx(ran["cache_fill_ms_per_image"])
     assert ran["optimizer_state_bytes"] > 0 and ran["ema_accelerator_bytes"] == 0
     assert skipped["status"] == "skipped" and skipped["reason"] == "xformers needs a CUDA device"
     rows = list(csv.DictReader(out_csv.open()))

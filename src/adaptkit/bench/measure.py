@@ -77,6 +77,7 @@ def scenario_recipe(scenario: Scenario, config: BenchConfig, images: Path) -> di
             "cache_latents": scenario.cache,
             "cache_text": scenario.cache,
             "cache_fill": "upfront",  # timed steps never encode
+            "cache_dir": str(Path(config.workdir) / "latents" / scenario.name.replace("/", "_")),  # a cold fill
         },
         "method": method,
         "train": {
@@ -124,6 +125,8 @@ def measure_scenario(scenario: Scenario, config: BenchConfig, images: Path) -> d
         times = trainer.run.state[TIMES_KEY]
         figures = step_figures(times, config.warmup, trainer.layout.examples_per_step)
         figures["time_to_first_step_s"] = times[1] - started if len(times) > 1 else None
+        cache = trainer.latent_cache
+        figures["cache_fill_ms_per_image"] = cache.ms_per_encoded_image() if cache is not None else None
         figures.update(
             peak_memory_mb=peak_memory_mb(device),
             flops_per_image=counted["flops"] / trainer.layout.examples_per_step,

@@ -27,6 +27,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "matmul_flops_per_s",
     "matmul_spread",
     "time_to_first_step_s",
+    "cache_fill_ms_per_image",
     "mfu",
     "datasheet_flops_per_s",
     "mfu_datasheet",
@@ -70,13 +71,14 @@ def results_table(results: list[dict[str, Any]], title: str) -> Table:
         "GFLOP/img",
         "MFU",
         "first step s",
+        "fill ms/img",
         "opt MiB",
         "EMA acc MiB",
     ):
         table.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for r in results:
         if r["status"] != "ok":  # the reason is printed under the table (see skipped_lines)
-            table.add_row(r["scenario"], f"[yellow]{r['status']}[/]", *[""] * 8)
+            table.add_row(r["scenario"], f"[yellow]{r['status']}[/]", *[""] * 9)
             continue
         table.add_row(
             r["scenario"],
@@ -89,6 +91,7 @@ def results_table(results: list[dict[str, Any]], title: str) -> Table:
             + (f" ±{_percent(r['matmul_spread'] / 2)}" if r.get("matmul_spread") else "")
             + (f" ({_percent(r['mfu_datasheet'])} of datasheet)" if r.get("mfu_datasheet") else ""),
             f"{r['time_to_first_step_s']:.1f}" if r.get("time_to_first_step_s") is not None else "",
+            f"{r['cache_fill_ms_per_image']:.1f}" if r.get("cache_fill_ms_per_image") is not None else "",
             f"{r['optimizer_state_bytes'] / 2**20:.2f}",
             f"{r['ema_accelerator_bytes'] / 2**20:.2f}",
         )

@@ -132,10 +132,19 @@ class LatentCache:
         #: posteriors read from the disk cache, and encoded by the fill (by every process together)
         self.reused = 0
         self.encoded = 0
+        #: seconds the fill spent encoding (and, with several processes, waiting for the others' shares)
+        self.encode_seconds = 0.0
         self.first_draw: FirstDraw | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def ms_per_encoded_image(self) -> float | None:
+        """Milliseconds per posterior encoded so far, up front or as first drawn (None: none encoded)."""
+        encoded, seconds = self.encoded, self.encode_seconds
+        if self.first_draw is not None:
+            encoded, seconds = self.first_draw.encoded, self.first_draw.seconds
+        return 1000 * seconds / encoded if encoded else None
 
     def sample(self, indices: Sequence[int], flips: Sequence[bool], generator: torch.Generator, device) -> torch.Tensor:
         """Scaled latents for a batch, drawn exactly as ``vae.encode(x).latent_dist.sample(generator)`` would."""
@@ -284,6 +293,7 @@ def fill_latent_cache(
         cache.entries[task] = (mean, std)
     encoding += time.perf_counter() - mark
     cache.encoded = len(tasks) - cache.reused
+    cache.encode_seconds = encoding
     log(fill_line(cache, store, encoding, f"{len(job.infos)} images × {len(job.flips)} flip(s)", started))
     return cache
 
