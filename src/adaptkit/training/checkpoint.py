@@ -263,14 +263,21 @@ def discard_after(root: Path, step: int) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: Path, option: str = "--resume") -> CheckpointContents:
-    """Load a complete checkpoint; an incomplete or corrupt one is a clear error naming ``option``
-    (the command-line option that gave ``path``) and the file at fault."""
+def verify_checkpoint(path: Path, option: str = "--resume", verify_hashes: bool = True) -> None:
+    """A UserError naming ``option`` (the command-line option that gave ``path``) and the file at fault
+    unless ``path`` is a complete checkpoint (every file present, and matching its hash if asked)."""
     if not path.is_dir():
         raise UserError(f"{option} {path}: no such checkpoint folder")
-    problem = checkpoint_problem(path)
+    problem = checkpoint_problem(path, verify_hashes)
     if problem is not None:
         raise UserError(f"{option} {path}: checkpoint is incomplete or corrupt ({problem})")
+
+
+def load_checkpoint(path: Path, option: str = "--resume", verify_hashes: bool = True) -> CheckpointContents:
+    """Load a complete checkpoint; an incomplete or corrupt one is a clear error naming ``option``
+    and the file at fault. ``verify_hashes = False``: the caller has just verified them
+    (:func:`verify_checkpoint`), e.g. once on the main process for every process."""
+    verify_checkpoint(path, option, verify_hashes)
     manifest = read_manifest(path)
     assert manifest is not None
     try:

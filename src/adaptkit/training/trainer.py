@@ -244,7 +244,10 @@ class Trainer:
         )
 
     def _restore(self, path: Path) -> None:
-        contents = ckpt.load_checkpoint(path)
+        # Every file's hash is read once, on the main process, not by every process (a sharded
+        # checkpoint holds every process's shards); its refusal stops them all.
+        on_main_process(self.accelerator, lambda: ckpt.verify_checkpoint(path))
+        contents = ckpt.load_checkpoint(path, verify_hashes=False)
         if not self.force:
             check_same_identity(contents.manifest, self.recipe, path)
         if self.sharded:  # the model's and the optimizer's shards, each process its own
