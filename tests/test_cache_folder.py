@@ -152,23 +152,31 @@ def test_first_draw_starts_at_once_and_a_rerun_encodes_nothing(tmp_path, tiny_mo
     recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data=keys, train={"steps": 2}, sample={"prompts": []})
     first, _ = run(recipe)
     out = capsys.readouterr().out
-    assert f"cache: 0 latents reused from {user_cache}, 12 to encode as first drawn (6 images × 2 flip(s), " in out
+    assert f"cache: latents read from {user_cache} or encoded into it as first drawn (6 images × 2 flip(s), " in out
+    assert "cached text: captions encoded as batches first draw them" in out
     encoded = drawn(first)
     assert 0 < len(encoded) < 12  # two steps of two: only what they drew, nothing before the first step
-    assert set(first.latent_cache.entries) == encoded and first.latent_cache.first_draw.encoded == len(encoded)
-    assert f"cache: {len(encoded)} latents encoded as first drawn at " in out
+    cache = first.latent_cache
+    assert cache.first_draw.drawn == encoded and cache.first_draw.encoded == len(encoded)
+    assert not cache.entries  # no posterior held in memory: read from disk as drawn
+    described = {index for index, _ in encoded}
+    assert first.training_data.infos.described == len(described) < 6  # no image decoded or hashed up front
+    assert set(first.text_cache.hidden) <= {
+        caption for i in described for caption in first.training_data.infos[i].captions
+    }
+    assert f"cache: 0 latents reused from {user_cache} and {len(encoded)} encoded as first drawn at " in out
     assert usage(user_cache).entries == len(encoded)
 
     again, _ = run(recipe, overwrite=True)
     out = capsys.readouterr().out
-    assert f"cache: {len(encoded)} latents reused from {user_cache}, {12 - len(encoded)} to encode" in out
-    assert f"cache: 0 latents encoded as first drawn, into {user_cache}" in out  # the same draws: all reused
+    assert f"cache: {len(encoded)} latents reused from {user_cache} and 0 encoded as first drawn" in out  # same draws
     assert again.latent_cache.first_draw.encoded == 0
 
     longer = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="longer", data=keys, sample={"prompts": []},
                           train={"steps": 12})  # fmt: skip
     more, _ = run(longer)
     assert more.latent_cache.first_draw.encoded == len(drawn(more) - encoded)  # only what no run drew before
+    assert more.latent_cache.first_draw.reused == len(encoded)
 
 
 def test_first_draw_trains_as_an_upfront_fill_does(tmp_path, tiny_model_dir, user_cache) -> None:
@@ -184,8 +192,9 @@ def test_first_draw_trains_as_an_upfront_fill_does(tmp_path, tiny_model_dir, use
                               train={"steps": 5, "batch_size": 3})  # fmt: skip
         trainer, _ = run(recipe)
         losses[fill] = [json.loads(line)["loss"] for line in trainer.run.dir.metrics.read_text().splitlines()]
-        for task, (mean, std) in trainer.latent_cache.entries.items():
-            losses.setdefault(f"{fill}-posteriors", {})[task] = (mean, std)
+        cache = trainer.latent_cache
+        tasks = sorted(cache.first_draw.drawn) if cache.first_draw else sorted(cache.entries)
+        losses[f"{fill}-posteriors"] = dict(zip(tasks, cache.posteriors(tasks)))
     # the same posteriors, up to the VAE's float noise across batch compositions
     for task, (mean, std) in losses["first-draw-posteriors"].items():
         torch.testing.assert_close(mean, losses["upfront-posteriors"][task][0], rtol=1e-5, atol=1e-6)
@@ -213,7 +222,7 @@ def test_a_run_over_the_limit_evicts_older_entries(tmp_path, tiny_model_dir, use
     assert usage(user_cache).entries == 3 and usage(user_cache).size <= 60_000
     assert f"cache: 2 least recently used latents (100.0 kB) removed from {user_cache}" in out
     rerun, _ = run(recipe, overwrite=True)
-    assert rerun.latent_cache.encoded == 0  # the run's own entries survived the eviction
+    assert rerun.latent_cache.first_draw.encoded == 0  # the run's own entries survived the eviction
 
 
 def test_a_run_killed_while_encoding_as_first_drawn_resumes_exactly(tmp_path, tiny_model_dir, monkeypatch) -> None:
@@ -248,7 +257,7 @@ def test_a_run_killed_while_encoding_as_first_drawn_resumes_exactly(tmp_path, ti
     before = usage(tmp_path / "interrupted-cache").entries
     resumed, result = run(interrupted, resume="latest")
     assert resumed.start_step == 3 and result.steps_this_session == 3
-    assert resumed.latent_cache.reused == before > 0
+    assert resumed.latent_cache.first_draw.reused > 0 and before > 0  # steps 3 and 4 drawn again: read back
     assert before + resumed.latent_cache.first_draw.encoded == straight.latent_cache.first_draw.encoded
     a = straight.method.trainable_state_dict(straight.components)
     b = resumed.method.trainable_state_dict(resumed.components)

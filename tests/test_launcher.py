@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from adaptkit.errors import UserError
-from adaptkit.training.launcher import current_launch, refuse_sharded_backend
+from adaptkit.training.launcher import current_launch
 
 
 def test_alone_the_hint_is_adaptkit_run_with_resume() -> None:
@@ -70,19 +67,3 @@ def test_python_dash_m_torch_distributed_run_and_an_unknown_launcher() -> None:
     unknown = current_launch(env, ("my-scheduler", "go"))
     assert unknown.launcher == "a launcher"  # its command line is not the user's: the hint is adaptkit run's
     assert unknown.resume_command(["adaptkit", "run", "r.toml"]) == "adaptkit run r.toml --resume"
-
-
-@pytest.mark.parametrize("backend", ["DEEPSPEED"])
-def test_deepspeed_is_refused_in_one_line(backend: str) -> None:
-    from accelerate.utils import DistributedType
-
-    with pytest.raises(UserError, match=f"accelerate's {backend} backend shards weights") as refused:
-        refuse_sharded_backend(DistributedType[backend].value)
-    assert len(refused.value.lines) == 1 and "docs/distributed.md" in refused.value.lines[0]
-
-
-@pytest.mark.parametrize("backend", ["NO", "MULTI_CPU", "MULTI_GPU", "FSDP"])
-def test_fsdp_ddp_and_single_process_pass(backend: str) -> None:
-    from accelerate.utils import DistributedType
-
-    refuse_sharded_backend(DistributedType[backend].value)

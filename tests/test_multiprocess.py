@@ -154,55 +154,79 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
         assert torch.equal(value, results["resumed"][key]), key
 
 
-#: The accelerate config of an FSDP2 launch on two processes.
-FSDP_CONFIG = Path(__file__).parent / "data" / "fsdp_cpu.yaml"
-#: What ``accelerate launch`` with that config sets for every process: the same launch with torchrun.
-FSDP_ENV = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"}
-
-
-def _fsdp_recipe(folder: Path, tiny_model_dir: Path, data: Path, method: str) -> Path:
-    return write_recipe(
-        folder,
-        tiny_model_dir,
-        data,
-        method,
-        train={"steps": 4, "log_every": 2},
-        checkpoint={"every": 2},
-        ema={"enabled": True, "decay": 0.9},
-    )
+DATA = Path(__file__).parent / "data"
+#: FSDP2 and DeepSpeed launches on two processes: the accelerate config users launch with, and what
+#: ``accelerate launch`` with it sets for every process (the same launch with torchrun).
+SHARDED_LAUNCHES = {
+    "fsdp": (
+        DATA / "fsdp_cpu.yaml",
+        {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"},
+    ),
+    "zero2": (DATA / "zero2_cpu.yaml", {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}),
+    "zero3": (DATA / "zero3_cpu.yaml", {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}),
+}
+#: What each launch's checkpoint holds for process ``{rank}`` besides its RNG state, and its manifest record.
+SHARD_FILES = {
+    "fsdp": ("accelerate/pytorch_model_fsdp_0/__{rank}_0.distcp", "accelerate/optimizer_0/__{rank}_0.distcp"),
+    "zero2": ("accelerate/pytorch_model/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt",),
+    "zero3": (
+        "accelerate/pytorch_model/zero_pp_rank_{rank}_mp_rank_00_model_states.pt",
+        "accelerate/pytorch_model/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt",
+    ),
+}
+SHARDING_RECORDS = {
+    "fsdp": {"backend": "FSDP", "processes": 2},
+    "zero2": {"backend": "DEEPSPEED", "processes": 2, "zero_stage": 2},
+    "zero3": {"backend": "DEEPSPEED", "processes": 2, "zero_stage": 3},
+}
 
 
 @needs_torchrun
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_fsdp_two_processes_killed_after_a_sharded_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
-    tmp_path: Path, tiny_model_dir: Path, method: str
+@pytest.mark.parametrize(
+    ("launch", "method", "accumulation"),
+    [("fsdp", "lora", 1), ("fsdp", "full", 1), ("zero2", "lora", 2), ("zero3", "full", 2)],
+)
+def test_sharded_two_processes_killed_after_a_sharded_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path, launch: str, method: str, accumulation: int
 ) -> None:
-    """FSDP2 over two gloo processes: both SIGKILLed after step 3 (the sharded checkpoint is step 2); the
-    resumed run's result (EMA weights, sharded in training, gathered for the checkpoint) equals a
-    straight run's bit for bit, and every process's shards are in the manifest."""
+    """FSDP2 or DeepSpeed ZeRO over two gloo processes: both SIGKILLed after step 3 (the sharded
+    checkpoint is step 2); the resumed run's result (EMA weights, sharded or gathered in training,
+    whole in the checkpoint) equals a straight run's bit for bit, and every process's shards are in
+    the manifest. DeepSpeed runs accumulate two micro-batches through ``accelerator.accumulate``."""
     import torch
 
     from adaptkit.training.checkpoint import read_manifest
 
+    config_file, env = SHARDED_LAUNCHES[launch]
     data = write_naruto(tmp_path / "naruto", rows=8).path
     results = {}
     for name in ("straight", "resumed"):
         folder = tmp_path / name
         folder.mkdir()
-        recipe = _fsdp_recipe(folder, tiny_model_dir, data, method)
+        recipe = write_recipe(
+            folder,
+            tiny_model_dir,
+            data,
+            method,
+            train={"steps": 4, "log_every": 2, "gradient_accumulation": accumulation},
+            checkpoint={"every": 2},
+            ema={"enabled": True, "decay": 0.9},
+        )
         if name == "straight":  # launched as users do, with the accelerate config
             accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-            config = ["--config_file", str(FSDP_CONFIG), "--main_process_port", str(_free_port())]
+            config = ["--config_file", str(config_file), "--main_process_port", str(_free_port())]
             done = _launch(folder, [accelerate, "launch", *config], ("run", str(recipe), "--no-progress"), None)
             assert done.returncode == 0, done.stdout + done.stderr
-            assert "launch: accelerate launch: 2 processes on 1 node (FSDP, gloo)" in done.stdout
-            assert "fsdp: sharding the denoiser by CrossAttnDownBlock2D" in done.stdout
+            backend = SHARDING_RECORDS[launch]["backend"]
+            assert f"launch: accelerate launch: 2 processes on 1 node ({backend}, gloo)" in done.stdout
+            if launch == "fsdp":
+                assert "fsdp: sharding the denoiser by CrossAttnDownBlock2D" in done.stdout
         else:
             killed = _torchrun(
-                folder, "run", str(recipe), "--no-progress", env={**FSDP_ENV, "ADAPTKIT_FAULT": "kill:step-end:3"}
+                folder, "run", str(recipe), "--no-progress", env={**env, "ADAPTKIT_FAULT": "kill:step-end:3"}
             )
             assert killed.returncode != 0 and not (folder / "runs" / "run" / "result.json").exists()
-            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress", env=FSDP_ENV)
+            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress", env=env)
             assert second.returncode == 0, second.stdout + second.stderr
             assert second.stdout.count("resuming from") == 1 and "(step 2)" in second.stdout
         run_dir = folder / "runs" / "run"
@@ -214,13 +238,12 @@ def test_fsdp_two_processes_killed_after_a_sharded_checkpoint_resume_to_the_weig
 
     checkpoint = tmp_path / "resumed" / "runs" / "run" / "checkpoints" / "step-000004"
     manifest = read_manifest(checkpoint)
-    assert manifest["sharded"] == {"backend": "FSDP", "processes": 2}
+    assert manifest["sharded"] == SHARDING_RECORDS[launch]
     files = set(manifest["files"])
     for rank in (0, 1):
-        assert f"accelerate/pytorch_model_fsdp_0/__{rank}_0.distcp" in files
-        assert f"accelerate/optimizer_0/__{rank}_0.distcp" in files
-        assert f"accelerate/random_states_{rank}.pkl" in files
-    assert {"trainable.safetensors", "training_state.pt", "accelerate/optimizer_0/.metadata"} <= files
+        for shard in (*SHARD_FILES[launch], "accelerate/random_states_{rank}.pkl"):
+            assert shard.format(rank=rank) in files
+    assert {"trainable.safetensors", "training_state.pt"} <= files
 
 
 def test_a_sharded_checkpoint_with_a_shard_missing_or_changed_is_refused_naming_it(tmp_path: Path) -> None:

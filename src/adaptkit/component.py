@@ -217,6 +217,9 @@ class Optimizer(Component):
 
     #: The pip requirement (and module) that provides it, named when it is missing (None: torch's own).
     requires: ClassVar[str | None] = None
+    #: Whether it computes the same update on DeepSpeed ZeRO's flat partitions of the weights as on the
+    #: weights themselves (elementwise updates do; factored or globally-scaled ones do not).
+    runs_on_flat_partitions: ClassVar[bool] = False
 
     def unavailable(self) -> str | None:
         """Why it cannot be built here (its ``requires`` is not installed), or None; checked when the

@@ -69,9 +69,10 @@ class DataSection(Section):
     )
     cache_fill: Literal["first-draw", "upfront"] = Field(
         "first-draw",
-        description="When latents not cached yet are encoded: 'first-draw' as a batch first draws each image "
-        "(training starts at once; with latents on disk and one process, else 'upfront'), 'upfront' all "
-        "before the first step.",
+        description="When images are described and latents and captions not cached yet are encoded: "
+        "'first-draw' as a batch first draws each image (training starts at once and no latent is held in "
+        "memory; with latents on disk and one process, else 'upfront'; buckets and masked_loss still "
+        "describe every image first), 'upfront' all before the first step.",
     )
     bucketing: bool = Field(
         False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."

@@ -90,19 +90,41 @@ def pixel_digest(image: Image.Image) -> str:
     return digest.hexdigest()[:32]
 
 
-def describe_examples(examples: StyleDataset, digests: bool = False) -> list[ExampleInfo]:
-    """Decode every example once: its key, captions, image size and (optionally) a pixel-content hash."""
+def describe_example(example: Example, digest: bool = False) -> ExampleInfo:
+    """One decoded example's key, captions, image size and (optionally) its pixel-content hash."""
     from adaptkit.data.images import to_rgb
 
-    infos = []
-    for index in range(len(examples)):
-        example = examples[index]
-        digest = ""
-        if digests:
-            digest = pixel_digest(to_rgb(example.image))
-        captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
-        infos.append(ExampleInfo(example.key, captions, example.image.size, digest))
-    return infos
+    captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
+    return ExampleInfo(example.key, captions, example.image.size, pixel_digest(to_rgb(example.image)) if digest else "")
+
+
+def describe_examples(examples: StyleDataset, digests: bool = False) -> list[ExampleInfo]:
+    """Decode every example once, now: see :func:`describe_example`."""
+    return [describe_example(examples[index], digests) for index in range(len(examples))]
+
+
+class LazyInfos(Sequence[ExampleInfo]):
+    """Each example's :class:`ExampleInfo`, described when first asked for and kept: a run that
+    starts at once decodes (and hashes) the examples it draws, not the whole dataset first."""
+
+    def __init__(self, examples: StyleDataset, digests: bool = False) -> None:
+        self.examples = examples
+        self.digests = digests
+        self._known: dict[int, ExampleInfo] = {}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> ExampleInfo:  # type: ignore[override]
+        info = self._known.get(index)
+        if info is None:
+            info = self._known[index] = describe_example(self.examples[index], self.digests)
+        return info
+
+    @property
+    def described(self) -> int:
+        """How many examples have been described so far."""
+        return len(self._known)
 
 
 class PositionOrder(Protocol):
@@ -156,7 +178,7 @@ class TrainingExamples(Dataset):
         *,
         order: PositionOrder | None = None,
         sizes: list[tuple[int, int]] | None = None,
-        infos: list[ExampleInfo] | None = None,
+        infos: Sequence[ExampleInfo] | None = None,
         pixels: bool = True,
         masked: bool = False,
         mask_cache: "dict[tuple[int, bool], torch.Tensor | None] | None" = None,

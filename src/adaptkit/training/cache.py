@@ -16,11 +16,13 @@ line and leaves no partial file. One line says how many latents were reused and 
 encoded, at what time per image.
 
 When: with latents on disk and one process, ``[data] cache_fill = "first-draw"`` (the default)
-reads what is cached and encodes the rest as a batch first draws it (:class:`FirstDraw`, one
-``vae.encode`` of the batch's missing images, as an uncached step would), so training starts at
-once and a run never encodes an image it does not draw; each entry is written before the step
-goes on, so a resumed run reads every posterior the interrupted one encoded. Otherwise (memory
-only, several processes, or ``"upfront"``) everything is encoded before the first step.
+looks nothing up before the first step: each batch reads its posteriors from disk and encodes the
+ones not cached yet (:class:`FirstDraw`, one ``vae.encode`` of the batch's missing images, as an
+uncached step would), so training starts at once, a run never decodes, hashes or encodes an image
+it does not draw, and no posterior is held in memory (the disk and the page cache hold them). Each
+entry is written before the step goes on, so a resumed run reads every posterior the interrupted
+one encoded. Otherwise (memory only, several processes, or ``"upfront"``) everything is encoded
+before the first step and held in memory.
 
 Text embeddings are cached in memory by :mod:`adaptkit.training.text_cache`.
 
@@ -36,7 +38,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -65,8 +67,11 @@ class CacheSettings:
     first_draw: bool = False
 
 
-def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) -> CacheSettings:
-    """Resolve ``cache_latents`` / ``cache_text``: "auto" is on where correct; ``true`` where incorrect is refused."""
+def cache_settings(data: DataSection, trains_text_encoder: bool, method: str, processes: int = 1) -> CacheSettings:
+    """Resolve ``cache_latents`` / ``cache_text``: "auto" is on where correct; ``true`` where incorrect is refused.
+
+    ``cache_fill = "first-draw"`` applies to a run of one process (several fill up front, each its share).
+    """
     if data.cache_latents is True and not data.center_crop:
         raise UserError(
             "data.cache_latents = true: data.center_crop = false draws a new random crop every step, which a "
@@ -87,7 +92,7 @@ def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) ->
     text = fixed_text if data.cache_text == "auto" else bool(data.cache_text)
     directory = latent_directory(data.cache_dir)
     on_disk = latents and directory is not None
-    first_draw = on_disk and data.cache_fill == "first-draw"
+    first_draw = on_disk and data.cache_fill == "first-draw" and processes == 1
     return CacheSettings(latents, text, directory, cache_limit() if on_disk else None, first_draw)
 
 
@@ -146,16 +151,19 @@ class LatentCache:
             encoded, seconds = self.first_draw.encoded, self.first_draw.seconds
         return 1000 * seconds / encoded if encoded else None
 
+    def posteriors(self, tasks: Sequence[Task]) -> list[Posterior]:
+        """The posteriors of ``tasks``: held in memory, or (first-draw) read from disk or encoded now."""
+        if self.first_draw is None:
+            return [self.entries[task] for task in tasks]
+        found = self.first_draw.fetch(tasks)
+        return [found[task] for task in tasks]
+
     def sample(self, indices: Sequence[int], flips: Sequence[bool], generator: torch.Generator, device) -> torch.Tensor:
         """Scaled latents for a batch, drawn exactly as ``vae.encode(x).latent_dist.sample(generator)`` would."""
         from diffusers.utils.torch_utils import randn_tensor
 
         tasks = [(index, bool(flip)) for index, flip in zip(indices, flips)]
-        if self.first_draw is not None:
-            missing = [task for task in dict.fromkeys(tasks) if task not in self.entries]
-            if missing:
-                self.first_draw.encode(self, missing)
-        pairs = [self.entries[task] for task in tasks]
+        pairs = self.posteriors(tasks)
         mean = torch.stack([pair[0] for pair in pairs]).to(device, non_blocking=True)
         if pairs[0][1] is None:  # a deterministic posterior (e.g. an identity distribution)
             return scale_latents(mean, self.scaling)
@@ -180,8 +188,8 @@ class LatentJob:
     """What to encode: ``examples`` (indexable, ``.image``), their infos, per-index output size, flips."""
 
     examples: Sequence
-    infos: list[ExampleInfo]
-    sizes: list[Size]
+    infos: Sequence[ExampleInfo]
+    sizes: Sequence[Size]
     flips: tuple[bool, ...]
     pipeline: ImagePipeline
     precision: str
@@ -189,31 +197,69 @@ class LatentJob:
 
 @dataclass
 class FirstDraw:
-    """Encodes the posteriors a batch draws that are not cached yet, in one batch (as an uncached
-    step would), and writes them to ``store``; called inside the training step's autocast."""
+    """A batch's posteriors, looked up when it is drawn: read from ``store``, or, for the ones not cached
+    yet, encoded in one batch (as an uncached step would) and written before the step goes on. Called
+    inside the training step's autocast. Keys are computed as examples are first drawn (the image's
+    pixel digest comes from its first decode), so nothing is read or hashed up front."""
 
     job: LatentJob
     vae: torch.nn.Module
-    keys: dict[Task, str]
+    identity: str
     store: DiskStore
     device: torch.device
     batch_size: int
-    #: posteriors encoded so far, and the seconds that took
+    #: posteriors encoded so far, and the seconds that took; first draws served from disk
     encoded: int = 0
     seconds: float = 0.0
+    reused: int = 0
+    keys: dict[Task, str] = field(default_factory=dict)
+    #: every (index, flip) drawn so far
+    drawn: set[Task] = field(default_factory=set)
 
-    def encode(self, cache: LatentCache, tasks: list[Task]) -> None:
-        started = time.perf_counter()
-        for task, mean, std in _encode(self.job, tasks, self.vae, self.device, contextlib.nullcontext, self.batch_size):
-            self.store.put(self.keys[task], mean, std)
-            cache.entries[task] = (mean, std)
-        self.encoded += len(tasks)
-        self.seconds += time.perf_counter() - started
+    def key(self, task: Task) -> str:
+        """``task``'s disk-cache key (see :func:`latent_keys`)."""
+        key = self.keys.get(task)
+        if key is None:
+            key = self.keys[task] = latent_keys(self.job, [task], self.identity)[task]
+        return key
+
+    def fetch(self, tasks: Sequence[Task]) -> dict[Task, Posterior]:
+        """The posterior of each distinct task: from disk, or encoded now (and written)."""
+        found: dict[Task, Posterior] = {}
+        missing = []
+        for task in dict.fromkeys(tasks):
+            entry = self.store.get(self.key(task))
+            if entry is None:  # absent or corrupt: encoded (again) and written over a corrupt file
+                missing.append(task)
+                continue
+            found[task] = entry
+            if task not in self.drawn:
+                self.reused += 1
+        if missing:
+            started = time.perf_counter()
+            for task, mean, std in _encode(
+                self.job, missing, self.vae, self.device, contextlib.nullcontext, self.batch_size
+            ):
+                self.store.put(self.key(task), mean, std)
+                found[task] = (mean, std)
+            self.encoded += len(missing)
+            self.seconds += time.perf_counter() - started
+        self.drawn.update(found)
+        return found
 
     def line(self) -> str:
-        """``cache: 12 latents encoded as first drawn at 8.3 ms per image, into DIR``."""
+        """``cache: 3 latents reused from DIR and 12 encoded as first drawn at 8.3 ms per image``."""
         each = f" at {1000 * self.seconds / self.encoded:.1f} ms per image" if self.encoded else ""
-        return f"cache: {self.encoded} latents encoded as first drawn{each}, into {self.store.directory}"
+        corrupt = len(self.store.corrupt)
+        again = (
+            f" ({corrupt} corrupt {'entry' if corrupt == 1 else 'entries'} recomputed and overwritten)"
+            if corrupt
+            else ""
+        )
+        return (
+            f"cache: {self.reused} latents reused from {self.store.directory} and {self.encoded} encoded "
+            f"as first drawn{each}{again}"
+        )
 
 
 def fill_latent_cache(
@@ -236,13 +282,20 @@ def fill_latent_cache(
     ``wait`` is the barrier after writing to ``store``; ``gather`` returns every process's share
     of in-memory entries (all processes call it with their own list). ``log`` hears one line:
     how many posteriors were reused and encoded, and the encoding time per image.
-    ``first_draw`` (with a ``store``, one process): read what is cached, leave the rest to be
-    encoded as batches first draw it (:class:`FirstDraw`).
+    ``first_draw`` (with a ``store``, one process): look nothing up now; batches read or encode
+    their posteriors as they are drawn (:class:`FirstDraw`).
     """
     started = time.perf_counter()
     cache = LatentCache(latent_scaling(vae))
-    tasks = [(index, flip) for index in range(len(job.infos)) for flip in job.flips]
     rank, count = shard
+    if store is not None and first_draw and count == 1:
+        cache.first_draw = FirstDraw(job, vae, module_identity(vae), store, device, batch_size)
+        log(
+            f"cache: latents read from {store.directory} or encoded into it as first drawn "
+            f"({len(job.infos)} images × {len(job.flips)} flip(s), {time.perf_counter() - started:.1f} s)"
+        )
+        return cache
+    tasks = [(index, flip) for index in range(len(job.infos)) for flip in job.flips]
     encoding = 0.0  # seconds spent encoding (and waiting for the other processes' shares)
     if store is not None:
         keys = latent_keys(job, tasks, module_identity(vae))
@@ -259,14 +312,6 @@ def fill_latent_cache(
                 f"latent cache: {corrupt} corrupt {'entry' if corrupt == 1 else 'entries'} in {store.directory} "
                 "recomputed and overwritten"
             )
-        if first_draw and count == 1:
-            cache.reused, cache.corrupt = len(tasks) - len(missing), corrupt
-            cache.first_draw = FirstDraw(job, vae, keys, store, device, batch_size)
-            log(
-                f"cache: {cache.reused} latents reused from {store.directory}, {len(missing)} to encode as first "
-                f"drawn ({len(job.infos)} images × {len(job.flips)} flip(s), {time.perf_counter() - started:.1f} s)"
-            )
-            return cache
         mark = time.perf_counter()
         for task, mean, std in _encode(job, missing[rank::count], vae, device, autocast, batch_size):
             store.put(keys[task], mean, std)

@@ -17,13 +17,15 @@ from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
-from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples, latent_mask
+from adaptkit.training.batches import ExampleInfo, LazyInfos, TrainingExamples, describe_examples, latent_mask
 from adaptkit.training.cache import CacheSettings
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.long_captions import caption_chunks, condition_chunked
 
 if TYPE_CHECKING:
     import torch
+
+    from adaptkit.recipe import DataSection
 
 
 @dataclass
@@ -32,8 +34,15 @@ class TrainingData:
 
     examples: TrainingExamples
     pipeline: ImagePipeline
-    infos: list[ExampleInfo] | None
+    infos: Sequence[ExampleInfo] | None
     sizes: list[tuple[int, int]]
+
+
+def first_draw(settings: CacheSettings, data: "DataSection") -> bool:
+    """Whether the caches fill as batches first draw their examples (``[data] cache_fill``, one
+    process): then nothing is described or encoded before the first step. Buckets and masked-loss
+    masks need every image's size or alpha up front, so they describe every image first."""
+    return settings.first_draw and not data.bucketing and not data.masked_loss
 
 
 def bucket_settings(recipe: Recipe) -> tuple[int, int]:
@@ -88,11 +97,12 @@ def build_training_data(
         log(warning)
     pipeline = ImagePipeline.from_data_section(data)
     needs_infos = settings.latents or settings.text or data.bucketing
-    infos = (
-        describe_examples(examples, digests=settings.latents and settings.directory is not None)
-        if needs_infos
-        else None
-    )
+    digests = settings.latents and settings.directory is not None
+    infos: Sequence[ExampleInfo] | None = None
+    if needs_infos and first_draw(settings, data):  # described as drawn: nothing decoded before step 1
+        infos = LazyInfos(examples, digests)
+    elif needs_infos:
+        infos = describe_examples(examples, digests)
     square = (data.resolution, data.resolution)
     sizes, order = [square] * len(examples), None
     if data.bucketing:
@@ -196,13 +206,14 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
             wait=accelerator.wait_for_everyone,
             gather=gather_object,
             log=log,
-            first_draw=settings.first_draw and accelerator.num_processes == 1,
+            first_draw=settings.first_draw,
         )
-        if store is not None and settings.limit is not None and accelerator.is_main_process:
-            keep_under_limit(store, settings.limit, log)
+        if store is not None and settings.limit is not None and accelerator.is_main_process and not latents.first_draw:
+            keep_under_limit(store, settings.limit, log)  # first-draw: at the end, when the run's entries are known
     if settings.text:
         assert data.infos is not None
-        captions = captions_to_cache(data.infos, recipe.train.caption_dropout)
+        lazy = isinstance(data.infos, LazyInfos)
+        captions = None if lazy else captions_to_cache(data.infos, recipe.train.caption_dropout)
         chunks = caption_chunks(recipe.data)
         encoders = list(components.text_encoders().values())
         text = fill_text_cache(

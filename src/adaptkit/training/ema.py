@@ -4,6 +4,11 @@ Works for any list of parameters, so for ``full`` and for the adapter weights of
 With ``offload``, the shadow weights live in CPU memory and visit the training device only
 for the update (diffusers' ``--offload_ema`` pattern), so accelerator memory for EMA is zero
 between updates.
+
+Sharded runs: under FSDP each process averages its own shard (the shadows are DTensors) and a
+checkpoint gathers them whole. Under DeepSpeed ZeRO-3, whose weights are partitioned, every process
+keeps whole shadows (in CPU memory with ``offload``) and each update gathers the weights first, as
+diffusers' ``EMAModel.step`` does under ZeRO-3.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from diffusers.training_utils import EMAModel
 from adaptkit.errors import UserError
 from adaptkit.recipe import EmaSection
 from adaptkit.training.sharding import whole
+from adaptkit.training.zero import full_parameters, full_shape
 
 
 class EmaWeights:
@@ -26,7 +32,8 @@ class EmaWeights:
         self.params = list(params)
         self.offload = config.offload
         self.device = self.params[0].device if self.params else torch.device("cpu")
-        self.model = EMAModel(self.params, decay=config.decay, foreach=config.foreach)
+        with full_parameters(self.params):  # ZeRO-3: clone the whole weights
+            self.model = EMAModel(self.params, decay=config.decay, foreach=config.foreach)
         if self.offload:
             self.model.to("cpu")
             if torch.cuda.is_available():
@@ -40,12 +47,13 @@ class EmaWeights:
         device, without a host sync: a skipped step is not averaged in. Its decay schedule still
         counts the step (diffusers' ``optimization_step`` is a host integer).
         """
-        if self.offload and self.device.type != "cpu":
-            self.model.to(self.device, non_blocking=True)
-            self._update(skipped)
-            self.model.to("cpu")  # blocking: a checkpoint may read the shadow weights next
-        else:
-            self._update(skipped)
+        with full_parameters(self.params):  # ZeRO-3: the whole weights, for this update only
+            if self.offload and self.device.type != "cpu":
+                self.model.to(self.device, non_blocking=True)
+                self._update(skipped)
+                self.model.to("cpu")  # blocking: a checkpoint may read the shadow weights next
+            else:
+                self._update(skipped)
 
     def _update(self, skipped: torch.Tensor | None) -> None:
         if skipped is None:
@@ -73,7 +81,11 @@ class EmaWeights:
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
-        """Within the block, the parameters hold the EMA weights; the training weights come back after."""
+        """Within the block, the parameters hold the EMA weights; the training weights come back after.
+
+        Under ZeRO-3 the caller makes the parameters whole for the block (``full_parameters(...,
+        modify=True)``, as :meth:`adaptkit.training.writer.RunWriter.saved_weights` does).
+        """
         self.model.store(self.params)
         self.model.copy_to(self.params)
         try:
@@ -109,7 +121,7 @@ def check_ema_state(state: dict | None, params: Sequence[torch.nn.Parameter], so
     if state is None:
         raise UserError(f"{source}: the checkpoint has no EMA state but ema.enabled = true")
     shadows = state.get("shadow_params") or []
-    if [tuple(s.shape) for s in shadows] != [tuple(p.shape) for p in params]:
+    if [tuple(s.shape) for s in shadows] != [full_shape(p) for p in params]:
         raise UserError(
             f"{source}: the checkpoint's EMA holds {len(shadows)} tensors that do not match the "
             f"{len(params)} trainable weights of this recipe's method; was it saved by another recipe?"

@@ -81,21 +81,3 @@ def current_launch(environ: dict[str, str] | None = None, parent: tuple[str, ...
     if name is None:  # e.g. a cluster scheduler's step daemon: its command line is not the user's
         return Launch("a launcher", processes, max(1, processes // per_node))
     return Launch(name, processes, max(1, processes // per_node), command)
-
-
-#: accelerate's backends that shard weights or optimizer state in a way adaptkit does not save yet.
-UNSUPPORTED_SHARDED_BACKENDS = ("DEEPSPEED",)
-
-
-def refuse_sharded_backend(distributed_type: str) -> None:
-    """A one-line :class:`UserError` for DeepSpeed, whose engine checkpoint adaptkit does not write into
-    its checkpoints yet (resume and the result would be incomplete); FSDP2, DDP and single-process
-    runs pass."""
-    from adaptkit.errors import UserError
-
-    if distributed_type.upper() in UNSUPPORTED_SHARDED_BACKENDS:
-        raise UserError(
-            f"accelerate's {distributed_type} backend shards weights and optimizer state in its engine, which "
-            "adaptkit's checkpoints do not save yet (resume and the result would be incomplete); launch with "
-            "FSDP (an accelerate config with fsdp_version: 2) or DDP instead, see docs/distributed.md"
-        )

@@ -1,10 +1,12 @@
-"""FSDP through accelerate's FSDP2 plugin: turning it on, the family's wrap policy, gathering full tensors.
+"""Sharded runs: which backend shards (FSDP2 or DeepSpeed ZeRO), FSDP's switch-on and wrap policy, and
+gathering full tensors.
 
 A run is sharded when it is launched with an accelerate FSDP config (``accelerate launch --config_file
-fsdp.yaml``, which sets ``ACCELERATE_USE_FSDP=true`` and the ``FSDP_*`` settings for every process).
-Each process then holds a shard of the denoiser's weights, gradients and optimizer state; checkpoints
-are saved through ``accelerator.save_state`` (:mod:`adaptkit.training.sharded_checkpoint`), and the
-result is made from the gathered weights.
+fsdp.yaml``, which sets ``ACCELERATE_USE_FSDP=true`` and the ``FSDP_*`` settings for every process) or
+a DeepSpeed one (:mod:`adaptkit.training.zero`). Each process then holds a shard of the denoiser's
+gradients and optimizer state (and, under FSDP and ZeRO-3, of its weights); checkpoints are saved
+through ``accelerator.save_state`` (:mod:`adaptkit.training.sharded_checkpoint`), and the result is
+made from the gathered weights.
 """
 
 from __future__ import annotations
@@ -29,11 +31,24 @@ def fsdp_requested(environ: dict[str, str] | None = None) -> bool:
     return env.get("ACCELERATE_USE_FSDP", "false").lower() in ("true", "1", "yes")
 
 
-def is_sharded(accelerator: "Accelerator") -> bool:
-    """Whether ``accelerator`` runs FSDP."""
-    from accelerate.utils import DistributedType
+#: The accelerate backends whose state adaptkit saves through ``accelerator.save_state``.
+SHARDING_BACKENDS = ("FSDP", "DEEPSPEED")
 
-    return accelerator.distributed_type == DistributedType.FSDP
+
+def sharding_backend(accelerator: "Accelerator") -> str | None:
+    """``"FSDP"``, ``"DEEPSPEED"``, or None for an unsharded run (one process, DDP)."""
+    name = accelerator.distributed_type.value
+    return name if name in SHARDING_BACKENDS else None
+
+
+def is_fsdp(accelerator: "Accelerator") -> bool:
+    """Whether ``accelerator`` runs FSDP."""
+    return sharding_backend(accelerator) == "FSDP"
+
+
+def is_sharded(accelerator: "Accelerator") -> bool:
+    """Whether ``accelerator`` shards the training state (FSDP or DeepSpeed)."""
+    return sharding_backend(accelerator) is not None
 
 
 def enable_fsdp(accelerator: "Accelerator") -> None:
@@ -59,7 +74,7 @@ def enable_fsdp(accelerator: "Accelerator") -> None:
         state.fsdp_plugin = plugin
         if accelerator.mixed_precision != "no":
             plugin.set_mixed_precision(accelerator.mixed_precision)
-    if not is_sharded(accelerator):
+    if not is_fsdp(accelerator):
         return
     if state.fsdp_plugin.fsdp_version != 2:
         raise UserError(
@@ -76,20 +91,21 @@ def enable_fsdp(accelerator: "Accelerator") -> None:
         )
 
 
-def refuse_unsharded_features(recipe: "Recipe", method: "Method") -> None:
-    """One line for each recipe feature that does not run sharded yet (under FSDP only)."""
+def refuse_unsharded_features(recipe: "Recipe", method: "Method", backend: str = "FSDP") -> None:
+    """One line for each recipe feature that does not run sharded yet (under ``backend``, FSDP or DeepSpeed)."""
+    name = {"DEEPSPEED": "DeepSpeed"}.get(backend, backend)
     if method.trains_text_encoder:
         raise UserError(
-            f"method {method.name!r} trains a text encoder, which adaptkit does not shard with FSDP; "
-            "train the denoiser only under FSDP, or launch with DDP"
+            f"method {method.name!r} trains a text encoder, which adaptkit does not shard with {name}; "
+            f"train the denoiser only under {name}, or launch with DDP"
         )
     if recipe.validation.every:
         raise UserError(
-            "[validation] every: the validation loss is not computed under FSDP yet; "
+            f"[validation] every: the validation loss is not computed under {name} yet; "
             "set validation.every = 0, or launch with DDP"
         )
     if recipe.train.compile:
-        raise UserError("train.compile with FSDP is not supported by adaptkit yet; set train.compile = false")
+        raise UserError(f"train.compile with {name} is not supported by adaptkit yet; set train.compile = false")
 
 
 def set_wrap_policy(accelerator: "Accelerator", family: "ModelFamily", denoiser: torch.nn.Module) -> list[str]:
@@ -109,12 +125,14 @@ def set_wrap_policy(accelerator: "Accelerator", family: "ModelFamily", denoiser:
 
 
 def gathered(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with every sharded tensor (a DTensor) gathered whole, on the CPU.
+    """``state`` with every sharded tensor (a DTensor) gathered whole, copied to the CPU (a copy: ZeRO-3's
+    whole weights are freed when :func:`adaptkit.training.zero.full_parameters` ends).
 
     A collective: every process calls it, with the same keys in the same order.
     """
     return {
-        key: whole(value).detach().cpu() if isinstance(value, torch.Tensor) else value for key, value in state.items()
+        key: whole(value).detach().to("cpu", copy=True) if isinstance(value, torch.Tensor) else value
+        for key, value in state.items()
     }
 
 

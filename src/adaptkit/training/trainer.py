@@ -26,6 +26,7 @@ from adaptkit.training import faults, trackers
 from adaptkit.training.attention import configure_attention
 from adaptkit.training.batch_inputs import BatchInputs
 from adaptkit.training.batches import Batch, Layout, derive_seed, loss_mask, training_loader
+from adaptkit.training.dataprep import keep_under_limit
 from adaptkit.training.ema import EmaWeights, check_ema_state
 from adaptkit.training.fastpaths import enable_tf32, maybe_compile, use_channels_last
 from adaptkit.training.long_captions import caption_chunks, check_chunking
@@ -39,7 +40,7 @@ from adaptkit.training.rng import get_rng_state, set_rng_state
 from adaptkit.training.run_lock import RunLock
 from adaptkit.training.run_start import claim_run_dir
 from adaptkit.training.sharded_checkpoint import load_shards, refuse_sharded_checkpoint
-from adaptkit.training.sharding import is_sharded, set_wrap_policy, trained_parameters
+from adaptkit.training.sharding import is_fsdp, set_wrap_policy, sharding_backend, trained_parameters
 from adaptkit.training.signals import TrainingInterrupted, graceful_stop
 from adaptkit.training.telemetry import Throughput, peak_memory_mb
 from adaptkit.training.validation import Validation
@@ -98,31 +99,43 @@ class Trainer:
         from accelerate import Accelerator
 
         from adaptkit.training.cache import cache_settings
-        from adaptkit.training.launcher import current_launch, refuse_sharded_backend
+        from adaptkit.training.launcher import current_launch
         from adaptkit.training.sharding import enable_fsdp, refuse_unsharded_features
+        from adaptkit.training.zero import (
+            accelerator_device_options,
+            configure_deepspeed,
+            is_deepspeed,
+            settle_accumulation_setting,
+        )
 
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise UserError("train.mixed_precision = 'fp16' needs a CUDA device; use 'bf16' or 'no' on CPU")
-        self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         # cpu=True on a machine without CUDA: that is what makes accelerate join a torchrun/gloo
         # group there (MULTI_CPU); without it every process trains alone and all of them write.
+        # (DeepSpeed on CPU: see accelerator_device_options.)
         # mixed_precision=None (not set in the recipe) lets accelerate read the user's
         # `accelerate config` / `accelerate launch --mixed_precision` (ACCELERATE_MIXED_PRECISION).
         # Accumulation goes through accelerate (``accelerator.accumulate``) on every backend, so DDP skips
         # the all-reduce of all but the last micro-batch and DeepSpeed steps its engine once per step.
+        settle_accumulation_setting(train.gradient_accumulation)
         self.accelerator = Accelerator(
             mixed_precision=train.mixed_precision,
-            cpu=not torch.cuda.is_available(),
             gradient_accumulation_steps=train.gradient_accumulation,
+            **accelerator_device_options(torch.cuda.is_available()),
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
+        self.cache_settings = cache_settings(
+            self.recipe.data, self.method.trains_text_encoder, self.method.name, self.accelerator.num_processes
+        )
         enable_fsdp(self.accelerator)
-        refuse_sharded_backend(self.accelerator.distributed_type.value)
-        self.sharded = is_sharded(self.accelerator)
+        self.backend = sharding_backend(self.accelerator)
+        self.sharded = self.backend is not None
         if self.sharded:
-            refuse_unsharded_features(self.recipe, self.method)
+            refuse_unsharded_features(self.recipe, self.method, self.backend)
+        if is_deepspeed(self.accelerator):
+            configure_deepspeed(self.accelerator, train, self.resolved.optimizer)
         if self.accelerator.is_main_process:
             acc = self.accelerator
             how = acc.device.type if acc.num_processes == 1 else f"{acc.distributed_type.value}, {acc.state.backend}"
@@ -219,13 +232,13 @@ class Trainer:
         prepared = [maybe_compile(self.components.unet, train.compile), self.optimizer]
         if self.method.trains_text_encoder:
             prepared.extend(encoders)
-        if self.sharded:
+        if is_fsdp(accelerator):
             blocks = set_wrap_policy(accelerator, self.components.family, self.components.unet)
             if accelerator.is_main_process:
                 print(f"fsdp: sharding the denoiser by {', '.join(blocks) or 'the accelerate config'}")
         prepared = accelerator.prepare(*prepared)
         self.unet, self.optimizer = prepared[0], prepared[1]
-        if self.sharded:  # fully_shard put sharded parameters in place of the method's
+        if is_fsdp(accelerator):  # fully_shard put sharded parameters in place of the method's
             self.trainable = trained_parameters(self.optimizer)
         self.ema = EmaWeights(self.trainable, self.recipe.ema) if self.recipe.ema.enabled else None
         self.text_encoders = tuple(prepared[2:]) if self.method.trains_text_encoder else tuple(encoders)
@@ -339,6 +352,8 @@ class Trainer:
         first_draw = self.latent_cache.first_draw if self.latent_cache is not None else None
         if first_draw is not None and accelerator.is_main_process:
             print(first_draw.line(), flush=True)
+            if self.cache_settings.limit is not None:  # now that the run's own entries are known
+                keep_under_limit(first_draw.store, self.cache_settings.limit, print)
         return self._finish(last_loss, time.perf_counter() - started, final_step)
 
     def _validate(self, done: int, progress: TrainingProgress) -> bool:

@@ -17,6 +17,7 @@ from adaptkit.sampling.pipeline import sampling_pipeline
 from adaptkit.training import checkpoint as ckpt
 from adaptkit.training.sharded_checkpoint import write_sharded_checkpoint
 from adaptkit.training.sharding import gathered
+from adaptkit.training.zero import full_parameters
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -49,16 +50,23 @@ class RunWriter:
         self.base_rows: list[list[Image.Image]] | None = None  # the base model's grid (step 0), for before-after.png
         #: The optimizer's weights to read (``Optimizer.evaluating``).
         self.optimizer_weights = optimizer_weights
-        #: FSDP: every process takes part in checkpoints, results and grids (each forward is collective).
+        #: FSDP or DeepSpeed: every process takes part in checkpoints, results and grids (each forward, and
+        #: each gather of ZeRO-3's partitioned weights, is collective).
         self.sharded = sharded
         self.registries = registries  # to build a sharded run's result on a fresh copy of the base
 
     @contextlib.contextmanager
     def saved_weights(self) -> Iterator[None]:
         """The weights a result holds: the optimizer's to read (schedule-free's average), then the EMA's
-        when EMA is on."""
-        with self.optimizer_weights(), self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+        when EMA is on. Under ZeRO-3 the denoiser's weights are whole for the block (every process enters it)."""
+        ema = self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+        with full_parameters(self.components.unet.parameters(), modify=True), self.optimizer_weights(), ema:
             yield
+
+    def gathered_trainable(self) -> dict[str, Any]:
+        """The method's trainable weights, whole and on the CPU (sharded: every process calls it)."""
+        with full_parameters(self.components.unet.parameters()):
+            return gathered(self.method.trainable_state_dict(self.components))
 
     def checkpoint(self, step: int, training_state: dict[str, Any]) -> Path | None:
         """Write a complete checkpoint for ``step``, apply retention; its path (None off the main process)."""
@@ -75,13 +83,13 @@ class RunWriter:
         root = self.run.dir.checkpoints
         if main:
             ckpt.discard_after(root, step)  # a resumed run's abandoned future
-        trainable = self.method.trainable_state_dict(self.components)
         if self.sharded:
-            trainable = gathered(trainable)
+            trainable = self.gathered_trainable()
             path = write_sharded_checkpoint(self.accelerator, root, step, trainable, training_state, manifest)
             if path is None:
                 return None
         else:
+            trainable = self.method.trainable_state_dict(self.components)
             path = ckpt.write_checkpoint(root, step, trainable, training_state, manifest)
         follow_umask(path)
         ckpt.apply_retention(root, self.recipe.checkpoint.keep)

@@ -29,6 +29,7 @@ class AdamW(Optimizer):
 
     name = "adamw"
     description = "AdamW (torch; fused kernel where available)."
+    runs_on_flat_partitions = True
 
     def build(self, params: list[torch.nn.Parameter], train: "TrainSection") -> torch.optim.Optimizer:
         """AdamW with the recipe's Adam settings."""
