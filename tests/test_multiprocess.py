@@ -115,13 +115,12 @@ def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path,
     assert done.stdout.count("run run") == 1  # one summary
 
 
-@needs_torchrun
-@pytest.mark.parametrize("accumulation", [1, 2])
-def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
-    tmp_path: Path, tiny_model_dir: Path, accumulation: int
+def _straight_and_resumed(
+    tmp_path: Path, tiny_model_dir: Path, method: str, accumulation: int, straight, env: dict[str, str], **sections
 ) -> None:
-    """Both processes are SIGKILLed after step 3 (the checkpoint is step 2); the resumed run, with
-    gradient accumulation through ``accelerator.accumulate``, ends bit-identical to a straight one."""
+    """Train one recipe twice on two processes: straight through with ``straight(folder, recipe)``, and
+    with both processes SIGKILLed after step 3 (the checkpoint is step 2) then resumed with torchrun
+    (``env`` set for both); the two results are bit-identical."""
     import torch
 
     data = write_naruto(tmp_path / "naruto", rows=8).path
@@ -129,22 +128,15 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
     for name in ("straight", "resumed"):
         folder = tmp_path / name
         folder.mkdir()
-        recipe = write_recipe(
-            folder,
-            tiny_model_dir,
-            data,
-            "lora",
-            train={"steps": 4, "log_every": 2, "gradient_accumulation": accumulation},
-            checkpoint={"every": 2},
-            sample={"prompts": []},
-        )
+        train = {"steps": 4, "log_every": 2, "gradient_accumulation": accumulation}
+        recipe = write_recipe(folder, tiny_model_dir, data, method, train=train, checkpoint={"every": 2}, **sections)
         if name == "straight":
-            done = _torchrun(folder, "run", str(recipe), "--no-progress")
-            assert done.returncode == 0, done.stdout + done.stderr
+            straight(folder, recipe)
         else:
-            killed = _torchrun(folder, "run", str(recipe), "--no-progress", env={"ADAPTKIT_FAULT": "kill:step-end:3"})
+            fault = {**env, "ADAPTKIT_FAULT": "kill:step-end:3"}
+            killed = _torchrun(folder, "run", str(recipe), "--no-progress", env=fault)
             assert killed.returncode != 0 and not (folder / "runs" / "run" / "result.json").exists()
-            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress")
+            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress", env=env)
             assert second.returncode == 0, second.stdout + second.stderr
             assert second.stdout.count("resuming from") == 1  # said once, by the main process
             assert "(step 2)" in second.stdout  # trained on from the checkpoint, not from scratch
@@ -152,6 +144,21 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
     assert results["straight"].keys() == results["resumed"].keys()
     for key, value in results["straight"].items():
         assert torch.equal(value, results["resumed"][key]), key
+
+
+@needs_torchrun
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path, accumulation: int
+) -> None:
+    """Both processes are SIGKILLed after step 3 (the checkpoint is step 2); the resumed run, with
+    gradient accumulation through ``accelerator.accumulate``, ends bit-identical to a straight one."""
+
+    def straight(folder: Path, recipe: Path) -> None:
+        done = _torchrun(folder, "run", str(recipe), "--no-progress")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    _straight_and_resumed(tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, sample={"prompts": []})
 
 
 DATA = Path(__file__).parent / "data"
@@ -193,48 +200,25 @@ def test_sharded_two_processes_killed_after_a_sharded_checkpoint_resume_to_the_w
     checkpoint is step 2); the resumed run's result (EMA weights, sharded or gathered in training,
     whole in the checkpoint) equals a straight run's bit for bit, and every process's shards are in
     the manifest. DeepSpeed runs accumulate two micro-batches through ``accelerator.accumulate``."""
-    import torch
-
     from adaptkit.training.checkpoint import read_manifest
 
     config_file, env = SHARDED_LAUNCHES[launch]
-    data = write_naruto(tmp_path / "naruto", rows=8).path
-    results = {}
-    for name in ("straight", "resumed"):
-        folder = tmp_path / name
-        folder.mkdir()
-        recipe = write_recipe(
-            folder,
-            tiny_model_dir,
-            data,
-            method,
-            train={"steps": 4, "log_every": 2, "gradient_accumulation": accumulation},
-            checkpoint={"every": 2},
-            ema={"enabled": True, "decay": 0.9},
-        )
-        if name == "straight":  # launched as users do, with the accelerate config
-            accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-            config = ["--config_file", str(config_file), "--main_process_port", str(_free_port())]
-            done = _launch(folder, [accelerate, "launch", *config], ("run", str(recipe), "--no-progress"), None)
-            assert done.returncode == 0, done.stdout + done.stderr
-            backend = SHARDING_RECORDS[launch]["backend"]
-            assert f"launch: accelerate launch: 2 processes on 1 node ({backend}, gloo)" in done.stdout
-            if launch == "fsdp":
-                assert "fsdp: sharding the denoiser by CrossAttnDownBlock2D" in done.stdout
-        else:
-            killed = _torchrun(
-                folder, "run", str(recipe), "--no-progress", env={**env, "ADAPTKIT_FAULT": "kill:step-end:3"}
-            )
-            assert killed.returncode != 0 and not (folder / "runs" / "run" / "result.json").exists()
-            second = _torchrun(folder, "run", str(recipe), "--resume", "--no-progress", env=env)
-            assert second.returncode == 0, second.stdout + second.stderr
-            assert second.stdout.count("resuming from") == 1 and "(step 2)" in second.stdout
-        run_dir = folder / "runs" / "run"
-        results[name] = _adapter_tensors(run_dir)
-        assert (run_dir / "samples" / "step-000004.png").is_file()  # sampled by both processes, saved once
-    assert results["straight"].keys() == results["resumed"].keys()
-    for key, value in results["straight"].items():
-        assert torch.equal(value, results["resumed"][key]), key
+
+    def straight(folder: Path, recipe: Path) -> None:  # launched as users do, with the accelerate config
+        accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+        config = ["--config_file", str(config_file), "--main_process_port", str(_free_port())]
+        done = _launch(folder, [accelerate, "launch", *config], ("run", str(recipe), "--no-progress"), None)
+        assert done.returncode == 0, done.stdout + done.stderr
+        backend = SHARDING_RECORDS[launch]["backend"]
+        assert f"launch: accelerate launch: 2 processes on 1 node ({backend}, gloo)" in done.stdout
+        if launch == "fsdp":
+            assert "fsdp: sharding the denoiser by CrossAttnDownBlock2D" in done.stdout
+
+    _straight_and_resumed(
+        tmp_path, tiny_model_dir, method, accumulation, straight, env, ema={"enabled": True, "decay": 0.9}
+    )
+    for name in ("straight", "resumed"):  # sampled by both processes, saved once
+        assert (tmp_path / name / "runs" / "run" / "samples" / "step-000004.png").is_file()
 
     checkpoint = tmp_path / "resumed" / "runs" / "run" / "checkpoints" / "step-000004"
     manifest = read_manifest(checkpoint)
