@@ -153,7 +153,7 @@ def test_first_draw_starts_at_once_and_a_rerun_encodes_nothing(tmp_path, tiny_mo
     first, _ = run(recipe)
     out = capsys.readouterr().out
     assert f"cache: latents read from {user_cache} or encoded into it as first drawn (6 images × 2 flip(s), " in out
-    assert "cached text: captions encoded as batches first draw them" in out
+    assert f"cached text: captions read from {user_cache} or encoded into it as first drawn" in out
     encoded = drawn(first)
     assert 0 < len(encoded) < 12  # two steps of two: only what they drew, nothing before the first step
     cache = first.latent_cache
@@ -161,16 +161,16 @@ def test_first_draw_starts_at_once_and_a_rerun_encodes_nothing(tmp_path, tiny_mo
     assert not cache.entries  # no posterior held in memory: read from disk as drawn
     described = {index for index, _ in encoded}
     assert first.training_data.infos.described == len(described) < 6  # no image decoded or hashed up front
-    assert set(first.text_cache.hidden) <= {
-        caption for i in described for caption in first.training_data.infos[i].captions
-    }
+    text = first.text_cache
+    assert not text.hidden and 0 < text.encoded <= 4  # the captions two batches of two drew, on disk only
     assert f"cache: 0 latents reused from {user_cache} and {len(encoded)} encoded as first drawn at " in out
-    assert usage(user_cache).entries == len(encoded)
+    assert usage(user_cache).entries == len(encoded) + text.encoded
 
     again, _ = run(recipe, overwrite=True)
     out = capsys.readouterr().out
     assert f"cache: {len(encoded)} latents reused from {user_cache} and 0 encoded as first drawn" in out  # same draws
     assert again.latent_cache.first_draw.encoded == 0
+    assert (again.text_cache.encoded, again.text_cache.reused) == (0, text.encoded)  # the captions read back
 
     longer = write_recipe(tmp_path, tiny_model_dir, data, "lora", name="longer", data=keys, sample={"prompts": []},
                           train={"steps": 12})  # fmt: skip
@@ -215,7 +215,7 @@ def test_a_run_over_the_limit_evicts_older_entries(tmp_path, tiny_model_dir, use
     stale = [write_entry(user_cache, 1000 + n, 50_000, 1) for n in range(3)]
     monkeypatch.setenv(LIMIT_ENV, "0.00006")  # 60 kB: room for one stale entry beside the run's two
     data = write_naruto(tmp_path / "naruto", rows=2).path
-    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", sample={"prompts": []})
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data={"cache_text": False}, sample={"prompts": []})
     trainer, _ = run(recipe)
     out = capsys.readouterr().out
     assert sum(path.exists() for path in stale) == 1
@@ -254,11 +254,14 @@ def test_a_run_killed_while_encoding_as_first_drawn_resumes_exactly(tmp_path, ti
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     trainer.cleanup()
-    before = usage(tmp_path / "interrupted-cache").entries
+    before = usage(tmp_path / "interrupted-cache").entries  # the latents and captions the killed run wrote
     resumed, result = run(interrupted, resume="latest")
     assert resumed.start_step == 3 and result.steps_this_session == 3
     assert resumed.latent_cache.first_draw.reused > 0 and before > 0  # steps 3 and 4 drawn again: read back
-    assert before + resumed.latent_cache.first_draw.encoded == straight.latent_cache.first_draw.encoded
+    written = {
+        name: t.latent_cache.first_draw.encoded + t.text_cache.encoded for name, t in [("s", straight), ("r", resumed)]
+    }
+    assert before + written["r"] == written["s"]  # latents and captions: each encoded once over the two sessions
     a = straight.method.trainable_state_dict(straight.components)
     b = resumed.method.trainable_state_dict(resumed.components)
     assert a.keys() == b.keys() and len(a) > 0

@@ -301,6 +301,9 @@ def test_caption_affixes_reach_training_and_the_text_cache(tmp_path, tiny_model_
     try:
         captions = [caption for info in trainer.training_data.infos for caption in info.captions]
         assert captions and all(c.startswith("sks, ") and c.endswith(" in ink") for c in captions)
-        assert all(key.startswith("sks, ") for key in trainer.text_cache.hidden if key)  # cached as trained
+        drawn = [trainer.training_examples[position]["caption"] for position in range(4)]
+        trainer.text_cache.lookup(drawn, "cpu")  # first-draw: cached as a batch draws them
+        cached = [key for key in trainer.text_cache.cached() if key]
+        assert cached and all(key.startswith("sks, ") for key in cached)  # cached as trained
     finally:
         trainer.cleanup()

@@ -65,7 +65,7 @@ def test_a_run_trains_on_chunked_cached_captions(tmp_path: Path, tiny_model_dir:
     data = {"long_captions": "chunk", "max_caption_tokens": 150, "caption_prefix": LONG}
     trainer, result = run(write_recipe(tmp_path, tiny_model_dir, data_dir, data=data, sample={"prompts": []}))
     assert trainer.text_cache is not None
-    assert {tuple(h.shape) for h in trainer.text_cache.hidden.values()} == {(154, 32)}
+    assert {tuple(h.shape) for h in trainer.text_cache.cached().values()} == {(154, 32)}
     assert result.truncated_captions > 0  # 260 words: more than the 150 kept
 
 

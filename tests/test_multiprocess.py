@@ -157,6 +157,8 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
     def straight(folder: Path, recipe: Path) -> None:
         done = _torchrun(folder, "run", str(recipe), "--no-progress")
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "or encoded into it as first drawn" in done.stdout  # each process fills what it draws
+        assert "cached text: captions read from " in done.stdout and "or encoded into it as first drawn" in done.stdout
 
     _straight_and_resumed(tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, sample={"prompts": []})
 

@@ -62,8 +62,9 @@ class DataSection(Section):
     )
     cache_dir: str | None = Field(
         None,
-        description="Folder for cached latents, reused across runs (keyed by image content, size, crop, flip, "
-        "precision and VAE); unset: the user cache folder's latents/ ($ADAPTKIT_CACHE_DIR, else "
+        description="Folder for cached latents (and, with first-draw, captions' text-encoder outputs), reused "
+        "across runs (keyed by image content, size, crop, flip, precision and VAE); unset: the user cache "
+        "folder's latents/ ($ADAPTKIT_CACHE_DIR, else "
         "$XDG_CACHE_HOME/adaptkit, else ~/.cache/adaptkit; `adaptkit cache info`), kept under "
         "$ADAPTKIT_CACHE_MAX_GB (default 20); '' = in memory only.",
     )
@@ -71,8 +72,8 @@ class DataSection(Section):
         "first-draw",
         description="When images are described and latents and captions not cached yet are encoded: "
         "'first-draw' as a batch first draws each image (training starts at once and no latent is held in "
-        "memory; with latents on disk and one process, else 'upfront'; buckets and masked_loss still "
-        "describe every image first), 'upfront' all before the first step.",
+        "memory; with latents on disk, else 'upfront'; buckets and masked_loss still describe every image "
+        "first), 'upfront' all before the first step.",
     )
     bucketing: bool = Field(
         False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."

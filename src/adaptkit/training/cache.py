@@ -15,18 +15,20 @@ one printed line; a failed write (a full disk) ends the run with one
 line and leaves no partial file. One line says how many latents were reused and how many
 encoded, at what time per image.
 
-When: with latents on disk and one process, ``[data] cache_fill = "first-draw"`` (the default)
-looks nothing up before the first step: each batch reads its posteriors from disk and encodes the
-ones not cached yet (:class:`FirstDraw`, one ``vae.encode`` of the batch's missing images, as an
-uncached step would), so training starts at once, a run never decodes, hashes or encodes an image
-it does not draw, and no posterior is held in memory (the disk and the page cache hold them). Each
-entry is written before the step goes on, so a resumed run reads every posterior the interrupted
-one encoded. Otherwise (memory only, several processes, or ``"upfront"``) everything is encoded
-before the first step and held in memory.
+When: with latents on disk, ``[data] cache_fill = "first-draw"`` (the default) looks nothing up
+before the first step: each batch reads its posteriors from disk and encodes the ones not cached
+yet (:class:`FirstDraw`: one ``vae.encode`` of the batch's missing images, as an uncached step
+would; with several processes, each image alone, so whichever process first draws an image
+encodes the same posterior), so training starts at once, a run never decodes, hashes or encodes an
+image it does not draw, and no posterior is held in memory (the disk and the page cache hold them).
+Each entry is written before the step goes on, so a resumed run reads every posterior the
+interrupted one encoded. Otherwise (memory only, or ``"upfront"``) everything is encoded before the
+first step and held in memory.
 
-Text embeddings are cached in memory by :mod:`adaptkit.training.text_cache`.
+Text embeddings are cached by :mod:`adaptkit.training.text_cache` (in memory, or with first-draw in this
+folder too).
 
-Several processes: each process encodes its share of the missing entries; on disk it
+Several processes filling up front: each process encodes its share of the missing entries; on disk it
 writes them and all read them back, in memory the shares are exchanged
 (``accelerate.utils.gather_object``), so N processes encode a dataset about N times faster.
 """
@@ -67,11 +69,8 @@ class CacheSettings:
     first_draw: bool = False
 
 
-def cache_settings(data: DataSection, trains_text_encoder: bool, method: str, processes: int = 1) -> CacheSettings:
-    """Resolve ``cache_latents`` / ``cache_text``: "auto" is on where correct; ``true`` where incorrect is refused.
-
-    ``cache_fill = "first-draw"`` applies to a run of one process (several fill up front, each its share).
-    """
+def cache_settings(data: DataSection, trains_text_encoder: bool, method: str) -> CacheSettings:
+    """Resolve ``cache_latents`` / ``cache_text``: "auto" is on where correct; ``true`` where incorrect is refused."""
     if data.cache_latents is True and not data.center_crop:
         raise UserError(
             "data.cache_latents = true: data.center_crop = false draws a new random crop every step, which a "
@@ -92,7 +91,7 @@ def cache_settings(data: DataSection, trains_text_encoder: bool, method: str, pr
     text = fixed_text if data.cache_text == "auto" else bool(data.cache_text)
     directory = latent_directory(data.cache_dir)
     on_disk = latents and directory is not None
-    first_draw = on_disk and data.cache_fill == "first-draw" and processes == 1
+    first_draw = on_disk and data.cache_fill == "first-draw"
     return CacheSettings(latents, text, directory, cache_limit() if on_disk else None, first_draw)
 
 
@@ -183,6 +182,23 @@ def module_identity(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def module_fingerprint(module: torch.nn.Module, samples: int = 64) -> str:
+    """A cheap hash of a model's config and weights: every tensor's name, shape and dtype, and ``samples``
+    evenly spaced values of each (a text encoder's full weights can be gigabytes; a fine-tune changes
+    them all, so the samples tell two apart)."""
+    digest = hashlib.blake2b(digest_size=16)
+    config = getattr(module, "config", {})
+    config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    config.pop("_name_or_path", None)  # where it was loaded from is not what it computes
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // samples)].cpu().contiguous()
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(sample.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class LatentJob:
     """What to encode: ``examples`` (indexable, ``.image``), their infos, per-index output size, flips."""
@@ -247,9 +263,17 @@ class FirstDraw:
         self.drawn.update(found)
         return found
 
-    def line(self) -> str:
-        """``cache: 3 latents reused from DIR and 12 encoded as first drawn at 8.3 ms per image``."""
-        each = f" at {1000 * self.seconds / self.encoded:.1f} ms per image" if self.encoded else ""
+    def counts(self) -> torch.Tensor:
+        """``(reused, encoded, seconds)``, to sum over processes for :meth:`line`."""
+        return torch.tensor([self.reused, self.encoded, self.seconds], dtype=torch.float64)
+
+    def line(self, totals: Sequence[float] | None = None) -> str:
+        """``cache: 3 latents reused from DIR and 12 encoded as first drawn at 8.3 ms per image``, from
+        this process's :meth:`counts` or ``totals`` (every process's, summed)."""
+        reused, encoded, seconds = (
+            (int(totals[0]), int(totals[1]), float(totals[2])) if totals else self.counts().tolist()
+        )
+        each = f" at {1000 * seconds / encoded:.1f} ms per image" if encoded else ""
         corrupt = len(self.store.corrupt)
         again = (
             f" ({corrupt} corrupt {'entry' if corrupt == 1 else 'entries'} recomputed and overwritten)"
@@ -257,7 +281,7 @@ class FirstDraw:
             else ""
         )
         return (
-            f"cache: {self.reused} latents reused from {self.store.directory} and {self.encoded} encoded "
+            f"cache: {int(reused)} latents reused from {self.store.directory} and {int(encoded)} encoded "
             f"as first drawn{each}{again}"
         )
 
@@ -282,14 +306,17 @@ def fill_latent_cache(
     ``wait`` is the barrier after writing to ``store``; ``gather`` returns every process's share
     of in-memory entries (all processes call it with their own list). ``log`` hears one line:
     how many posteriors were reused and encoded, and the encoding time per image.
-    ``first_draw`` (with a ``store``, one process): look nothing up now; batches read or encode
-    their posteriors as they are drawn (:class:`FirstDraw`).
+    ``first_draw`` (with a ``store``): look nothing up now; batches read or encode their posteriors
+    as they are drawn (:class:`FirstDraw`), each process its own.
     """
     started = time.perf_counter()
     cache = LatentCache(latent_scaling(vae))
     rank, count = shard
-    if store is not None and first_draw and count == 1:
-        cache.first_draw = FirstDraw(job, vae, module_identity(vae), store, device, batch_size)
+    if store is not None and first_draw:
+        # Several processes: each image alone, so an image two processes first draw in one step (across
+        # an epoch's end) is encoded alike by both, and the posterior on disk does not depend on which won.
+        alone = batch_size if count == 1 else 1
+        cache.first_draw = FirstDraw(job, vae, module_identity(vae), store, device, alone)
         log(
             f"cache: latents read from {store.directory} or encoded into it as first drawn "
             f"({len(job.infos)} images × {len(job.flips)} flip(s), {time.perf_counter() - started:.1f} s)"

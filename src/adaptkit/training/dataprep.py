@@ -39,8 +39,8 @@ class TrainingData:
 
 
 def first_draw(settings: CacheSettings, data: "DataSection") -> bool:
-    """Whether the caches fill as batches first draw their examples (``[data] cache_fill``, one
-    process): then nothing is described or encoded before the first step. Buckets and masked-loss
+    """Whether the caches fill as batches first draw their examples (``[data] cache_fill``): then
+    nothing is described or encoded before the first step. Buckets and masked-loss
     masks need every image's size or alpha up front, so they describe every image first."""
     return settings.first_draw and not data.bucketing and not data.masked_loss
 
@@ -180,7 +180,7 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
     from accelerate.utils import gather_object
 
     from adaptkit.training.cache import LatentJob, fill_latent_cache
-    from adaptkit.training.text_cache import captions_to_cache, fill_text_cache
+    from adaptkit.training.text_cache import TextStore, captions_to_cache, fill_text_cache, text_identity
 
     def log(line: str) -> None:
         if accelerator.is_main_process:
@@ -216,6 +216,13 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
         captions = None if lazy else captions_to_cache(data.infos, recipe.train.caption_dropout)
         chunks = caption_chunks(recipe.data)
         encoders = list(components.text_encoders().values())
+        text_store = None
+        if lazy:  # first-draw: kept on disk beside the latents, under the same limit
+            assert latents is not None and latents.first_draw is not None
+            identity = text_identity(
+                components.family.name, encoders, components.tokenizers(), chunks, recipe.train.mixed_precision
+            )
+            text_store = TextStore(latents.first_draw.store, identity)
         text = fill_text_cache(
             captions,
             components.tokenizers(),
@@ -225,5 +232,6 @@ def fill_caches(data: TrainingData, settings: CacheSettings, components, acceler
             batch_size=max(batch, 32),
             log=log,
             chunks=chunks,
+            store=text_store,
         )
     return latents, text

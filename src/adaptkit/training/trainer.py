@@ -126,9 +126,7 @@ class Trainer:
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
-        self.cache_settings = cache_settings(
-            self.recipe.data, self.method.trains_text_encoder, self.method.name, self.accelerator.num_processes
-        )
+        self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         enable_fsdp(self.accelerator)
         self.backend = sharding_backend(self.accelerator)
         self.sharded = self.backend is not None
@@ -350,8 +348,11 @@ class Trainer:
                 if signum and done < train.steps:
                     raise TrainingInterrupted(signum, done, self.save_checkpoint(done))
         first_draw = self.latent_cache.first_draw if self.latent_cache is not None else None
+        totals = None
+        if first_draw is not None:  # every process's draws
+            totals = accelerator.reduce(first_draw.counts().to(accelerator.device), "sum").tolist()
         if first_draw is not None and accelerator.is_main_process:
-            print(first_draw.line(), flush=True)
+            print(first_draw.line(totals), flush=True)
             if self.cache_settings.limit is not None:  # now that the run's own entries are known
                 keep_under_limit(first_draw.store, self.cache_settings.limit, print)
         return self._finish(last_loss, time.perf_counter() - started, final_step)
