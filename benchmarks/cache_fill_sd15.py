@@ -67,7 +67,8 @@ def main() -> None:
     from adaptkit.testing.sd15 import build_sd15_random_pipeline
     from adaptkit.testing.tiny_model import build_tiny_vae
     from adaptkit.training.batches import describe_examples
-    from adaptkit.training.cache import LatentJob, fill_latent_cache, module_identity
+    from adaptkit.training.cache import LatentJob, fill_latent_cache
+    from adaptkit.training.fingerprints import module_identity
     from adaptkit.training.latent_store import DiskStore
 
     vae = (build_sd15_random_pipeline(seed=0).vae if args.vae == "sd15" else build_tiny_vae()).eval()

@@ -15,13 +15,9 @@ from adaptkit.errors import UserError
 from adaptkit.recipe import DataSection
 from adaptkit.testing.datasets import write_naruto
 from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
-from adaptkit.training.cache import (
-    LatentJob,
-    cache_settings,
-    fill_latent_cache,
-    module_identity,
-)
+from adaptkit.training.cache import LatentJob, cache_settings, fill_latent_cache
 from adaptkit.training.cache_folder import default_latent_dir
+from adaptkit.training.fingerprints import module_identity
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.text_cache import captions_to_cache
 

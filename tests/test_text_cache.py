@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from adaptkit.component import Conditioning
-from adaptkit.training.cache import module_fingerprint
+from adaptkit.training.fingerprints import module_fingerprint
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.text_cache import TextStore, fill_text_cache
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from adaptkit.errors import UserError
 from adaptkit.recipe import DataSection
 from adaptkit.training.batches import ExampleInfo
 from adaptkit.training.cache_folder import cache_limit, default_latent_dir
+from adaptkit.training.fingerprints import module_identity
 from adaptkit.training.latent_store import DiskStore
 
 Size = tuple[int, int]
@@ -169,34 +169,6 @@ class LatentCache:
         std = torch.stack([pair[1] for pair in pairs]).to(device, non_blocking=True)
         noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return scale_latents(mean + std * noise, self.scaling)
-
-
-def module_identity(module: torch.nn.Module) -> str:
-    """A hash of a model's config and weights (two VAEs with equal hashes encode alike)."""
-    digest = hashlib.blake2b(digest_size=16)
-    config = getattr(module, "config", {})
-    digest.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def module_fingerprint(module: torch.nn.Module, samples: int = 64) -> str:
-    """A cheap hash of a model's config and weights: every tensor's name, shape and dtype, and ``samples``
-    evenly spaced values of each (a text encoder's full weights can be gigabytes; a fine-tune changes
-    them all, so the samples tell two apart)."""
-    digest = hashlib.blake2b(digest_size=16)
-    config = getattr(module, "config", {})
-    config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    config.pop("_name_or_path", None)  # where it was loaded from is not what it computes
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, tensor in module.state_dict().items():
-        flat = tensor.detach().reshape(-1)
-        sample = flat[:: max(1, flat.numel() // samples)].cpu().contiguous()
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(sample.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

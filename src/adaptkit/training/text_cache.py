@@ -46,9 +46,9 @@ def text_identity(
     family: str, encoders: Sequence[torch.nn.Module], tokenizers: Sequence, chunks: int, precision
 ) -> str:
     """What a caption's cached conditioning depends on besides the caption: the family's conditioning,
-    the text encoders (:func:`~adaptkit.training.cache.module_fingerprint`), the tokenization and the
+    the text encoders (:func:`~adaptkit.training.fingerprints.module_fingerprint`), the tokenization and the
     precision."""
-    from adaptkit.training.cache import module_fingerprint
+    from adaptkit.training.fingerprints import module_fingerprint
 
     lengths = [getattr(tokenizer, "model_max_length", None) for tokenizer in tokenizers]
     return repr((family, [module_fingerprint(encoder) for encoder in encoders], lengths, chunks, str(precision)))
