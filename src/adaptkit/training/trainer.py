@@ -111,6 +111,7 @@ class Trainer:
         train = self.recipe.train
         if train.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise UserError("train.mixed_precision = 'fp16' needs a CUDA device; use 'bf16' or 'no' on CPU")
+        self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         # cpu=True on a machine without CUDA: that is what makes accelerate join a torchrun/gloo
         # group there (MULTI_CPU); without it every process trains alone and all of them write.
         # (DeepSpeed on CPU: see accelerator_device_options.)
@@ -126,12 +127,11 @@ class Trainer:
             **trackers.accelerator_options(self.recipe.log, self.run.dir.logs),
         )
         self.run.accelerator = self.accelerator
-        self.cache_settings = cache_settings(self.recipe.data, self.method.trains_text_encoder, self.method.name)
         enable_fsdp(self.accelerator)
-        self.backend = sharding_backend(self.accelerator)
-        self.sharded = self.backend is not None
-        if self.sharded:
-            refuse_unsharded_features(self.recipe, self.method, self.backend)
+        backend = sharding_backend(self.accelerator)
+        self.sharded = backend is not None
+        if backend is not None:
+            refuse_unsharded_features(self.recipe, self.method, backend)
         if is_deepspeed(self.accelerator):
             configure_deepspeed(self.accelerator, train, self.resolved.optimizer)
         if self.accelerator.is_main_process:
