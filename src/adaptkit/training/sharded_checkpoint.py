@@ -17,7 +17,7 @@ import torch
 
 from adaptkit.errors import UserError
 from adaptkit.training import checkpoint as ckpt
-from adaptkit.training.sharding import sharding_backend
+from adaptkit.training.sharding import backend_name, sharding_backend
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -28,7 +28,6 @@ SHARDS = "accelerate"
 #: run loads anyway) out of its checkpoint, so an adapter run's checkpoints are adapter-sized.
 _SAVE_OPTIONS = {"DEEPSPEED": {"exclude_frozen_parameters": True}}
 _LOAD_OPTIONS = {"DEEPSPEED": {"load_module_strict": False}}
-_NAMES = {"DEEPSPEED": "DeepSpeed"}
 
 
 def _sharding(accelerator: "Accelerator") -> dict[str, Any]:
@@ -78,7 +77,7 @@ def load_shards(accelerator: "Accelerator", path: Path, manifest: dict[str, Any]
     """
     sharded = manifest.get("sharded")
     here = _sharding(accelerator)
-    name = _NAMES.get(here["backend"], here["backend"])
+    name = backend_name(here["backend"])
     if not sharded:
         raise UserError(
             f"{option} {path}: the checkpoint was written by a run without {name}; resume it the way it was launched"
@@ -100,7 +99,7 @@ def _described(sharding: dict[str, Any]) -> str:
     """``FSDP`` or ``DeepSpeed ZeRO-2``."""
     backend = sharding.get("backend", "FSDP")
     stage = sharding.get("zero_stage")
-    return _NAMES.get(backend, backend) + (f" ZeRO-{stage}" if stage else "")
+    return backend_name(backend) + (f" ZeRO-{stage}" if stage else "")
 
 
 def refuse_sharded_checkpoint(path: Path, manifest: dict[str, Any], option: str = "--resume") -> None:

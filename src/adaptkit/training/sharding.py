@@ -46,9 +46,9 @@ def is_fsdp(accelerator: "Accelerator") -> bool:
     return sharding_backend(accelerator) == "FSDP"
 
 
-def is_sharded(accelerator: "Accelerator") -> bool:
-    """Whether ``accelerator`` shards the training state (FSDP or DeepSpeed)."""
-    return sharding_backend(accelerator) is not None
+def backend_name(backend: str) -> str:
+    """How messages name a sharding backend: ``FSDP``, ``DeepSpeed``."""
+    return {"DEEPSPEED": "DeepSpeed"}.get(backend, backend)
 
 
 def enable_fsdp(accelerator: "Accelerator") -> None:
@@ -93,7 +93,7 @@ def enable_fsdp(accelerator: "Accelerator") -> None:
 
 def refuse_unsharded_features(recipe: "Recipe", method: "Method", backend: str = "FSDP") -> None:
     """One line for each recipe feature that does not run sharded yet (under ``backend``, FSDP or DeepSpeed)."""
-    name = {"DEEPSPEED": "DeepSpeed"}.get(backend, backend)
+    name = backend_name(backend)
     if method.trains_text_encoder:
         raise UserError(
             f"method {method.name!r} trains a text encoder, which adaptkit does not shard with {name}; "
