@@ -1,12 +1,14 @@
 """How time to the first step and peak memory grow with the dataset (issue 19's data item).
 
 For each size N (default 1 000, 10 000 and 100 000), N synthetic 64 px images with captions are
-written as an ``imagefolder`` (``metadata.jsonl``), then ``adaptkit run`` trains the tiny test model on
-them for 2 steps, in a fresh process with its own latent cache folder (a cold cache). Measured: the
+written as an ``imagefolder`` (``metadata.jsonl``), or with ``--layout shards`` copied from it into
+WebDataset tar shards of 1 000 (the ``shards`` adapter), then ``adaptkit run`` trains the tiny test
+model on them for 2 steps, in a fresh process with its own latent cache folder (a cold cache). Measured: the
 wall time from the process start to its first logged step, the whole run, and the process's peak RSS.
 The exponents are the slopes of log(figure) against log(N) between consecutive sizes (1 = linear).
 
-    python benchmarks/data_scaling.py [--sizes 1000,10000,100000] [--work /tmp/data-scaling] [--json OUT]
+    python benchmarks/data_scaling.py [--sizes 1000,10000,100000] [--layout imagefolder|shards]
+                                      [--work /tmp/data-scaling] [--json OUT]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,9 +30,9 @@ output_dir = "{work}/runs"
 [model]
 base = "testing:tiny-sd"
 [data]
-adapter = "imagefolder"
+adapter = "{adapter}"
 resolution = 64
-cache_dir = "{work}/cache-{n}"
+cache_dir = "{work}/cache-{adapter}-{n}"
 [data.options]
 source = "{folder}"
 [method]
@@ -79,14 +82,31 @@ def write_images(folder: Path, n: int) -> None:
             metadata.write(json.dumps({"file_name": name, "text": caption}) + "\n")
 
 
-def measure(n: int, work: Path) -> dict[str, float | int]:
+def write_shards(images: Path, folder: Path, per_shard: int = 1000) -> None:
+    """The imagefolder ``images`` as tar shards of ``per_shard`` (each PNG with a ``.json`` caption)."""
+    from adaptkit.data.export import write_tar_shards
+
+    if folder.is_dir():
+        return
+    rows = [json.loads(line) for line in (images / "metadata.jsonl").read_text().splitlines()]
+    samples = (((images / row["file_name"]).read_bytes(), {"caption": row["text"]}) for row in rows)
+    write_tar_shards(samples, folder, per_shard)
+
+
+def measure(n: int, work: Path, layout: str = "imagefolder") -> dict[str, float | int]:
     folder = work / f"images-{n}"
     started = time.monotonic()
     write_images(folder, n)
+    if layout == "shards":
+        write_shards(folder, work / f"shards-{n}")
+        folder = work / f"shards-{n}"
     written = time.monotonic() - started
     recipe = work / f"scaling-{n}.toml"
-    recipe.write_text(RECIPE.format(n=n, work=work, folder=folder))
+    adapter = "shards" if layout == "shards" else "imagefolder"
+    recipe.write_text(RECIPE.format(n=n, work=work, folder=folder, adapter=adapter))
     command = [sys.executable, "-m", "adaptkit.cli", "run", str(recipe), "--no-progress", "--overwrite"]
+    for cold in (work / f"hf-{n}", work / f"cache-{adapter}-{n}"):  # a cold datasets cache and latent cache
+        shutil.rmtree(cold, ignore_errors=True)
     env = {**os.environ, "HF_DATASETS_CACHE": str(work / f"hf-{n}"), "PYTHONUNBUFFERED": "1"}
     done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env=env)
     code, first, total, rss_kib = done.stdout.split()[-4:]
@@ -113,15 +133,17 @@ def exponents(rows: list[dict], figure: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--layout", choices=("imagefolder", "shards"), default="imagefolder")
     parser.add_argument("--work", type=Path, default=Path("/tmp/data-scaling"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(measure(n, args.work.resolve()))
+        rows.append(measure(n, args.work.resolve(), args.layout))
         print(json.dumps(rows[-1]), flush=True)
     result = {
+        "layout": args.layout,
         "rows": rows,
         "exponent_time_to_first_step": exponents(rows, "time_to_first_step_s"),
         "exponent_peak_rss": exponents(rows, "peak_rss_mb"),

@@ -89,5 +89,5 @@ def test_unknown_adapter_names_the_registered_ones(tmp_path: Path, capsys: pytes
     recipe.write_text('[data]\nadapter = "pokemno"\n[method]\nname = "lora"\n', encoding="utf-8")
     assert main(["data", "preview", str(recipe)]) == 2
     error = capsys.readouterr().err
-    registered = "(registered: embedded-styles, hub, imagefolder, naruto, newyorker, pokemon, simpsons"
+    registered = "(registered: embedded-styles, hub, imagefolder, naruto, newyorker, pokemon, shards, simpsons"
     assert f"data.adapter: unknown dataset 'pokemno' {registered}" in error

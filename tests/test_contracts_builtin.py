@@ -17,6 +17,7 @@ from adaptkit.builtins.datasets import (
     NarutoAdapter,
     NewYorkerAdapter,
     PokemonAdapter,
+    ShardsAdapter,
     SimpsonsAdapter,
 )
 from adaptkit.builtins.families.sd1 import StableDiffusion1
@@ -92,6 +93,19 @@ class TestImageFolder(DatasetAdapterContract):
     @pytest.fixture
     def dataset_options(self, tmp_path: Path) -> dict[str, Any]:
         return {"source": str(local.write_imagefolder(tmp_path / "folder").path)}
+
+
+class TestShards(DatasetAdapterContract):
+    component = ShardsAdapter
+    options = {"source": "."}
+
+    @pytest.fixture
+    def dataset_options(self, tmp_path: Path) -> dict[str, Any]:
+        from adaptkit.data.export import write_tar_shards
+
+        samples = ((local.encode(local.pattern_image(i)), {"caption": f"picture {i}"}) for i in range(5))
+        write_tar_shards(samples, tmp_path / "shards", per_shard=2)
+        return {"source": str(tmp_path / "shards")}
 
 
 class TestEmbeddedStyles(DatasetAdapterContract):

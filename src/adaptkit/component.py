@@ -102,6 +102,12 @@ class StyleDataset(ABC):
     @abstractmethod
     def __getitem__(self, index: int) -> Example: ...
 
+    def blocks(self) -> list[int] | None:
+        """Per example, the block it is read with (a tar shard, a parquet row group), when examples
+        of one block read cheaply together; None (the default) when every example reads alike.
+        Training then draws an epoch block by block (:class:`~adaptkit.training.block_order.BlockOrder`)."""
+        return None
+
 
 # --------------------------------------------------------------------------- methods
 

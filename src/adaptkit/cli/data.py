@@ -40,13 +40,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     preview.set_defaults(handler=handle_preview)
     export = commands.add_parser(
         "export",
-        help="write the recipe's dataset as an imagefolder (PNG + metadata.jsonl)",
+        help="write the recipe's dataset as an imagefolder (PNG + metadata.jsonl) or as tar shards",
         description="Write the recipe's dataset (e.g. an embedded style set) as a Hugging Face imagefolder "
-        "that the imagefolder adapter and datasets.load_dataset read.",
+        "that the imagefolder adapter and datasets.load_dataset read, or (--format tar) as WebDataset tar "
+        "shards that the shards adapter reads lazily.",
     )
     add_recipe_arguments(export)
     export.add_argument("out", type=Path, metavar="OUT_DIR", help="a new folder to create")
     export.add_argument("--limit", type=_positive, default=None, metavar="N", help="at most N examples")
+    export.add_argument(
+        "--format", choices=("imagefolder", "tar"), default="imagefolder", help="imagefolder (default) or tar shards"
+    )
+    export.add_argument(
+        "--per-shard", type=_positive, default=1000, metavar="N", help="tar: examples per shard (default 1000)"
+    )
     export.set_defaults(handler=handle_export)
     dedupe = commands.add_parser(
         "dedupe",
@@ -149,14 +156,20 @@ def handle_preview(args: argparse.Namespace) -> int:
 
 def handle_export(args: argparse.Namespace) -> int:
     """Export the recipe's dataset to ``OUT_DIR`` and say how to train on it."""
-    from adaptkit.data.export import export_imagefolder
+    from adaptkit.data.export import export_imagefolder, export_tar_shards
 
     path = Path(args.recipe)
     recipe = load_recipe(path, args.overrides)
-    count = export_imagefolder(resolve_dataset(recipe, path, args.overrides).load(), args.out, args.limit)
+    dataset = resolve_dataset(recipe, path, args.overrides).load()
+    if args.format == "tar":
+        count = export_tar_shards(dataset, args.out, args.per_shard, args.limit)
+        what, adapter = f"{count} images as tar shards of {args.per_shard}", "shards"
+    else:
+        count = export_imagefolder(dataset, args.out, args.limit)
+        what, adapter = f"{count} images and metadata.jsonl", "imagefolder"
     console.print(
-        f"wrote {count} images and metadata.jsonl to {args.out}; train on it with "
-        f'[data] adapter = "imagefolder", [data.options] source = "{args.out}"',
+        f"wrote {what} to {args.out}; train on it with "
+        f'[data] adapter = "{adapter}", [data.options] source = "{args.out}"',
         soft_wrap=True,
         markup=False,
     )

@@ -98,8 +98,15 @@ class SourceAdapter(DatasetAdapter):
         """Adjust the loaded rows before columns are chosen (default: unchanged)."""
         return rows
 
+    def read(self, spec: SourceSpec) -> StyleDataset:
+        """Every example of ``spec``'s split: :meth:`check_source`, ``datasets.load_dataset``,
+        :meth:`prepare`, then a lazily decoded :class:`RowsDataset` over the :meth:`columns`."""
+        self.check_source(spec)
+        rows = self.prepare(open_source(spec), spec)
+        return RowsDataset.from_rows(spec, rows, self.columns(rows.features, spec))
+
     def load(self, split: str | None = TRAIN) -> StyleDataset:
-        """Load a split as a lazily decoded :class:`RowsDataset`.
+        """Load a split (:meth:`read`), with the held-out examples set apart.
 
         ``"train"`` (or None) means the training data: the split named by the ``split`` option
         (default ``"train"``) without the held-out examples; ``"eval"`` means only those (see
@@ -113,9 +120,7 @@ class SourceAdapter(DatasetAdapter):
                 "set it (e.g. 0.05) and train again so training does not see the held-out images"
             )
         spec = self.source_spec(TRAIN if held_out else split)
-        self.check_source(spec)
-        rows = self.prepare(open_source(spec), spec)
-        dataset = RowsDataset.from_rows(spec, rows, self.columns(rows.features, spec))
+        dataset = self.read(spec)
         if held_out or split in (None, TRAIN):
             return split_dataset(dataset, self.options.eval_fraction, EVAL if held_out else TRAIN)
         return dataset

@@ -139,3 +139,21 @@ def detect_image_column(features: Mapping[str, Any], *, dataset: str, option: st
 def detect_caption_column(features: Mapping[str, Any], *, dataset: str, option: str | None = None) -> str:
     """The first of :data:`CAPTION_CANDIDATES` that is a text column."""
     return pick_column(features, CAPTION_CANDIDATES, dataset=dataset, role="caption", option=option)
+
+
+def named_or_detected(
+    features: Mapping[str, Any], image_column: str | None, caption_column: str | None, *, dataset: str
+) -> tuple[str, str]:
+    """(image, caption) columns: the ones named by the ``image_column`` / ``caption_column`` options,
+    else detected ones; UserError naming the option and the columns that exist."""
+    image = (
+        pick_column(features, (image_column,), dataset=dataset, role="image", option="image_column")
+        if image_column
+        else detect_image_column(features, dataset=dataset, option="image_column")
+    )
+    caption = (
+        pick_column(features, (caption_column,), dataset=dataset, role="caption", option="caption_column")
+        if caption_column
+        else detect_caption_column(features, dataset=dataset, option="caption_column")
+    )
+    return image, caption

@@ -53,8 +53,18 @@ class KeySubset(StyleDataset):
         every = self._dataset.keys()
         return [every[i] for i in self._indices]
 
+    def blocks(self) -> list[int] | None:
+        """The blocks of this split's examples (see :meth:`StyleDataset.blocks`)."""
+        return subset_blocks(self._dataset, self._indices)
+
     def __getattr__(self, name: str) -> Any:  # skip_reasons, merged, describe_skips, spec, ...
         return getattr(self._dataset, name)
+
+
+def subset_blocks(dataset: StyleDataset, indices: list[int]) -> list[int] | None:
+    """The blocks of ``dataset``'s examples at ``indices`` (None when it has none)."""
+    every = dataset.blocks()
+    return None if every is None else [every[i] for i in indices]
 
 
 def split_dataset(dataset: Any, fraction: float, split: str) -> Any:

@@ -232,6 +232,12 @@ class SubsetDataset(StyleDataset):
     def __getitem__(self, index: int) -> Example:
         return self.parent[self.indices[index]]
 
+    def blocks(self) -> list[int] | None:
+        """The parent's blocks of these examples."""
+        from adaptkit.data.holdout import subset_blocks
+
+        return subset_blocks(self.parent, self.indices)
+
 
 def limit_examples(dataset: StyleDataset, max_examples: int | None) -> StyleDataset:
     """The first ``max_examples`` examples of ``dataset`` (all of them when None or not fewer)."""

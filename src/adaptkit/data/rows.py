@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -78,7 +79,73 @@ def content_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-class RowsDataset(StyleDataset):
+class SkipsAtDraw(StyleDataset):
+    """A dataset whose examples may turn out unusable only when drawn: such an example is counted
+    (``skipped``, ``skip_reasons``), logged once per reason, and the next usable one is returned
+    in its place, so every index still gives an example. Subclasses implement :meth:`_decode`
+    and call :meth:`_drop` when it fails."""
+
+    name: str
+    #: How messages name the dataset, e.g. ``dataset 'pokemon' (svjack/pokemon-blip-captions-en-zh)``.
+    label: str
+
+    def __init__(self) -> None:
+        self._bad: set[int] = set()
+        self.skip_reasons: Counter[str] = Counter()
+        self.skipped = 0
+        self._found_early: Counter[str] = Counter()
+
+    def count_early(self, reasons: Counter[str]) -> None:
+        """Count the rows a scan before training skipped (logged by the scan itself)."""
+        self.skip_reasons.update(reasons)
+        self.skipped = sum(self.skip_reasons.values())
+        self._found_early.update(reasons)
+
+    def describe_skips(self, total: int | None = None) -> str:
+        """``skipped 3 of 10 rows (undecodable image: 2, no caption: 1)``."""
+        of = f" of {total}" if total is not None else ""
+        if not self.skipped:
+            return f"skipped 0{of} rows"
+        detail = ", ".join(f"{reason}: {count}" for reason, count in self.skip_reasons.most_common())
+        return f"skipped {self.skipped}{of} rows ({detail})"
+
+    def __getitem__(self, index: int) -> Example:
+        """The example at ``index``; one found unusable only now is skipped (counted) for the next one."""
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError(f"{self.name}: index {index} out of range for {count} examples")
+        index %= count
+        for offset in range(count):
+            position = (index + offset) % count
+            if position in self._bad:
+                continue
+            example = self._decode(position)
+            if example is not None:
+                return example
+        raise UserError(f"{self.label}: no usable rows: every image failed to decode or had no caption")
+
+    @abstractmethod
+    def _decode(self, position: int) -> Example | None:
+        """The example at ``position``, or None after :meth:`_drop` when it is unusable."""
+
+    def _drop(self, position: int, reason: str, where: str, detail: str = "") -> None:
+        """Mark ``position`` unusable: count it, and log the first one of ``reason`` found while drawing."""
+        self._bad.add(position)
+        self.skipped += 1
+        self.skip_reasons[reason] += 1
+        first = self.skip_reasons[reason] == self._found_early[reason] + 1
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s: %s: %s%s; skipping it%s",
+            self.label,
+            where,
+            reason,
+            f" ({detail})" if detail else "",
+            " (further ones are only counted)" if first else "",
+        )
+
+
+class RowsDataset(SkipsAtDraw):
     """Random access to examples over a ``datasets.Dataset``, decoded on demand.
 
     Attributes: ``name`` (the adapter), ``source``, ``skipped`` (rows dropped, total),
@@ -87,16 +154,14 @@ class RowsDataset(StyleDataset):
     """
 
     def __init__(self, spec: SourceSpec, images: datasets.Dataset, image_column: str, entries: list[Entry]) -> None:
+        super().__init__()
         self.name = spec.dataset
+        self.label = spec.label
         self.source = spec.source
         self.spec = spec
         self._images = images
         self._image_column = image_column
         self._entries = entries
-        self._bad: set[int] = set()
-        self.skip_reasons: Counter[str] = Counter()
-        self.skipped = 0
-        self._scan_failures = 0
         self.merged = sum(entry.rows - 1 for entry in entries)
 
     # -- building ------------------------------------------------------------------
@@ -119,23 +184,13 @@ class RowsDataset(StyleDataset):
         reasons: Counter[str] = Counter()
         entries = _scan(_zip_batches(images, texts), columns, reasons, spec.label)
         dataset = cls(spec, images, columns.image, entries)
-        dataset.skip_reasons.update(reasons)
-        dataset.skipped = sum(reasons.values())
-        dataset._scan_failures = reasons[BAD_IMAGE]
+        dataset.count_early(reasons)
         if not entries:
             skips = dataset.describe_skips(len(rows))
             raise UserError(f"{spec.label}: no usable rows in split '{spec.split}' ({skips})")
         if dataset.skipped:
             logger.warning("%s: %s", spec.label, dataset.describe_skips(len(rows)))
         return dataset
-
-    def describe_skips(self, total: int | None = None) -> str:
-        """``skipped 3 of 10 rows (undecodable image: 2, no caption: 1)``."""
-        of = f" of {total}" if total is not None else ""
-        if not self.skipped:
-            return f"skipped 0{of} rows"
-        detail = ", ".join(f"{reason}: {count}" for reason, count in self.skip_reasons.most_common())
-        return f"skipped {self.skipped}{of} rows ({detail})"
 
     # -- access --------------------------------------------------------------------
 
@@ -146,39 +201,13 @@ class RowsDataset(StyleDataset):
         """Every example's key, without decoding any image."""
         return [entry.key for entry in self._entries]
 
-    def __getitem__(self, index: int) -> Example:
-        """The example at ``index``; an image that fails to decode only now is skipped (counted) for the next one."""
-        count = len(self._entries)
-        if not -count <= index < count:
-            raise IndexError(f"{self.name}: index {index} out of range for {count} examples")
-        index %= count
-        for offset in range(count):
-            position = (index + offset) % count
-            if position in self._bad:
-                continue
-            example = self._decode(position)
-            if example is not None:
-                return example
-        raise UserError(f"{self.spec.label}: no usable rows: every image failed to decode")
-
     def _decode(self, position: int) -> Example | None:
         entry = self._entries[position]
         cell = self._images[entry.row][self._image_column]
         try:
             image, alpha = decode_rgb_and_alpha(image_bytes(cell) or b"")
         except DECODE_ERRORS as exc:
-            self._bad.add(position)
-            self.skipped += 1
-            self.skip_reasons[BAD_IMAGE] += 1
-            first = self.skip_reasons[BAD_IMAGE] == self._scan_failures + 1
-            logger.log(
-                logging.WARNING if first else logging.DEBUG,
-                "%s: %s: cannot decode its image (%s); skipping it%s",
-                self.spec.label,
-                _where(entry.row, cell),
-                _first_line(exc),
-                " (further ones are only counted)" if first else "",
-            )
+            self._drop(position, BAD_IMAGE, _where(entry.row, cell), _first_line(exc))
             return None
         meta = {"row": entry.row, "rows": entry.rows, "original_size": entry.size, "original_mode": entry.mode}
         if alpha is not None:  # the loss mask of data.masked_loss

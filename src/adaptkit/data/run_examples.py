@@ -52,6 +52,10 @@ class MaskFiles(StyleDataset):
                 meta[ALPHA_KEY] = to_rgb(mask).convert("L").resize(example.image.size)
         return Example(example.image, example.captions, example.key, meta)
 
+    def blocks(self) -> list[int] | None:
+        """The dataset's blocks."""
+        return self._dataset.blocks()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dataset, name)
 
@@ -71,6 +75,10 @@ class CaptionAffixes(StyleDataset):
         captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
         affixed = [with_affixes(caption, self.prefix, self.suffix) for caption in captions]
         return Example(example.image, affixed, example.key, example.meta)
+
+    def blocks(self) -> list[int] | None:
+        """The dataset's blocks."""
+        return self._dataset.blocks()
 
     def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
         return getattr(self._dataset, name)
@@ -128,6 +136,18 @@ class ConcatExamples(StyleDataset):
             raise IndexError(f"index {index} out of range for {len(self)} examples")
         part = next(i for i in range(len(self.parts)) if index < self.starts[i + 1])
         return self.parts[part][index - self.starts[part]]
+
+    def blocks(self) -> list[int] | None:
+        """The parts' blocks, numbered apart; a part without blocks has one per example. None when no
+        part has blocks."""
+        found = [part.blocks() for part in self.parts]
+        if all(blocks is None for blocks in found):
+            return None
+        out: list[int] = []
+        for part, blocks in zip(self.parts, found, strict=True):
+            first = max(out, default=-1) + 1
+            out.extend(first + block for block in (blocks if blocks is not None else range(len(part))))
+        return out
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """From a recipe's ``[data]`` and ``[train]`` sections to the training examples and their caches.
 
 One place decides what the data side of a run looks like: which order positions map to (a
-seeded permutation per epoch, or aspect-ratio buckets), which output size each image trains
+seeded permutation per epoch, aspect-ratio buckets, or a sharded source's blocks), which output size each image trains
 at, and whether images are decoded every step or their latents come from a cache.
 """
 
@@ -89,6 +89,7 @@ def build_training_data(
     ``log`` hears one line when ``train.batch_size`` exceeds the number of examples (the run
     trains on repeats).
     """
+    from adaptkit.training.block_order import BlockOrder
     from adaptkit.training.buckets import BucketOrder, BucketPlan
 
     data, train = recipe.data, recipe.train
@@ -110,6 +111,8 @@ def build_training_data(
         max_pixels, step = bucket_settings(recipe)
         plan = BucketPlan.for_images([info.size for info in infos], max_pixels, step, data.bucket_max_aspect)
         sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed, repeats)
+    elif (blocks := examples.blocks()) is not None:  # a sharded source: read block by block
+        order = BlockOrder(blocks, train.seed, repeats)
     masked = data.masked_loss
     mask_cache = None
     if masked and settings.latents:  # the cached latents' masks, computed once as the latents are

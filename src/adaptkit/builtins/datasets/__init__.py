@@ -9,6 +9,7 @@ from adaptkit.builtins.datasets.imagefolder import ImageFolderAdapter
 from adaptkit.builtins.datasets.naruto import NarutoAdapter
 from adaptkit.builtins.datasets.newyorker import NewYorkerAdapter
 from adaptkit.builtins.datasets.pokemon import PokemonAdapter
+from adaptkit.builtins.datasets.shards import ShardsAdapter
 from adaptkit.builtins.datasets.simpsons import SimpsonsAdapter
 from adaptkit.component import DatasetAdapter
 from adaptkit.hookspecs import hookimpl
@@ -21,6 +22,7 @@ ADAPTERS: tuple[type[DatasetAdapter], ...] = (
     SimpsonsAdapter,
     HubAdapter,
     ImageFolderAdapter,
+    ShardsAdapter,
 )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from adaptkit.data.adapter import SourceAdapter, SourceOptions, source_field
-from adaptkit.data.columns import ColumnMap, detect_caption_column, detect_image_column, pick_column
+from adaptkit.data.columns import ColumnMap, named_or_detected, pick_column
 from adaptkit.data.loading import SourceSpec
 
 if TYPE_CHECKING:
@@ -55,15 +55,6 @@ class HubAdapter(SourceAdapter):
         """The named columns, or detected ones."""
         options = self.options
         label = spec.label
-        image = (
-            pick_column(features, (options.image_column,), dataset=label, role="image", option="image_column")
-            if options.image_column
-            else detect_image_column(features, dataset=label, option="image_column")
-        )
-        caption = (
-            pick_column(features, (options.caption_column,), dataset=label, role="caption", option="caption_column")
-            if options.caption_column
-            else detect_caption_column(features, dataset=label, option="caption_column")
-        )
+        image, caption = named_or_detected(features, options.image_column, options.caption_column, dataset=label)
         key = pick_column(features, (options.key_column,), dataset=label, role="key") if options.key_column else None
         return ColumnMap(image=image, caption=caption, key=key)
