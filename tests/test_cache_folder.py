@@ -179,6 +179,22 @@ def test_first_draw_starts_at_once_and_a_rerun_encodes_nothing(tmp_path, tiny_mo
     assert more.latent_cache.first_draw.reused == len(encoded)
 
 
+def test_first_draw_decodes_each_drawn_image_once(tmp_path, tiny_model_dir, user_cache, monkeypatch) -> None:
+    from adaptkit.data.rows import RowsDataset
+
+    decoded: list[int] = []
+    real = RowsDataset._decode
+    monkeypatch.setattr(RowsDataset, "_decode", lambda self, position: decoded.append(position) or real(self, position))
+    data = write_naruto(tmp_path / "naruto", rows=6).path
+    recipe = write_recipe(tmp_path, tiny_model_dir, data, "lora", data={"random_flip": True}, train={"steps": 3},
+                          sample={"prompts": []})  # fmt: skip
+    trainer, _ = run(recipe)
+    drawn_indices = {index for index, _ in drawn(trainer)}
+    # one epoch: every image described (for its key) and encoded, from one decode each
+    assert trainer.latent_cache.first_draw.encoded == len(drawn_indices) == 6
+    assert sorted(decoded) == list(range(6))
+
+
 def test_first_draw_trains_as_an_upfront_fill_does(tmp_path, tiny_model_dir, user_cache) -> None:
     import json
 

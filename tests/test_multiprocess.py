@@ -116,14 +116,29 @@ def test_two_processes_stay_in_sync_and_only_the_main_one_writes(tmp_path: Path,
 
 
 def _straight_and_resumed(
-    tmp_path: Path, tiny_model_dir: Path, method: str, accumulation: int, straight, env: dict[str, str], **sections
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    method: str,
+    accumulation: int,
+    straight,
+    env: dict[str, str],
+    shards: bool = False,
+    **sections,
 ) -> None:
     """Train one recipe twice on two processes: straight through with ``straight(folder, recipe)``, and
     with both processes SIGKILLed after step 3 (the checkpoint is step 2) then resumed with torchrun
-    (``env`` set for both); the two results are bit-identical."""
+    (``env`` set for both); the two results are bit-identical. The data: a naruto-schema parquet, or
+    (``shards``) the same images as tar shards of 3, read block by block."""
     import torch
 
-    data = write_naruto(tmp_path / "naruto", rows=8).path
+    data: Path | None = write_naruto(tmp_path / "naruto", rows=8).path
+    if shards:
+        from adaptkit.data.export import export_tar_shards
+        from adaptkit.data.loading import build_adapter
+
+        export_tar_shards(build_adapter("naruto", {"source": str(data)}).load(), tmp_path / "shards", per_shard=3)
+        sections["data"] = {"adapter": "shards", "options": {"source": str(tmp_path / "shards")}}
+        data = None
     results = {}
     for name in ("straight", "resumed"):
         folder = tmp_path / name
@@ -147,12 +162,13 @@ def _straight_and_resumed(
 
 
 @needs_torchrun
-@pytest.mark.parametrize("accumulation", [1, 2])
+@pytest.mark.parametrize(("accumulation", "shards"), [(1, False), (2, True)], ids=["parquet", "shards-accumulate-2"])
 def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uninterrupted_run(
-    tmp_path: Path, tiny_model_dir: Path, accumulation: int
+    tmp_path: Path, tiny_model_dir: Path, accumulation: int, shards: bool
 ) -> None:
     """Both processes are SIGKILLed after step 3 (the checkpoint is step 2); the resumed run, with
-    gradient accumulation through ``accelerator.accumulate``, ends bit-identical to a straight one."""
+    gradient accumulation through ``accelerator.accumulate``, ends bit-identical to a straight one;
+    the same from tar shards, each process opening them itself."""
 
     def straight(folder: Path, recipe: Path) -> None:
         done = _torchrun(folder, "run", str(recipe), "--no-progress")
@@ -160,7 +176,9 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
         assert "or encoded into it as first drawn" in done.stdout  # each process fills what it draws
         assert "cached text: captions read from " in done.stdout and "or encoded into it as first drawn" in done.stdout
 
-    _straight_and_resumed(tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, sample={"prompts": []})
+    _straight_and_resumed(
+        tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, shards, sample={"prompts": []}
+    )
 
 
 DATA = Path(__file__).parent / "data"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -125,6 +126,38 @@ class LazyInfos(Sequence[ExampleInfo]):
     def described(self) -> int:
         """How many examples have been described so far."""
         return len(self._known)
+
+
+class RecentlyDrawn(StyleDataset):
+    """``examples`` with the last ``capacity`` decoded examples kept, so that a batch's examples,
+    described as they are first drawn (:class:`LazyInfos`), are encoded into the latent cache right
+    after without being decoded (or, for a procedural dataset, rendered) a second time."""
+
+    def __init__(self, examples: StyleDataset, capacity: int) -> None:
+        self.examples = examples
+        self.capacity = max(1, capacity)
+        self.name = examples.name
+        self._recent: OrderedDict[int, Example] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        example = self._recent.get(index)
+        if example is None:
+            example = self._recent[index] = self.examples[index]
+            while len(self._recent) > self.capacity:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(index)
+        return example
+
+    def blocks(self) -> list[int] | None:
+        """The examples' blocks."""
+        return self.examples.blocks()
+
+    def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
+        return getattr(self.examples, name)
 
 
 class PositionOrder(Protocol):

@@ -17,7 +17,14 @@ from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
-from adaptkit.training.batches import ExampleInfo, LazyInfos, TrainingExamples, describe_examples, latent_mask
+from adaptkit.training.batches import (
+    ExampleInfo,
+    LazyInfos,
+    RecentlyDrawn,
+    TrainingExamples,
+    describe_examples,
+    latent_mask,
+)
 from adaptkit.training.cache import CacheSettings
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.long_captions import caption_chunks, condition_chunked
@@ -101,6 +108,7 @@ def build_training_data(
     digests = settings.latents and settings.directory is not None
     infos: Sequence[ExampleInfo] | None = None
     if needs_infos and first_draw(settings, data):  # described as drawn: nothing decoded before step 1
+        examples = RecentlyDrawn(examples, 2 * train.batch_size)  # a batch decoded once, then encoded
         infos = LazyInfos(examples, digests)
     elif needs_infos:
         infos = describe_examples(examples, digests)
