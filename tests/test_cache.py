@@ -120,6 +120,9 @@ def test_disk_cache_is_reused_and_keyed_by_vae(tmp_path, tiny_vae, data_dir) -> 
     identity = module_identity(tiny_vae)
     changed = type(tiny_vae).from_config(tiny_vae.config).eval()  # same config, other weights
     assert module_identity(changed) != identity
+    elsewhere = type(tiny_vae).from_config({**tiny_vae.config, "_name_or_path": "/another/clone/vae"}).eval()
+    elsewhere.load_state_dict(tiny_vae.state_dict())
+    assert module_identity(elsewhere) == identity  # the same weights loaded from another folder: the same key
     fill_latent_cache(job, changed, **kwargs)
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2 * len(infos)
 

@@ -49,7 +49,7 @@ def test_info_with_a_bad_limit_is_one_line(latents, monkeypatch, capsys) -> None
 
 def test_clear_with_yes_deletes_only_the_entries(latents, capsys) -> None:
     assert main(["cache", "clear", "--yes"]) == 0
-    assert capsys.readouterr().out == f"deleted 3 cached latents (3.0 kB) from {latents}\n"
+    assert capsys.readouterr().out == f"deleted 3 cache entries (latents and captions, 3.0 kB) from {latents}\n"
     assert [path.name for path in latents.rglob("*") if path.is_file()] == ["README"]
     assert main(["cache", "info"]) == 0 and "entries: 0" in capsys.readouterr().out
 

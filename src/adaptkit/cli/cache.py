@@ -24,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """``adaptkit cache`` with its ``info`` and ``clear`` subcommands."""
     parser = subparsers.add_parser(
         "cache",
-        help="show or clear the latent cache that makes reruns start at once",
-        description="Runs that leave [data] cache_dir unset cache their VAE latents in the user cache folder "
+        help="show or clear the latent and caption cache that makes reruns start at once",
+        description="Runs that leave [data] cache_dir unset cache their VAE latents (and, filled as first "
+        "drawn, their captions' text-encoder outputs) in the user cache folder "
         f"(${CACHE_DIR_ENV}, else $XDG_CACHE_HOME/adaptkit, else ~/.cache/adaptkit), kept under "
         f"${LIMIT_ENV} gigabytes. --dir names another latent folder (a recipe's data.cache_dir).",
     )
@@ -35,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     clearing = commands.add_parser(
         "clear",
-        help="delete every cached latent (nothing else in the folder)",
+        help="delete every cached latent and caption (nothing else in the folder)",
         description="Delete the cache's entries; other files in the folder are left alone. Asks first unless --yes.",
     )
     for command in (info, clearing):
@@ -82,10 +83,10 @@ def handle_clear(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise UserError(f"adaptkit cache clear: {folder} holds {held.entries} entries; pass --yes to delete them")
-        answer = input(f"delete {held.entries} cached latents ({format_size(held.size)}) in {folder}? [y/N] ")
+        answer = input(f"delete {held.entries} cache entries ({format_size(held.size)}) in {folder}? [y/N] ")
         if answer.strip().lower() not in {"y", "yes"}:
             print("nothing deleted")
             return 1
     gone = clear(folder)
-    print(f"deleted {gone.entries} cached latents ({format_size(gone.size)}) from {folder}")
+    print(f"deleted {gone.entries} cache entries (latents and captions, {format_size(gone.size)}) from {folder}")
     return 0
