@@ -8,7 +8,7 @@ wall time from the process start to its first logged step, the whole run, and th
 The exponents are the slopes of log(figure) against log(N) between consecutive sizes (1 = linear).
 
     python benchmarks/data_scaling.py [--sizes 1000,10000,100000] [--layout imagefolder|shards]
-                                      [--work /tmp/data-scaling] [--json OUT]
+                                      [--bucketing] [--work /tmp/data-scaling] [--json OUT]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ base = "testing:tiny-sd"
 [data]
 adapter = "{adapter}"
 resolution = 64
+bucketing = {bucketing}
 cache_dir = "{work}/cache-{adapter}-{n}"
 [data.options]
 source = "{folder}"
@@ -93,7 +94,7 @@ def write_shards(images: Path, folder: Path, per_shard: int = 1000) -> None:
     write_tar_shards(samples, folder, per_shard)
 
 
-def measure(n: int, work: Path, layout: str = "imagefolder") -> dict[str, float | int]:
+def measure(n: int, work: Path, layout: str = "imagefolder", bucketing: bool = False) -> dict[str, float | int]:
     folder = work / f"images-{n}"
     started = time.monotonic()
     write_images(folder, n)
@@ -103,7 +104,7 @@ def measure(n: int, work: Path, layout: str = "imagefolder") -> dict[str, float 
     written = time.monotonic() - started
     recipe = work / f"scaling-{n}.toml"
     adapter = "shards" if layout == "shards" else "imagefolder"
-    recipe.write_text(RECIPE.format(n=n, work=work, folder=folder, adapter=adapter))
+    recipe.write_text(RECIPE.format(n=n, work=work, folder=folder, adapter=adapter, bucketing=str(bucketing).lower()))
     command = [sys.executable, "-m", "adaptkit.cli", "run", str(recipe), "--no-progress", "--overwrite"]
     for cold in (work / f"hf-{n}", work / f"cache-{adapter}-{n}"):  # a cold datasets cache and latent cache
         shutil.rmtree(cold, ignore_errors=True)
@@ -134,16 +135,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--layout", choices=("imagefolder", "shards"), default="imagefolder")
+    parser.add_argument("--bucketing", action="store_true", help="with [data] bucketing = true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/data-scaling"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(measure(n, args.work.resolve(), args.layout))
+        rows.append(measure(n, args.work.resolve(), args.layout, args.bucketing))
         print(json.dumps(rows[-1]), flush=True)
     result = {
         "layout": args.layout,
+        "bucketing": args.bucketing,
         "rows": rows,
         "exponent_time_to_first_step": exponents(rows, "time_to_first_step_s"),
         "exponent_peak_rss": exponents(rows, "peak_rss_mb"),

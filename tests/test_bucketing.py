@@ -117,8 +117,45 @@ def test_training_with_buckets(tmp_path, tiny_model_dir, cache_latents) -> None:
         if not cache_latents:
             assert len({tuple(row["pixel_values"].shape) for row in batch}) == 1
     if cache_latents:
-        for (index, _), (mean, _) in trainer.latent_cache.entries.items():  # latents at 1/8 of each bucket
+        cache = trainer.latent_cache
+        tasks = sorted(cache.first_draw.drawn) if cache.first_draw else sorted(cache.entries)
+        assert tasks
+        for (index, _), (mean, _) in zip(tasks, cache.posteriors(tasks), strict=True):  # at 1/8 of each bucket
             assert tuple(mean.shape) == (4, sizes[index][1] // 8, sizes[index][0] // 8)
+
+
+def test_buckets_are_planned_from_the_scan_and_train_as_an_upfront_fill_does(tmp_path, tiny_model_dir) -> None:
+    import json
+
+    folder = write_mixed_folder(tmp_path / "mixed")
+    losses, plans = {}, {}
+    for fill in ("upfront", "first-draw"):
+        recipe = write_recipe(tmp_path, tiny_model_dir, None, "lora", name=fill, sample={"prompts": []},
+                              data={"adapter": "imagefolder", "options": {"source": str(folder)}, "bucketing": True,
+                                    "cache_fill": fill, "cache_dir": str(tmp_path / fill)},
+                              train={"steps": 1, "batch_size": 2})  # fmt: skip
+        trainer, _ = run(recipe)
+        losses[fill] = [json.loads(line)["loss"] for line in trainer.run.dir.metrics.read_text().splitlines()]
+        plans[fill] = trainer.training_data.sizes
+        if fill == "first-draw":  # the buckets came from the scan's headers: only the drawn images were decoded
+            assert trainer.training_data.infos.described <= 2
+    assert plans["first-draw"] == plans["upfront"] and set(plans["upfront"]) == {(40, 24), (32, 32), (24, 40)}
+    assert losses["first-draw"] == pytest.approx(losses["upfront"], rel=1e-5, abs=1e-6)
+
+
+def test_a_scan_reports_a_sideways_photo_at_its_decoded_size(tmp_path) -> None:
+    from adaptkit.data.images import EXIF_ORIENTATION
+    from adaptkit.data.loading import build_adapter
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = pattern_image(0, (48, 16))
+    exif = image.getexif()
+    exif[EXIF_ORIENTATION] = 6  # taken sideways: shown rotated by 90 degrees
+    image.save(folder / "0.jpg", exif=exif)
+    (folder / "0.txt").write_text("a photo")
+    dataset = build_adapter("imagefolder", {"source": str(folder)}).load()
+    assert dataset.sizes() == [(16, 48)] == [dataset[0].image.size]
 
 
 def test_too_coarse_bucket_step_is_a_user_error(tmp_path, tiny_model_dir, capsys) -> None:

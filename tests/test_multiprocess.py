@@ -176,9 +176,7 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_weights_of_an_uni
         assert "or encoded into it as first drawn" in done.stdout  # each process fills what it draws
         assert "cached text: captions read from " in done.stdout and "or encoded into it as first drawn" in done.stdout
 
-    _straight_and_resumed(
-        tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, shards, sample={"prompts": []}
-    )
+    _straight_and_resumed(tmp_path, tiny_model_dir, "lora", accumulation, straight, {}, shards, sample={"prompts": []})
 
 
 DATA = Path(__file__).parent / "data"

@@ -18,9 +18,8 @@ from adaptkit.data.export import write_tar_shards
 from adaptkit.data.loading import build_adapter
 from adaptkit.errors import UserError
 from adaptkit.testing.datasets import broken_images, encode, image_cell, pattern_image, write_parquet
-from adaptkit.training.block_order import BlockOrder
-
 from adaptkit.testing.family_runs import adapter_tensors, train
+from adaptkit.training.block_order import BlockOrder
 
 from training_helpers import make_trainer, write_recipe
 
@@ -76,7 +75,7 @@ def test_img2dataset_layout_txt_captions_and_json_without_caption(tmp_path: Path
     folder.mkdir()
     with tarfile.open(folder / "00000.tar", "w") as archive:
         add(archive, "00000/000000000.jpg", encode(pattern_image(1), "JPEG"))
-        add(archive, "00000/000000000.txt", "a cat on a mat\n".encode())
+        add(archive, "00000/000000000.txt", b"a cat on a mat\n")
         add(archive, "00000/000000000.json", json.dumps({"url": "http://x", "width": 32}).encode())
         add(archive, "00000/000000001.webp", encode(pattern_image(2), "WEBP"))
         add(archive, "00000/000000001.json", json.dumps({"text": "a dog"}).encode())
@@ -115,8 +114,11 @@ def test_parquet_shards_read_by_row_group(tmp_path: Path) -> None:
         rows = range(shard * 5, shard * 5 + 5)
         columns = {"image": [image_cell(encode(pattern_image(i))) for i in rows], "text": [f"row {i}" for i in rows]}
         write_parquet(root / f"train-{shard:05d}-of-00002.parquet", columns, features)
-    write_parquet(root / "test-00000-of-00001.parquet", {"image": [image_cell(encode(pattern_image(99)))],
-                                                         "text": ["held"]}, features)
+    write_parquet(
+        root / "test-00000-of-00001.parquet",
+        {"image": [image_cell(encode(pattern_image(99)))], "text": ["held"]},
+        features,
+    )
     dataset = load(tmp_path / "hub")
     assert len(dataset) == 10
     assert dataset.keys()[6] == "data/train-00001-of-00002.parquet#1"
@@ -174,11 +176,19 @@ def test_bad_sources_are_one_line(tmp_path: Path, make, split: str, message: str
 def test_a_parquet_shard_without_the_columns_is_named(tmp_path: Path) -> None:
     from datasets import Image, Value
 
-    write_parquet(tmp_path / "p" / "a.parquet", {"image": [image_cell(encode(pattern_image(0)))], "text": ["x"]},
-                  {"image": Image(), "text": Value("string")})
-    write_parquet(tmp_path / "p" / "b.parquet", {"image": [image_cell(encode(pattern_image(1)))], "words": ["y"]},
-                  {"image": Image(), "words": Value("string")})
-    with pytest.raises(UserError, match=r"b\.parquet: no column 'text' \(the first shard has it\); columns: image, words"):
+    write_parquet(
+        tmp_path / "p" / "a.parquet",
+        {"image": [image_cell(encode(pattern_image(0)))], "text": ["x"]},
+        {"image": Image(), "text": Value("string")},
+    )
+    write_parquet(
+        tmp_path / "p" / "b.parquet",
+        {"image": [image_cell(encode(pattern_image(1)))], "words": ["y"]},
+        {"image": Image(), "words": Value("string")},
+    )
+    with pytest.raises(
+        UserError, match=r"b\.parquet: no column 'text' \(the first shard has it\); columns: image, words"
+    ):
         load(tmp_path / "p")
 
 
@@ -194,8 +204,9 @@ def test_the_block_order_is_a_seeded_permutation_drawn_block_by_block() -> None:
     assert [again.index_of(p) for p in range(45, 60)] == [order.index_of(p) for p in range(45, 60)]
     assert [BlockOrder(blocks, seed=2, in_flight=2).index_of(p) for p in range(30)] != epoch
     repeated = BlockOrder(blocks, seed=1, repeats=[2 if i < 5 else 1 for i in range(30)])
-    assert Counter(repeated.index_of(p) for p in range(35)) == Counter({**{i: 2 for i in range(5)},
-                                                                        **{i: 1 for i in range(5, 30)}})
+    assert Counter(repeated.index_of(p) for p in range(35)) == Counter(
+        {**{i: 2 for i in range(5)}, **{i: 1 for i in range(5, 30)}}
+    )
 
 
 def test_a_run_on_shards_draws_block_by_block_and_resumes_exactly(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -225,7 +236,12 @@ def test_export_writes_tar_shards_the_adapter_reads(tmp_path: Path, capsys) -> N
     recipe = Path(__file__).parents[1] / "recipes" / "tiny-smoke.toml"
     assert main(["data", "export", str(recipe), str(tmp_path / "out"), "--format", "tar", "--per-shard", "5"]) == 0
     assert 'adapter = "shards"' in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000.tar", "000001.tar", "000002.tar", "000003.tar"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "000000.tar",
+        "000001.tar",
+        "000002.tar",
+        "000003.tar",
+    ]
     exported = load(tmp_path / "out")
     source = build_adapter("embedded-styles", {"style": "pop", "count": 16}).load()
     assert len(exported) == 16
@@ -268,11 +284,18 @@ def test_a_truncated_shard_skips_the_samples_it_lost(tmp_path: Path) -> None:
     assert dataset.skip_reasons["undecodable image"] == 1
 
 
-@pytest.mark.parametrize(("offline", "reachable", "message"), [
-    (True, True, "the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE); download it (hf download --repo-type "
-                 "dataset owner/name --local-dir DIR) and set source to DIR"),
-    (False, False, "cannot reach the Hugging Face Hub; download it"),
-])
+@pytest.mark.parametrize(
+    ("offline", "reachable", "message"),
+    [
+        (
+            True,
+            True,
+            "the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE); download it (hf download --repo-type "
+            "dataset owner/name --local-dir DIR) and set source to DIR",
+        ),
+        (False, False, "cannot reach the Hugging Face Hub; download it"),
+    ],
+)
 def test_a_hub_url_without_the_hub_is_one_line(monkeypatch, offline: bool, reachable: bool, message: str) -> None:
     import adaptkit.data.loading as loading
 
@@ -286,3 +309,65 @@ def test_a_hub_url_without_the_hub_is_one_line(monkeypatch, offline: bool, reach
 def test_an_unknown_url_scheme_is_one_line() -> None:
     with pytest.raises(UserError, match=r"cannot list 'nosuchscheme://x/y': .*nosuchscheme"):
         load("nosuchscheme://x/y")
+
+
+def test_sizes_come_from_the_json_or_the_image_header_without_decoding(tmp_path: Path, monkeypatch) -> None:
+    import adaptkit.data.shards as shards
+
+    folder = tmp_path / "sized"
+    folder.mkdir()
+    with tarfile.open(folder / "a.tar", "w") as archive:
+        add(archive, "0.png", encode(pattern_image(0, (40, 20))))
+        add(archive, "0.json", json.dumps({"caption": "wide", "width": 40, "height": 20}).encode())
+        add(archive, "1.jpg", encode(pattern_image(1, (20, 50)), "JPEG"))
+        add(archive, "1.txt", b"tall, size from its header")
+        add(archive, "2.png", b"\x89PNG broken")
+        add(archive, "2.txt", b"unreadable")
+    monkeypatch.setattr(shards, "decode_rgb_and_alpha", lambda data: pytest.fail("decoded an image"))
+    assert load(folder).sizes() == [(40, 20), (20, 50), (1, 1)]
+
+
+def test_exported_shards_carry_sizes_and_parquet_needs_size_columns(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import adaptkit.data.shards as shards
+    from adaptkit.data.export import export_tar_shards
+
+    export_tar_shards(build_adapter("embedded-styles", {"style": "pop", "count": 3}).load(), tmp_path / "t")
+    monkeypatch.setattr(shards, "header_size", lambda data: pytest.fail("read an image header"))
+    assert load(tmp_path / "t").sizes() == [(64, 64)] * 3  # from the JSON the export wrote
+    cells = [{"bytes": encode(pattern_image(i, (30 + i, 20))), "path": None} for i in range(3)]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "q").mkdir()
+    pq.write_table(
+        pa.table({"jpg": cells, "caption": ["a", "b", "c"], "width": [30, 31, 32], "height": [20] * 3}),
+        tmp_path / "p" / "part.parquet",
+    )
+    pq.write_table(pa.table({"jpg": cells, "caption": ["a", "b", "c"]}), tmp_path / "q" / "part.parquet")
+    assert load(tmp_path / "p").sizes() == [(30, 20), (31, 20), (32, 20)]
+    assert load(tmp_path / "q").sizes() is None  # unknown without decoding: buckets then describe every image
+
+
+def test_a_bucketed_run_on_shards_decodes_only_what_it_draws(tmp_path: Path, tiny_model_dir: Path) -> None:
+    folder = tmp_path / "mixed"
+    shapes = [(64, 32), (60, 34), (32, 32), (40, 40), (30, 60), (28, 50)]
+    samples = ((encode(pattern_image(i, size)), {"caption": f"plate {i}"}) for i, size in enumerate(shapes))
+    write_tar_shards(samples, folder, per_shard=2)  # no sizes in the JSON: read from the headers
+    recipe = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        None,
+        "lora",
+        sample={"prompts": []},
+        train={"steps": 1},
+        data={"adapter": "shards", "options": {"source": str(folder)}, "bucketing": True},
+    )
+    trainer = make_trainer(recipe)
+    try:
+        assert set(trainer.training_data.sizes) == {(40, 24), (32, 32), (24, 40)}
+        assert trainer.training_data.infos.described == 0  # nothing decoded before the first step
+        trainer.train()
+        assert 0 < trainer.training_data.infos.described <= 2
+    finally:
+        trainer.cleanup()

@@ -108,6 +108,12 @@ class StyleDataset(ABC):
         Training then draws an epoch block by block (:class:`~adaptkit.training.block_order.BlockOrder`)."""
         return None
 
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """Per example, its image's (width, height) as decoded, when known without decoding it (from a
+        scan of the headers, or the shards' metadata); None (the default) otherwise. Aspect-ratio
+        buckets are then planned without decoding every image before the first step."""
+        return None
+
 
 # --------------------------------------------------------------------------- methods
 

@@ -6,6 +6,12 @@ import sys
 from collections.abc import Callable, Iterable
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty), for a
+    one-line error that names the cause."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 class UserError(Exception):
     """A mistake in the user's input (recipe, dataset, model path, command line).
 

@@ -1,5 +1,6 @@
 """Write any adapter's examples as a Hugging Face imagefolder (PNG files + ``metadata.jsonl``), or as
-WebDataset tar shards (``000000.tar``: ``000000000.png`` + ``000000000.json`` per sample).
+WebDataset tar shards (``000000.tar``: ``000000000.png`` + ``000000000.json`` per sample, the JSON
+holding the captions, key and image size).
 
 An imagefolder loads with ``load_dataset("imagefolder", data_dir=...)`` and with adaptkit's own
 ``imagefolder`` adapter, so a procedural or remote dataset can be frozen, shared or edited by hand;
@@ -102,12 +103,15 @@ def write_tar_shards(
 
 def export_tar_shards(dataset: StyleDataset, out_dir: Path, per_shard: int = 1000, limit: int | None = None) -> int:
     """Write up to ``limit`` examples as WebDataset tar shards into the new folder ``out_dir``: each
-    sample a PNG and a JSON of ``caption`` (the first), ``captions`` and ``key``; return how many."""
+    sample a PNG and a JSON of ``caption`` (the first), ``captions``, ``key``, ``width`` and ``height``;
+    return how many."""
 
     def samples() -> Iterator[tuple[bytes, dict]]:
         for _, example in _examples(dataset, limit):
             buffer = io.BytesIO()
             example.image.convert("RGB").save(buffer, format="PNG")
-            yield buffer.getvalue(), {"caption": example.captions[0], "captions": example.captions, "key": example.key}
+            width, height = example.image.size
+            metadata = {"caption": example.captions[0], "captions": example.captions, "key": example.key}
+            yield buffer.getvalue(), metadata | {"width": width, "height": height}
 
     return write_tar_shards(samples(), out_dir, per_shard)

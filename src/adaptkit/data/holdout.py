@@ -10,9 +10,12 @@ a held-out cartoon is held out together. ``"train"`` is everything else: trainin
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from adaptkit.component import Example, StyleDataset
+
+T = TypeVar("T")
 
 EVAL = "eval"
 #: Salt of the hash, so the held-out choice is independent of other uses of the keys.
@@ -55,16 +58,19 @@ class KeySubset(StyleDataset):
 
     def blocks(self) -> list[int] | None:
         """The blocks of this split's examples (see :meth:`StyleDataset.blocks`)."""
-        return subset_blocks(self._dataset, self._indices)
+        return at_indices(self._dataset.blocks(), self._indices)
+
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The image sizes of this split's examples (see :meth:`StyleDataset.sizes`)."""
+        return at_indices(self._dataset.sizes(), self._indices)
 
     def __getattr__(self, name: str) -> Any:  # skip_reasons, merged, describe_skips, spec, ...
         return getattr(self._dataset, name)
 
 
-def subset_blocks(dataset: StyleDataset, indices: list[int]) -> list[int] | None:
-    """The blocks of ``dataset``'s examples at ``indices`` (None when it has none)."""
-    every = dataset.blocks()
-    return None if every is None else [every[i] for i in indices]
+def at_indices(values: list[T] | None, indices: Sequence[int]) -> list[T] | None:
+    """The per-example ``values`` of the examples at ``indices`` (None stays None)."""
+    return None if values is None else [values[i] for i in indices]
 
 
 def split_dataset(dataset: Any, fraction: float, split: str) -> Any:

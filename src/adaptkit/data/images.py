@@ -80,16 +80,37 @@ def _refuse_empty(data: bytes | str | PathLike[str]) -> None:
 
 
 def check_image(data: bytes) -> tuple[tuple[int, int], str]:
-    """Cheaply check encoded image bytes without decoding the pixels; return ``(size, mode)``.
+    """Cheaply check encoded image bytes without decoding the pixels; return ``(size, mode)``, the size
+    as decoded (:func:`oriented_size`).
 
     Reads the header and, for formats that support it (PNG), walks the chunks and their
     checksums, which catches corrupted and truncated files. Raises :class:`UndecodableImage` on failure.
     """
     _refuse_empty(data)
     with _undecodable(), Image.open(io.BytesIO(data)) as image:
-        size, mode = image.size, image.mode
+        size, mode = oriented_size(image), image.mode
         image.verify()
     return size, mode
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """The (width, height) an opened, not yet decoded image has once :func:`open_image` applies its
+    EXIF orientation. A PNG's orientation is seen only when its eXIf chunk precedes the pixels
+    (Pillow reads a later one by decoding them)."""
+    header_exif = image.format != "PNG" or "exif" in image.info
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1) if header_exif else 1
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """The decoded (width, height) of encoded image bytes, from its header alone (the first bytes of
+    a file may do); None when the header cannot be read from ``data``."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return oriented_size(image)
+    except Exception:  # noqa: BLE001 - any PIL failure on a partial or broken header means "not known from this"
+        return None
 
 
 def _scale_to_uint8(array: np.ndarray, full_scale: float) -> np.ndarray:

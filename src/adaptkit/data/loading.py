@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptkit.component import DatasetAdapter, Example, StyleDataset
-from adaptkit.errors import UserError
+from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import datasets
@@ -127,11 +127,6 @@ def _names_a_split(folder: Path) -> bool:
     return False
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def hub_offline() -> bool:
     """Whether offline mode is on: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` read at call time, or the
     flag ``datasets`` / ``huggingface_hub`` read when imported."""
@@ -205,7 +200,7 @@ def open_source(spec: SourceSpec) -> datasets.Dataset:
                 f"{spec.label}: cannot reach the Hugging Face Hub and the dataset is not in the datasets cache; "
                 f'download a copy and set [data.options] source = "/path/to/copy"'
             ) from exc
-        raise UserError(f"{spec.label}: cannot load split '{spec.split}': {_first_line(exc)}") from exc
+        raise UserError(f"{spec.label}: cannot load split '{spec.split}': {first_line(exc)}") from exc
     if unreachable:
         logger.warning("%s: the Hugging Face Hub is unreachable; using the copy in the datasets cache", spec.label)
     if not isinstance(rows, datasets.Dataset):  # e.g. an IterableDataset: not random-access
@@ -234,9 +229,15 @@ class SubsetDataset(StyleDataset):
 
     def blocks(self) -> list[int] | None:
         """The parent's blocks of these examples."""
-        from adaptkit.data.holdout import subset_blocks
+        from adaptkit.data.holdout import at_indices
 
-        return subset_blocks(self.parent, self.indices)
+        return at_indices(self.parent.blocks(), self.indices)
+
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The parent's image sizes of these examples."""
+        from adaptkit.data.holdout import at_indices
+
+        return at_indices(self.parent.sizes(), self.indices)
 
 
 def limit_examples(dataset: StyleDataset, max_examples: int | None) -> StyleDataset:

@@ -21,7 +21,7 @@ from adaptkit.component import Example, StyleDataset
 from adaptkit.data.columns import ColumnMap, check_column, is_image_feature
 from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, UndecodableImage, check_image, decode_rgb_and_alpha
 from adaptkit.data.loading import SourceSpec
-from adaptkit.errors import UserError
+from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import datasets
@@ -201,13 +201,17 @@ class RowsDataset(SkipsAtDraw):
         """Every example's key, without decoding any image."""
         return [entry.key for entry in self._entries]
 
+    def sizes(self) -> list[tuple[int, int]]:
+        """Every example's image size as decoded, from the scan's header reads."""
+        return [entry.size for entry in self._entries]
+
     def _decode(self, position: int) -> Example | None:
         entry = self._entries[position]
         cell = self._images[entry.row][self._image_column]
         try:
             image, alpha = decode_rgb_and_alpha(image_bytes(cell) or b"")
         except DECODE_ERRORS as exc:
-            self._drop(position, BAD_IMAGE, _where(entry.row, cell), _first_line(exc))
+            self._drop(position, BAD_IMAGE, _where(entry.row, cell), first_line(exc))
             return None
         meta = {"row": entry.row, "rows": entry.rows, "original_size": entry.size, "original_mode": entry.mode}
         if alpha is not None:  # the loss mask of data.masked_loss
@@ -263,7 +267,7 @@ def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[s
         try:
             size, mode = check_image(data)
         except DECODE_ERRORS as exc:
-            _skip(reasons, BAD_IMAGE, label, row_index, row[columns.image], f" ({_first_line(exc)})")
+            _skip(reasons, BAD_IMAGE, label, row_index, row[columns.image], f" ({first_line(exc)})")
             continue
         key = str(key_value) if key_value is not None else content_key(data)
         if key in by_key:  # the same image bytes as an earlier row
@@ -273,10 +277,6 @@ def _scan(rows: Iterable[dict[str, Any]], columns: ColumnMap, reasons: Counter[s
         by_key[key] = entry
         entries.append(entry)
     return entries
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _merge(entry: Entry, captions: list[str]) -> None:

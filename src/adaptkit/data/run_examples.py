@@ -56,6 +56,10 @@ class MaskFiles(StyleDataset):
         """The dataset's blocks."""
         return self._dataset.blocks()
 
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The dataset's image sizes."""
+        return self._dataset.sizes()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dataset, name)
 
@@ -79,6 +83,10 @@ class CaptionAffixes(StyleDataset):
     def blocks(self) -> list[int] | None:
         """The dataset's blocks."""
         return self._dataset.blocks()
+
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The dataset's image sizes."""
+        return self._dataset.sizes()
 
     def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
         return getattr(self._dataset, name)
@@ -148,6 +156,11 @@ class ConcatExamples(StyleDataset):
             first = max(out, default=-1) + 1
             out.extend(first + block for block in (blocks if blocks is not None else range(len(part))))
         return out
+
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The parts' image sizes, when every part knows its own."""
+        found = [part.sizes() for part in self.parts]
+        return None if any(sizes is None for sizes in found) else [size for sizes in found for size in sizes or []]
 
 
 @dataclass

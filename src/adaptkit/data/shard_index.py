@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.errors import UserError
+from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import datasets
@@ -59,6 +59,8 @@ class Shard:
     kind: str  # "tar" or "parquet"
     samples: list[tuple[str, Member, Member | None]] = field(default_factory=list)
     row_groups: list[int] = field(default_factory=list)
+    #: a parquet shard's column names
+    columns: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.samples) if self.kind == "tar" else sum(self.row_groups)
@@ -92,7 +94,7 @@ def find_shards(source: str, split: str, label: str) -> tuple[AbstractFileSystem
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a remote file system raises its own client's errors (httpx, aiohttp, ...)
-        raise UserError(f"{label}: cannot list {source!r}: {_first_line(exc)}") from exc
+        raise UserError(f"{label}: cannot list {source!r}: {first_line(exc)}") from exc
     names = {path: path[len(base) :].lstrip("/") or path.rsplit("/", 1)[-1] for path in paths}
     if any(path.endswith((".tar.gz", ".tgz", ".tar.zst", ".tar.bz2")) for path in paths):
         raise UserError(f"{label}: {source}: compressed tar shards cannot be read at random; use uncompressed .tar")
@@ -161,7 +163,10 @@ def _plain_members(handle: Any) -> Iterator[tuple[str, bool, int, int]]:
         if kind in (b"x", b"g", b"L", b"K") or header[124] & 0x80:
             raise _NotPlainUstar
         try:
-            checksum, size = int(header[148:156].strip(b" \0") or b"0", 8), int(header[124:136].strip(b" \0") or b"0", 8)
+            checksum, size = (
+                int(header[148:156].strip(b" \0") or b"0", 8),
+                int(header[124:136].strip(b" \0") or b"0", 8),
+            )
         except ValueError:
             raise tarfile.ReadError(f"bad header at byte {offset}") from None
         if checksum != sum(header[:148]) + 256 + sum(header[156:]):
@@ -194,7 +199,7 @@ def index_tar(fs: AbstractFileSystem, path: str, name: str, label: str) -> Shard
             except _NotPlainUstar:
                 found = _group_members(_tarfile_members(handle))
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UserError(f"{label}: {name}: not a readable tar shard ({_first_line(exc)})") from exc
+        raise UserError(f"{label}: {name}: not a readable tar shard ({first_line(exc)})") from exc
     shard = Shard(path, name, "tar")
     for key, members in found.items():
         image = next((members[ext] for ext in IMAGE_EXTENSIONS if ext in members), None)
@@ -229,25 +234,36 @@ def index_parquet(fs: AbstractFileSystem, path: str, name: str, label: str) -> t
             metadata = pq.ParquetFile(handle).metadata
             schema = metadata.schema.to_arrow_schema()
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise UserError(f"{label}: {name}: not a readable parquet shard ({_first_line(exc)})") from exc
+        raise UserError(f"{label}: {name}: not a readable parquet shard ({first_line(exc)})") from exc
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-    return Shard(path, name, "parquet", row_groups=groups), datasets.Features.from_arrow_schema(schema)
+    shard = Shard(path, name, "parquet", row_groups=groups, columns=tuple(schema.names))
+    return shard, datasets.Features.from_arrow_schema(schema)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
-
-
-def json_caption(data: bytes) -> Any:
-    """The caption of a WebDataset ``.json`` member: its first caption-named key (None if there is none)."""
+def _json_object(data: bytes) -> dict[str, Any]:
+    """A WebDataset ``.json`` member as a dict ({} when it is not a JSON object)."""
     import json
-
-    from adaptkit.data.columns import CAPTION_CANDIDATES
 
     try:
         value = json.loads(data)
     except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def json_caption(data: bytes) -> Any:
+    """The caption of a WebDataset ``.json`` member: its first caption-named key (None if there is none)."""
+    from adaptkit.data.columns import CAPTION_CANDIDATES
+
+    value = _json_object(data)
     return next((value[key] for key in CAPTION_CANDIDATES if value.get(key)), None)
+
+
+def json_size(data: bytes) -> tuple[int, int] | None:
+    """The stored image's ``width`` and ``height`` in a WebDataset ``.json`` member (img2dataset and
+    ``adaptkit data export --format tar`` write them), or None."""
+    value = _json_object(data)
+    width, height = value.get("width"), value.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return width, height
+    return None

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from adaptkit.component import Example
 from adaptkit.data.columns import ColumnMap
-from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, decode_rgb_and_alpha
+from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, decode_rgb_and_alpha, header_size
 from adaptkit.data.rows import BAD_IMAGE, DECODE_ERRORS, NO_CAPTION, SkipsAtDraw, image_bytes, normalize_captions
-from adaptkit.data.shard_index import Shard, find_shards, index_parquet, index_tar, json_caption
-from adaptkit.errors import UserError
+from adaptkit.data.shard_index import Shard, find_shards, index_parquet, index_tar, json_caption, json_size
+from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import datasets
@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 #: How many blocks an epoch draws from at once (the examples of these are shuffled together);
 #: readers keep this many blocks, and one more, at hand.
 BLOCKS_IN_FLIGHT = 4
+
+#: How much of a tar member :meth:`ShardedDataset.sizes` reads for the image's header at first.
+HEADER_BYTES = 4096
+#: The size given an image whose header cannot be read (a square: it is skipped when drawn anyway).
+UNKNOWN_SIZE = (1, 1)
+#: Parquet columns holding each image's size (img2dataset writes them).
+SIZE_COLUMNS = ("width", "height")
 
 #: Chooses the image and caption columns of a parquet source from its features.
 ColumnChooser = Callable[["datasets.Features"], ColumnMap]
@@ -98,6 +105,42 @@ class ShardedDataset(SkipsAtDraw):
         """Per example, its block: its tar shard, or its parquet shard's row group."""
         return self._block.tolist()
 
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """Per example, its image's size: for tar shards from each sample's JSON ``width``/``height``,
+        else from its image's header (the first :data:`HEADER_BYTES`, or the whole image when that is
+        not enough); for parquet shards from ``width``/``height`` columns, else None. No pixel is decoded."""
+        if any(shard.kind == "parquet" for shard in self.shards):
+            return self._parquet_sizes()
+        sizes = []
+        for number, shard in enumerate(self.shards):
+            for _, image, text in shard.samples:
+                size = (
+                    json_size(self._member(number, text.offset, text.size))
+                    if text and text.extension == "json"
+                    else None
+                )
+                if size is None:
+                    head = self._member(number, image.offset, min(image.size, HEADER_BYTES))
+                    size = header_size(head) or header_size(self._member(number, image.offset, image.size))
+                sizes.append(size or UNKNOWN_SIZE)
+        return sizes
+
+    def _parquet_sizes(self) -> list[tuple[int, int]] | None:
+        import pyarrow.parquet as pq
+
+        if not all(set(SIZE_COLUMNS) <= set(shard.columns) for shard in self.shards):
+            return None
+        sizes: list[tuple[int, int]] = []
+        for shard in self.shards:
+            with self.fs.open(shard.path, "rb") as handle:
+                table = pq.ParquetFile(handle).read(columns=list(SIZE_COLUMNS))
+            pairs = zip(table.column("width").to_pylist(), table.column("height").to_pylist(), strict=True)
+            sizes.extend(
+                (w, h) if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0 else UNKNOWN_SIZE
+                for w, h in pairs
+            )
+        return sizes
+
     def _key(self, position: int) -> str:
         shard = self.shards[self._shard[position]]
         if shard.kind == "tar":
@@ -131,7 +174,7 @@ class ShardedDataset(SkipsAtDraw):
         try:
             image, alpha = decode_rgb_and_alpha(data or b"")
         except DECODE_ERRORS as exc:
-            self._drop(position, BAD_IMAGE, self._where(position), str(exc).splitlines()[0] if str(exc) else "")
+            self._drop(position, BAD_IMAGE, self._where(position), first_line(exc))
             return None
         meta: dict[str, Any] = {"shard": shard.name, "original_size": image.size, FILE_NAME_KEY: file_name}
         if alpha is not None:

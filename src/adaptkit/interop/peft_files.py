@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptkit.errors import UserError
+from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -164,7 +164,7 @@ def load_adapter(
     try:
         add_adapter(module, config, adapter_name)
     except ValueError as exc:
-        raise UserError(f"{source}: the adapter does not fit the {what} ({_first_line(exc)})") from exc
+        raise UserError(f"{source}: the adapter does not fit the {what} ({first_line(exc)})") from exc
     load_adapter_state(module, state, str(source), what, adapter_name)
 
 
@@ -186,7 +186,7 @@ def load_adapter_state(
         with torch.no_grad():
             result = set_peft_model_state_dict(module, state, adapter_name=adapter_name)
     except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), _first_line(exc))
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), first_line(exc))
         raise UserError(f"{source}: the adapter's weights do not fit the {what} ({detail})") from exc
     missing = [key for key in result.missing_keys if adapter_name in key.split(".")]
     unexpected = list(result.unexpected_keys)
@@ -196,7 +196,3 @@ def load_adapter_state(
             f"{source}: the adapter's weights do not match the {what}: "
             f"{len(missing)} missing, {len(unexpected)} unexpected (e.g. {example})"
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]

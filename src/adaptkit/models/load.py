@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from adaptkit.data.loading import hub_offline
-from adaptkit.errors import UserError
+from adaptkit.errors import UserError, first_line
 from adaptkit.models.components import SDComponents
 from adaptkit.models.source import BaseSource, resolve_base
 
@@ -82,7 +82,7 @@ def _load_vae(location: str, dtype: torch.dtype) -> Any:
     except (OSError, ValueError) as exc:
         raise UserError(
             f"model.vae: cannot load {location!r} as a diffusers AutoencoderKL (a folder with config.json and "
-            f"diffusion_pytorch_model.safetensors, or a Hub id in the local cache): {_first_line(exc)}"
+            f"diffusion_pytorch_model.safetensors, or a Hub id in the local cache): {first_line(exc)}"
         ) from exc
 
 
@@ -109,7 +109,7 @@ def _from_pretrained(
     except OSError as exc:
         if source.kind == "hub":
             raise UserError(_hub_message(source.location, exc, model.allow_pickle)) from exc
-        raise UserError(f"model.base: cannot load {source.location}: {_first_line(exc)}") from exc
+        raise UserError(f"model.base: cannot load {source.location}: {first_line(exc)}") from exc
 
 
 def _from_single_file(
@@ -130,7 +130,7 @@ def _from_single_file(
     except (OSError, SingleFileComponentError, ValueError, KeyError, RuntimeError) as exc:
         hint = "" if config is not None else " (without a config folder, diffusers needs the Hub or its cache)"
         raise UserError(
-            f"model.base: cannot load single-file checkpoint {source.location}{hint}: {_first_line(exc)}"
+            f"model.base: cannot load single-file checkpoint {source.location}{hint}: {first_line(exc)}"
         ) from exc
 
 
@@ -148,8 +148,3 @@ def _hub_message(repo_id: str, exc: OSError, allow_pickle: bool) -> str:
         f"is unreachable or has no such model ({type(exc).__name__}); download it where the Hub is reachable "
         f'(hf download {repo_id} --local-dir DIR) and set model.base = "DIR"'
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

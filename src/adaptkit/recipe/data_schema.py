@@ -72,8 +72,9 @@ class DataSection(Section):
         "first-draw",
         description="When images are described and latents and captions not cached yet are encoded: "
         "'first-draw' as a batch first draws each image (training starts at once and no latent is held in "
-        "memory; with latents on disk, else 'upfront'; buckets and masked_loss still describe every image "
-        "first), 'upfront' all before the first step.",
+        "memory; with latents on disk, else 'upfront'; buckets take each image's size from the dataset's "
+        "scan or shard metadata, else describe every image first, and masked_loss always does), 'upfront' "
+        "all before the first step.",
     )
     bucketing: bool = Field(
         False, description="Aspect-ratio buckets of about equal pixel count instead of square crops."

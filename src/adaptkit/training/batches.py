@@ -156,6 +156,10 @@ class RecentlyDrawn(StyleDataset):
         """The examples' blocks."""
         return self.examples.blocks()
 
+    def sizes(self) -> list[tuple[int, int]] | None:
+        """The examples' image sizes."""
+        return self.examples.sizes()
+
     def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
         return getattr(self.examples, name)
 

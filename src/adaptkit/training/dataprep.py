@@ -45,11 +45,13 @@ class TrainingData:
     sizes: list[tuple[int, int]]
 
 
-def first_draw(settings: CacheSettings, data: "DataSection") -> bool:
+def first_draw(settings: CacheSettings, data: "DataSection", sizes_known: bool = False) -> bool:
     """Whether the caches fill as batches first draw their examples (``[data] cache_fill``): then
-    nothing is described or encoded before the first step. Buckets and masked-loss
-    masks need every image's size or alpha up front, so they describe every image first."""
-    return settings.first_draw and not data.bucketing and not data.masked_loss
+    nothing is described or encoded before the first step. Masked-loss masks need every image's
+    alpha up front, and buckets every image's size, which only a dataset that knows its sizes
+    without decoding (``sizes_known``: :meth:`~adaptkit.component.StyleDataset.sizes`) gives, so
+    otherwise every image is described first."""
+    return settings.first_draw and not data.masked_loss and (sizes_known or not data.bucketing)
 
 
 def bucket_settings(recipe: Recipe) -> tuple[int, int]:
@@ -107,7 +109,8 @@ def build_training_data(
     needs_infos = settings.latents or settings.text or data.bucketing
     digests = settings.latents and settings.directory is not None
     infos: Sequence[ExampleInfo] | None = None
-    if needs_infos and first_draw(settings, data):  # described as drawn: nothing decoded before step 1
+    image_sizes = examples.sizes() if data.bucketing and first_draw(settings, data, sizes_known=True) else None
+    if needs_infos and first_draw(settings, data, image_sizes is not None):  # nothing decoded before step 1
         examples = RecentlyDrawn(examples, 2 * train.batch_size)  # a batch decoded once, then encoded
         infos = LazyInfos(examples, digests)
     elif needs_infos:
@@ -117,7 +120,9 @@ def build_training_data(
     if data.bucketing:
         assert infos is not None
         max_pixels, step = bucket_settings(recipe)
-        plan = BucketPlan.for_images([info.size for info in infos], max_pixels, step, data.bucket_max_aspect)
+        if image_sizes is None:
+            image_sizes = [info.size for info in infos]
+        plan = BucketPlan.for_images(image_sizes, max_pixels, step, data.bucket_max_aspect)
         sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed, repeats)
     elif (blocks := examples.blocks()) is not None:  # a sharded source: read block by block
         order = BlockOrder(blocks, train.seed, repeats)
