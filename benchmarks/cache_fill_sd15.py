@@ -66,8 +66,8 @@ def main() -> None:
     from adaptkit.data.pipeline import ImagePipeline
     from adaptkit.testing.sd15 import build_sd15_random_pipeline
     from adaptkit.testing.tiny_model import build_tiny_vae
-    from adaptkit.training.batches import describe_examples
     from adaptkit.training.cache import LatentJob, fill_latent_cache
+    from adaptkit.training.example_infos import describe_examples
     from adaptkit.training.fingerprints import module_identity
     from adaptkit.training.latent_store import DiskStore
 

@@ -14,9 +14,10 @@ from adaptkit.data.pipeline import ImagePipeline, choose_caption
 from adaptkit.errors import UserError
 from adaptkit.recipe import DataSection
 from adaptkit.testing.datasets import write_naruto
-from adaptkit.training.batches import ExampleInfo, TrainingExamples, describe_examples
+from adaptkit.training.batches import TrainingExamples
 from adaptkit.training.cache import LatentJob, cache_settings, fill_latent_cache
 from adaptkit.training.cache_folder import default_latent_dir
+from adaptkit.training.example_infos import ExampleInfo, describe_examples
 from adaptkit.training.fingerprints import module_identity
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.text_cache import captions_to_cache
@@ -385,7 +386,7 @@ def test_a_full_disk_while_caching_ends_the_run_with_status_74(tmp_path, tiny_mo
 def test_the_pixel_digest_tells_images_apart_by_every_pixel_and_the_size() -> None:
     from PIL import Image
 
-    from adaptkit.training.batches import pixel_digest
+    from adaptkit.training.example_infos import pixel_digest
 
     image = Image.new("RGB", (64, 48), (10, 20, 30))
     same = Image.new("RGB", (64, 48), (10, 20, 30))

@@ -62,9 +62,6 @@ class Shard:
     #: a parquet shard's column names
     columns: tuple[str, ...] = ()
 
-    def __len__(self) -> int:
-        return len(self.samples) if self.kind == "tar" else sum(self.row_groups)
-
 
 def file_system(source: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec file system and path of ``source`` (a local path, ``~`` expanded, or a URL)."""
@@ -263,7 +260,11 @@ def json_size(data: bytes) -> tuple[int, int] | None:
     """The stored image's ``width`` and ``height`` in a WebDataset ``.json`` member (img2dataset and
     ``adaptkit data export --format tar`` write them), or None."""
     value = _json_object(data)
-    width, height = value.get("width"), value.get("height")
+    return image_size(value.get("width"), value.get("height"))
+
+
+def image_size(width: Any, height: Any) -> tuple[int, int] | None:
+    """``(width, height)`` when both are positive integers (metadata can say anything), else None."""
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
         return width, height
     return None

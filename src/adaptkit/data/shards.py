@@ -24,7 +24,16 @@ from adaptkit.component import Example
 from adaptkit.data.columns import ColumnMap
 from adaptkit.data.images import ALPHA_KEY, FILE_NAME_KEY, decode_rgb_and_alpha, header_size
 from adaptkit.data.rows import BAD_IMAGE, DECODE_ERRORS, NO_CAPTION, SkipsAtDraw, image_bytes, normalize_captions
-from adaptkit.data.shard_index import Shard, find_shards, index_parquet, index_tar, json_caption, json_size
+from adaptkit.data.shard_index import (
+    Member,
+    Shard,
+    find_shards,
+    image_size,
+    index_parquet,
+    index_tar,
+    json_caption,
+    json_size,
+)
 from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
@@ -111,19 +120,24 @@ class ShardedDataset(SkipsAtDraw):
         not enough); for parquet shards from ``width``/``height`` columns, else None. No pixel is decoded."""
         if any(shard.kind == "parquet" for shard in self.shards):
             return self._parquet_sizes()
-        sizes = []
-        for number, shard in enumerate(self.shards):
-            for _, image, text in shard.samples:
-                size = (
-                    json_size(self._member(number, text.offset, text.size))
-                    if text and text.extension == "json"
-                    else None
-                )
-                if size is None:
-                    head = self._member(number, image.offset, min(image.size, HEADER_BYTES))
-                    size = header_size(head) or header_size(self._member(number, image.offset, image.size))
-                sizes.append(size or UNKNOWN_SIZE)
-        return sizes
+        return [
+            self._tar_size(number, image, text) or UNKNOWN_SIZE
+            for number, shard in enumerate(self.shards)
+            for _, image, text in shard.samples
+        ]
+
+    def _tar_size(self, number: int, image: Member, text: Member | None) -> tuple[int, int] | None:
+        """A tar sample's image size from its JSON, else its header; None when neither says (or the
+        shard ends early)."""
+        try:
+            if text is not None and text.extension == "json":
+                size = json_size(self._member(number, text.offset, text.size))
+                if size is not None:
+                    return size
+            head = self._member(number, image.offset, min(image.size, HEADER_BYTES))
+            return header_size(head) or header_size(self._member(number, image.offset, image.size))
+        except OSError:  # a truncated shard: the sample is skipped when drawn
+            return None
 
     def _parquet_sizes(self) -> list[tuple[int, int]] | None:
         import pyarrow.parquet as pq
@@ -135,10 +149,7 @@ class ShardedDataset(SkipsAtDraw):
             with self.fs.open(shard.path, "rb") as handle:
                 table = pq.ParquetFile(handle).read(columns=list(SIZE_COLUMNS))
             pairs = zip(table.column("width").to_pylist(), table.column("height").to_pylist(), strict=True)
-            sizes.extend(
-                (w, h) if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0 else UNKNOWN_SIZE
-                for w, h in pairs
-            )
+            sizes.extend(image_size(width, height) or UNKNOWN_SIZE for width, height in pairs)
         return sizes
 
     def _key(self, position: int) -> str:

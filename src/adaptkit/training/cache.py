@@ -48,8 +48,8 @@ from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import varies_per_step
 from adaptkit.errors import UserError
 from adaptkit.recipe import DataSection
-from adaptkit.training.batches import ExampleInfo
 from adaptkit.training.cache_folder import cache_limit, default_latent_dir
+from adaptkit.training.example_infos import ExampleInfo
 from adaptkit.training.fingerprints import module_identity
 from adaptkit.training.latent_store import DiskStore
 

@@ -1,8 +1,9 @@
 """From a recipe's ``[data]`` and ``[train]`` sections to the training examples and their caches.
 
 One place decides what the data side of a run looks like: which order positions map to (a
-seeded permutation per epoch, aspect-ratio buckets, or a sharded source's blocks), which output size each image trains
-at, and whether images are decoded every step or their latents come from a cache.
+seeded permutation per epoch, aspect-ratio buckets, or a sharded source's blocks), which output
+size each image trains at, and whether images are decoded every step or their latents come from
+a cache.
 """
 
 from __future__ import annotations
@@ -17,15 +18,9 @@ from adaptkit.data.pipeline import ImagePipeline
 from adaptkit.data.tags import caption_chooser
 from adaptkit.errors import UserError
 from adaptkit.recipe import Recipe
-from adaptkit.training.batches import (
-    ExampleInfo,
-    LazyInfos,
-    RecentlyDrawn,
-    TrainingExamples,
-    describe_examples,
-    latent_mask,
-)
+from adaptkit.training.batches import TrainingExamples, latent_mask
 from adaptkit.training.cache import CacheSettings
+from adaptkit.training.example_infos import ExampleInfo, LazyInfos, RecentlyDrawn, describe_examples
 from adaptkit.training.latent_store import DiskStore
 from adaptkit.training.long_captions import caption_chunks, condition_chunked
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from adaptkit.component import Conditioning
-from adaptkit.training.batches import ExampleInfo, tokenize_all
+from adaptkit.training.batches import tokenize_all
+from adaptkit.training.example_infos import ExampleInfo
 from adaptkit.training.latent_store import DiskStore
 
 
