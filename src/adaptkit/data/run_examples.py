@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adaptkit.component import Example, StyleDataset
 from adaptkit.data.loading import limit_examples
+from adaptkit.data.views import DatasetView
 from adaptkit.errors import UserError
 
 if TYPE_CHECKING:
@@ -27,17 +28,14 @@ def with_affixes(caption: str, prefix: str, suffix: str) -> str:
     return " ".join(part for part in (prefix, caption, suffix) if part)
 
 
-class MaskFiles(StyleDataset):
+class MaskFiles(DatasetView):
     """``dataset`` with each example's loss mask read from ``folder`` (the file with the image's stem),
     in place of its transparency."""
 
     def __init__(self, dataset: StyleDataset, folder: Path) -> None:
-        self._dataset, self.folder = dataset, folder
-        self.name = dataset.name
+        super().__init__(dataset)
+        self.folder = folder
         self.masks = {p.stem: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
-
-    def __len__(self) -> int:
-        return len(self._dataset)
 
     def __getitem__(self, index: int) -> Example:
         from PIL import Image
@@ -52,44 +50,19 @@ class MaskFiles(StyleDataset):
                 meta[ALPHA_KEY] = to_rgb(mask).convert("L").resize(example.image.size)
         return Example(example.image, example.captions, example.key, meta)
 
-    def blocks(self) -> list[int] | None:
-        """The dataset's blocks."""
-        return self._dataset.blocks()
 
-    def sizes(self) -> list[tuple[int, int]] | None:
-        """The dataset's image sizes."""
-        return self._dataset.sizes()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dataset, name)
-
-
-class CaptionAffixes(StyleDataset):
+class CaptionAffixes(DatasetView):
     """``dataset`` with every caption given the prefix and suffix."""
 
     def __init__(self, dataset: StyleDataset, prefix: str, suffix: str) -> None:
-        self._dataset, self.prefix, self.suffix = dataset, prefix, suffix
-        self.name = dataset.name
-
-    def __len__(self) -> int:
-        return len(self._dataset)
+        super().__init__(dataset)
+        self.prefix, self.suffix = prefix, suffix
 
     def __getitem__(self, index: int) -> Example:
         example = self._dataset[index]
         captions = [example.captions] if isinstance(example.captions, str) else list(example.captions)
         affixed = [with_affixes(caption, self.prefix, self.suffix) for caption in captions]
         return Example(example.image, affixed, example.key, example.meta)
-
-    def blocks(self) -> list[int] | None:
-        """The dataset's blocks."""
-        return self._dataset.blocks()
-
-    def sizes(self) -> list[tuple[int, int]] | None:
-        """The dataset's image sizes."""
-        return self._dataset.sizes()
-
-    def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
-        return getattr(self._dataset, name)
 
 
 def without_keys(examples: StyleDataset, exclude_file: str) -> StyleDataset:

@@ -8,11 +8,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adaptkit.component import Example, StyleDataset
+from adaptkit.data.views import DatasetView
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -73,37 +74,22 @@ class LazyInfos(Sequence[ExampleInfo]):
         return len(self._known)
 
 
-class RecentlyDrawn(StyleDataset):
+class RecentlyDrawn(DatasetView):
     """``examples`` with the last ``capacity`` decoded examples kept, so that a batch's examples,
     described as they are first drawn (:class:`LazyInfos`), are encoded into the latent cache right
     after without being decoded (or, for a procedural dataset, rendered) a second time."""
 
     def __init__(self, examples: StyleDataset, capacity: int) -> None:
-        self.examples = examples
+        super().__init__(examples)
         self.capacity = max(1, capacity)
-        self.name = examples.name
         self._recent: OrderedDict[int, Example] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.examples)
 
     def __getitem__(self, index: int) -> Example:
         example = self._recent.get(index)
         if example is None:
-            example = self._recent[index] = self.examples[index]
+            example = self._recent[index] = self._dataset[index]
             while len(self._recent) > self.capacity:
                 self._recent.popitem(last=False)
         else:
             self._recent.move_to_end(index)
         return example
-
-    def blocks(self) -> list[int] | None:
-        """The examples' blocks."""
-        return self.examples.blocks()
-
-    def sizes(self) -> list[tuple[int, int]] | None:
-        """The examples' image sizes."""
-        return self.examples.sizes()
-
-    def __getattr__(self, name: str) -> Any:  # skipped, keys, describe_skips, ...
-        return getattr(self.examples, name)
