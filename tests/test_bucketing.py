@@ -169,3 +169,36 @@ def test_too_coarse_bucket_step_is_a_user_error(tmp_path, tiny_model_dir, capsys
     )
     assert main(["run", str(recipe), "--no-progress"]) == 2
     assert "data.bucket_step = 64" in capsys.readouterr().err
+
+
+def test_buckets_over_blocks_keep_one_bucket_per_batch_and_read_block_by_block() -> None:
+    rng = random.Random(0)
+    sizes = [rng.choice([(64, 32), (32, 32), (32, 64)]) for _ in range(200)]
+    plan = BucketPlan.for_images(sizes, 32 * 32, 8, 2.0)
+    blocks = [i // 20 for i in range(200)]  # 10 shards of 20
+    plain = BucketOrder(plan, 4, seed=5)
+    blocked = BucketOrder(plan, 4, seed=5, blocks=blocks, in_flight=2)
+    assert blocked.chunks_per_epoch == plain.chunks_per_epoch
+    epoch = [blocked.index_of(p) for p in range(4 * blocked.chunks_per_epoch)]
+    assert set(epoch) == set(range(200))  # every example, every epoch
+    for start in range(0, len(epoch), 4):  # every micro-batch one bucket
+        assert len({plan.sizes[i] for i in epoch[start : start + 4]}) == 1
+
+    def block_loads(order: list[int], kept: int = 3) -> int:
+        """How often a reader keeping the last ``kept`` blocks (in_flight + 1) loads one."""
+        recent: list[int] = []
+        loads = 0
+        for index in order:
+            if blocks[index] in recent:
+                recent.remove(blocks[index])
+            else:
+                loads += 1
+            recent = [*recent, blocks[index]][-kept:]
+        return loads
+
+    plain_epoch = [plain.index_of(p) for p in range(len(epoch))]
+    assert block_loads(epoch) <= 20 < 100 < block_loads(plain_epoch)  # about once per block, not per sample
+    resumed = BucketOrder(plan, 4, seed=5, blocks=blocks, in_flight=2)
+    later = range(len(epoch) + 40, len(epoch) + 80)
+    assert [resumed.index_of(p) for p in later] == [blocked.index_of(p) for p in later]
+    assert [blocked.index_of(p) for p in range(len(epoch), 2 * len(epoch))] != epoch  # a new order each epoch

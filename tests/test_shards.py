@@ -367,6 +367,7 @@ def test_a_bucketed_run_on_shards_decodes_only_what_it_draws(tmp_path: Path, tin
     trainer = make_trainer(recipe)
     try:
         assert set(trainer.training_data.sizes) == {(40, 24), (32, 32), (24, 40)}
+        assert trainer.training_data.examples.order.blocks == [0, 0, 1, 1, 2, 2]  # buckets drawn block by block
         assert trainer.training_data.infos.described == 0  # nothing decoded before the first step
         trainer.train()
         assert 0 < trainer.training_data.infos.described <= 2

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from adaptkit.data.shards import BLOCKS_IN_FLIGHT
 from adaptkit.training.batches import derive_seed
 
 Size = tuple[int, int]  # (width, height)
@@ -73,14 +74,29 @@ class BucketOrder:
     last chunk wraps around the bucket's own order), and the chunks of all buckets are shuffled
     together: all seeded by ``(seed, epoch)``. An epoch holds a fixed number of chunks, so the
     chunk, and hence the bucket, of any position is found without replaying earlier epochs.
+
+    With ``blocks`` (a sharded dataset's, :meth:`~adaptkit.component.StyleDataset.blocks`) the
+    epoch also goes block by block: the blocks are shuffled, each bucket's members are ordered by
+    their block's place (shuffled within it) before they are cut, and the chunks are drawn
+    ``in_flight`` blocks at a time (shuffled within those), so each block is read about once an epoch.
     """
 
-    def __init__(self, plan: BucketPlan, batch_size: int, seed: int, repeats: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        plan: BucketPlan,
+        batch_size: int,
+        seed: int,
+        repeats: Sequence[int] | None = None,
+        blocks: Sequence[int] | None = None,
+        in_flight: int = BLOCKS_IN_FLIGHT,
+    ) -> None:
         groups = plan.groups()
         self.groups = groups if repeats is None else [[i for i in g for _ in range(repeats[i])] for g in groups]
         self.batch_size = batch_size
         self.seed = seed
         self.chunks_per_epoch = sum(math.ceil(len(group) / batch_size) for group in self.groups)
+        self.blocks = None if blocks is None else list(blocks)
+        self.in_flight = in_flight
         self._cached_epoch: int | None = None
         self._chunks: list[list[int]] = []
 
@@ -93,12 +109,27 @@ class BucketOrder:
     def _epoch_chunks(self, epoch: int) -> list[list[int]]:
         if self._cached_epoch != epoch:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "buckets", epoch))
+            place = self._block_places(generator)
             chunks = []
             for group in self.groups:
                 order = [group[i] for i in torch.randperm(len(group), generator=generator).tolist()]
+                if place is not None:  # by block place, still shuffled within a block (the sort is stable)
+                    order.sort(key=place.__getitem__)
                 count = math.ceil(len(order) / self.batch_size)
                 wrapped = order * math.ceil(count * self.batch_size / len(order))
                 chunks.extend(wrapped[i * self.batch_size : (i + 1) * self.batch_size] for i in range(count))
             self._chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+            if place is not None:  # in_flight blocks at a time, by the block of each chunk's first example
+                self._chunks.sort(key=lambda chunk: place[chunk[0]] // self.in_flight)
             self._cached_epoch = epoch
         return self._chunks
+
+    def _block_places(self, generator: torch.Generator) -> list[int] | None:
+        """Per example, its block's place in this epoch's shuffled order of blocks (None without blocks)."""
+        if self.blocks is None:
+            return None
+        count = max(self.blocks) + 1
+        places = torch.empty(count, dtype=torch.long)
+        places[torch.randperm(count, generator=generator)] = torch.arange(count)
+        rank = places.tolist()
+        return [rank[block] for block in self.blocks]

@@ -118,7 +118,8 @@ def build_training_data(
         if image_sizes is None:
             image_sizes = [info.size for info in infos]
         plan = BucketPlan.for_images(image_sizes, max_pixels, step, data.bucket_max_aspect)
-        sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed, repeats)
+        blocks = examples.blocks()  # a sharded source: buckets drawn block by block too
+        sizes, order = plan.sizes, BucketOrder(plan, train.batch_size, train.seed, repeats, blocks)
     elif (blocks := examples.blocks()) is not None:  # a sharded source: read block by block
         order = BlockOrder(blocks, train.seed, repeats)
     masked = data.masked_loss

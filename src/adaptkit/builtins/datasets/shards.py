@@ -27,9 +27,9 @@ class ShardsAdapter(SourceAdapter):
     folder), on disk or at an fsspec URL such as ``hf://datasets/owner/name``. Files whose names
     contain a split (``train-00000-of-00004.parquet``) are chosen by ``split``.
 
-    With ``[data] bucketing``, batches are drawn by bucket across all shards: a tar sample is read on
-    its own, but a parquet row group is read whole for a sample drawn from it, so bucketed runs are
-    best given tar shards (``adaptkit data export RECIPE OUT --format tar``).
+    With ``[data] bucketing`` each micro-batch is one bucket and the epoch still goes block by block
+    (:class:`~adaptkit.training.buckets.BucketOrder` with the blocks), so each parquet row group is
+    read about once an epoch.
     """
 
     name = "shards"
