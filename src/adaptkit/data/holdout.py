@@ -10,12 +10,9 @@ a held-out cartoon is held out together. ``"train"`` is everything else: trainin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from adaptkit.component import Example, StyleDataset
-
-T = TypeVar("T")
+from adaptkit.data.loading import SubsetDataset
 
 EVAL = "eval"
 #: Salt of the hash, so the held-out choice is independent of other uses of the keys.
@@ -35,42 +32,23 @@ def held_out_keys(keys: list[str], fraction: float) -> set[str]:
     return chosen or {min(keys, key=key_score)}
 
 
-class KeySubset(StyleDataset):
-    """The examples of ``dataset`` at ``indices`` (other attributes are the whole dataset's)."""
+class KeySubset(SubsetDataset):
+    """The examples of ``dataset`` at ``indices``, one ``split`` of it (other attributes are the whole
+    dataset's)."""
 
     def __init__(self, dataset: Any, indices: list[int], split: str) -> None:
-        self._dataset = dataset
-        self._indices = indices
+        super().__init__(dataset, indices)
         self.split = split
-        self.name = dataset.name
-        self.skipped = dataset.skipped
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, index: int) -> Example:
-        return self._dataset[self._indices[index]]
 
     def keys(self) -> list[str]:
         """The keys of this split's examples, without decoding images."""
-        every = self._dataset.keys()
-        return [every[i] for i in self._indices]
-
-    def blocks(self) -> list[int] | None:
-        """The blocks of this split's examples (see :meth:`StyleDataset.blocks`)."""
-        return at_indices(self._dataset.blocks(), self._indices)
-
-    def sizes(self) -> list[tuple[int, int]] | None:
-        """The image sizes of this split's examples (see :meth:`StyleDataset.sizes`)."""
-        return at_indices(self._dataset.sizes(), self._indices)
+        every = self.parent.keys()
+        return [every[i] for i in self.indices]
 
     def __getattr__(self, name: str) -> Any:  # skip_reasons, merged, describe_skips, spec, ...
-        return getattr(self._dataset, name)
-
-
-def at_indices(values: list[T] | None, indices: Sequence[int]) -> list[T] | None:
-    """The per-example ``values`` of the examples at ``indices`` (None stays None)."""
-    return None if values is None else [values[i] for i in indices]
+        if name == "parent":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.parent, name)
 
 
 def split_dataset(dataset: Any, fraction: float, split: str) -> Any:

@@ -15,13 +15,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adaptkit.component import DatasetAdapter, Example, StyleDataset
 from adaptkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import datasets
+
+T = TypeVar("T")
 
 #: Builders for single data files, by suffix.
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
@@ -229,15 +231,16 @@ class SubsetDataset(StyleDataset):
 
     def blocks(self) -> list[int] | None:
         """The parent's blocks of these examples."""
-        from adaptkit.data.holdout import at_indices
-
         return at_indices(self.parent.blocks(), self.indices)
 
     def sizes(self) -> list[tuple[int, int]] | None:
         """The parent's image sizes of these examples."""
-        from adaptkit.data.holdout import at_indices
-
         return at_indices(self.parent.sizes(), self.indices)
+
+
+def at_indices(values: list[T] | None, indices: Sequence[int]) -> list[T] | None:
+    """The per-example ``values`` of the examples at ``indices`` (None stays None)."""
+    return None if values is None else [values[i] for i in indices]
 
 
 def limit_examples(dataset: StyleDataset, max_examples: int | None) -> StyleDataset:

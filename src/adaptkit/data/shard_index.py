@@ -27,14 +27,8 @@ if TYPE_CHECKING:
 SHARD_SUFFIXES = (".tar", ".parquet")
 #: Member extensions read as the image of a WebDataset sample, in order of preference.
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
-#: Member extensions read as its caption: plain text, or a JSON object (see :data:`JSON_CAPTION_KEYS`).
+#: Member extensions read as its caption: plain text, or a JSON object (see :func:`json_caption`).
 TEXT_EXTENSIONS = ("txt", "caption", "json")
-#: Split names as ``datasets`` recognises them in file names.
-SPLIT_WORDS = {
-    "train": ("train", "training"),
-    "validation": ("validation", "valid", "dev", "val"),
-    "test": ("test", "testing", "eval", "evaluation"),
-}
 
 
 @dataclass(frozen=True)
@@ -125,10 +119,17 @@ def _hidden(name: str) -> bool:
     return any(part.startswith((".", "_")) for part in name.split("/"))
 
 
+def _split_words() -> dict[str, list[str]]:
+    """Each split's names as ``datasets`` recognises them in file names (``train``/``training``, …)."""
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    return {str(split): list(words) for split, words in SPLIT_KEYWORDS.items()}
+
+
 def _splits_named(name: str) -> set[str]:
     """The splits a shard's path names (by whole words, as ``train-00000-of-00002.parquet`` does)."""
     words = set(re.split(r"[/_.\-]", name.lower()))
-    return {split for split, synonyms in SPLIT_WORDS.items() if words & set(synonyms)}
+    return {split for split, synonyms in _split_words().items() if words & set(synonyms)}
 
 
 def _of_split(names: list[str], split: str) -> list[str] | None:
@@ -136,7 +137,7 @@ def _of_split(names: list[str], split: str) -> list[str] | None:
     named = {name: _splits_named(name) for name in names}
     if not any(named.values()):
         return names if split == "train" else None
-    wanted = next((key for key, synonyms in SPLIT_WORDS.items() if split in synonyms), split)
+    wanted = next((key for key, synonyms in _split_words().items() if split in synonyms), split)
     chosen = [name for name in names if wanted in named[name]]
     return chosen or None
 
